@@ -1,0 +1,193 @@
+//! Prefixed identifiers. Each carries 120 bits from the operating system's CSPRNG, so ids
+//! cannot be guessed or enumerated, and a prefix that says what it names (as Stripe and Svix
+//! do), so an id pasted into the wrong place is caught at the edge.
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// Lowercase Crockford base32: no i, l, o or u, so ids read aloud without ambiguity.
+/// 32 symbols divide 256 exactly, so masking a random byte picks each one uniformly.
+const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+const RANDOM_LEN: usize = 24;
+
+/// `n` uniformly random symbols of [`ALPHABET`].
+pub(crate) fn random_symbols(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(b & 31)]))
+        .collect()
+}
+
+fn is_symbol(c: u8) -> bool {
+    ALPHABET.contains(&c)
+}
+
+/// The input is not an id of the expected kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid {kind} id")]
+pub struct InvalidId {
+    pub kind: &'static str,
+}
+
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A new, random id.
+            pub fn generate() -> Self {
+                Self(format!("{}{}", $prefix, random_symbols(RANDOM_LEN)))
+            }
+
+            /// Accepts exactly the form [`Self::generate`] produces.
+            pub fn parse(s: &str) -> Result<Self, InvalidId> {
+                let valid = s
+                    .strip_prefix($prefix)
+                    .is_some_and(|rest| rest.len() == RANDOM_LEN && rest.bytes().all(is_symbol));
+                if valid {
+                    Ok(Self(s.to_owned()))
+                } else {
+                    Err(InvalidId { kind: $kind })
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = InvalidId;
+            fn from_str(s: &str) -> Result<Self, InvalidId> {
+                Self::parse(s)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+    };
+}
+
+prefixed_id!(
+    /// An organization: one customer of the KYC API, with one webhook endpoint.
+    OrganizationId,
+    "org_",
+    "organization"
+);
+prefixed_id!(
+    /// A customer under verification.
+    CustomerId,
+    "cus_",
+    "customer"
+);
+prefixed_id!(
+    /// A webhook event; unique forever, the receiver's idempotency key.
+    EventId,
+    "evt_",
+    "event"
+);
+
+/// An organization's API key. Shown once at creation; only its SHA-256 digest is stored,
+/// so a leaked database does not leak credentials.
+pub struct ApiKey(String);
+
+impl ApiKey {
+    const PREFIX: &'static str = "vhk_";
+
+    pub fn generate() -> Self {
+        Self(format!("{}{}", Self::PREFIX, random_symbols(40)))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The digest under which keys are stored and looked up. A lookup by digest leaks
+    /// nothing useful through timing: finding a digest's neighbours does not help forge a key.
+    pub fn digest(presented: &str) -> [u8; 32] {
+        Sha256::digest(presented.as_bytes()).into()
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn generated_ids_parse_back_and_differ() {
+        let a = CustomerId::generate();
+        let b = CustomerId::generate();
+        assert_ne!(a, b);
+        assert_eq!(CustomerId::parse(a.as_str()), Ok(a.clone()));
+        assert!(a.as_str().starts_with("cus_"));
+        assert_eq!(a.as_str().len(), 4 + RANDOM_LEN);
+    }
+
+    #[test]
+    fn an_id_of_another_kind_is_refused() {
+        let event = EventId::generate();
+        assert!(CustomerId::parse(event.as_str()).is_err());
+    }
+
+    #[test]
+    fn api_keys_are_long_and_digested() {
+        let key = ApiKey::generate();
+        assert!(key.expose().len() > 40);
+        assert_eq!(ApiKey::digest(key.expose()), ApiKey::digest(key.expose()));
+        assert_ne!(ApiKey::digest(key.expose()), ApiKey::digest("vhk_other"));
+        assert_eq!(format!("{key:?}"), "ApiKey(<redacted>)");
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics_and_accepts_only_the_generated_form(s in ".{0,40}") {
+            if let Ok(id) = EventId::parse(&s) {
+                prop_assert!(s.starts_with("evt_"));
+                prop_assert_eq!(id.as_str(), s.as_str());
+                prop_assert_eq!(s.len(), 4 + RANDOM_LEN);
+            }
+        }
+
+        #[test]
+        fn every_well_formed_id_parses(body in "[0-9abcdefghjkmnpqrstvwxyz]{24}") {
+            let s = format!("org_{body}");
+            prop_assert!(OrganizationId::parse(&s).is_ok());
+        }
+
+        #[test]
+        fn wrong_length_or_symbol_is_refused(body in "[0-9a-z]{0,30}") {
+            let s = format!("cus_{body}");
+            let expected = body.len() == RANDOM_LEN && !body.contains(['i', 'l', 'o', 'u']);
+            prop_assert_eq!(CustomerId::parse(&s).is_ok(), expected);
+        }
+    }
+}

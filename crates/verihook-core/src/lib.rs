@@ -1,0 +1,36 @@
+//! # verihook-core
+//!
+//! The domain of verihook, free of I/O: what a customer is, how its verification status may
+//! change, which webhook events each change produces and how their bodies are rendered and
+//! signed. Everything here parses its input once and is trusted afterwards; the storage and
+//! HTTP layers only move these types around.
+//!
+//! ## Layout
+//! - [`id`]: prefixed, unguessable identifiers (`org_`, `cus_`, `evt_`) and API keys.
+//! - [`timestamp`]: UTC instants and their RFC 3339 wire form.
+//! - [`status`]: the six verification statuses and the workflow between them.
+//! - [`customer`]: customer data, its validation, and the changes a customer goes through.
+//! - [`event`]: the five webhook event types, rendered once to compact JSON bytes.
+//! - [`signature`]: HMAC-SHA256 signing and constant-time verification of webhook bodies.
+//! - [`webhook`]: webhook URLs and secrets.
+//! - [`organization`]: organizations and their mode (sandbox or live).
+
+pub mod country;
+pub mod customer;
+pub mod error;
+pub mod event;
+pub mod id;
+pub mod organization;
+pub mod signature;
+pub mod status;
+pub mod timestamp;
+pub mod webhook;
+
+pub use customer::{Address, Customer, CustomerChange, CustomerPatch, CustomerType, NewCustomer};
+pub use error::{DomainError, ValidationError};
+pub use event::{Event, EventType};
+pub use id::{ApiKey, CustomerId, EventId, OrganizationId};
+pub use organization::{Mode, Organization};
+pub use status::{CustomerStatus, TransitionError, TransitionPolicy};
+pub use timestamp::Timestamp;
+pub use webhook::{WebhookSecret, WebhookUrl};

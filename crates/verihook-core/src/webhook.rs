@@ -1,0 +1,161 @@
+//! Webhook endpoints: the URL events go to and the secret they are signed with.
+
+use crate::id::random_symbols;
+use std::fmt;
+use url::Url;
+
+const MAX_URL_LEN: usize = 2_048;
+
+/// A URL events may be sent to: absolute, `https` (or `http` where the operator allows it),
+/// with a host, and without credentials or a fragment.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookUrl(Url);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidWebhookUrl {
+    #[error("must be an absolute URL such as https://api.example.com/webhooks/verification")]
+    Malformed,
+    #[error("must use https")]
+    NotHttps,
+    #[error("must not be longer than 2048 characters")]
+    TooLong,
+    #[error("must not contain a user name or password")]
+    Credentials,
+    #[error("must not contain a fragment (#…)")]
+    Fragment,
+}
+
+impl WebhookUrl {
+    pub fn parse(s: &str, allow_http: bool) -> Result<Self, InvalidWebhookUrl> {
+        if s.len() > MAX_URL_LEN {
+            return Err(InvalidWebhookUrl::TooLong);
+        }
+        let url = Url::parse(s).map_err(|_| InvalidWebhookUrl::Malformed)?;
+        match url.scheme() {
+            "https" => {}
+            "http" if allow_http => {}
+            _ => return Err(InvalidWebhookUrl::NotHttps),
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(InvalidWebhookUrl::Malformed);
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(InvalidWebhookUrl::Credentials);
+        }
+        if url.fragment().is_some() {
+            return Err(InvalidWebhookUrl::Fragment);
+        }
+        Ok(Self(url))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.0
+    }
+}
+
+impl fmt::Debug for WebhookUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+/// The secret an organization's events are signed with. Its UTF-8 bytes are the HMAC key.
+/// `Debug` never shows it, so it cannot slip into a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecret(String);
+
+impl WebhookSecret {
+    const PREFIX: &'static str = "whsec_";
+
+    /// 40 symbols of 5 bits: 200 bits from the operating system's CSPRNG.
+    pub fn generate() -> Self {
+        Self(format!("{}{}", Self::PREFIX, random_symbols(40)))
+    }
+
+    /// A secret read back from storage.
+    pub fn from_stored(s: String) -> Self {
+        Self(s)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn key(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WebhookSecret(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn https_is_required_unless_allowed() {
+        let https = "https://api.example.com/webhooks/verification";
+        assert_eq!(
+            WebhookUrl::parse(https, false).map(|u| u.as_str().to_owned()),
+            Ok(https.to_owned())
+        );
+        assert_eq!(
+            WebhookUrl::parse("http://localhost:3000/hook", false),
+            Err(InvalidWebhookUrl::NotHttps)
+        );
+        assert!(WebhookUrl::parse("http://localhost:3000/hook", true).is_ok());
+        assert_eq!(
+            WebhookUrl::parse("ftp://example.com/x", true),
+            Err(InvalidWebhookUrl::NotHttps)
+        );
+    }
+
+    #[test]
+    fn odd_urls_are_refused() {
+        assert_eq!(
+            WebhookUrl::parse("example.com/x", false),
+            Err(InvalidWebhookUrl::Malformed)
+        );
+        assert_eq!(
+            WebhookUrl::parse("", false),
+            Err(InvalidWebhookUrl::Malformed)
+        );
+        assert_eq!(
+            WebhookUrl::parse("https://user:pw@example.com/", false),
+            Err(InvalidWebhookUrl::Credentials)
+        );
+        assert_eq!(
+            WebhookUrl::parse("https://example.com/#x", false),
+            Err(InvalidWebhookUrl::Fragment)
+        );
+        let long = format!("https://example.com/{}", "a".repeat(2_100));
+        assert_eq!(
+            WebhookUrl::parse(&long, false),
+            Err(InvalidWebhookUrl::TooLong)
+        );
+    }
+
+    #[test]
+    fn secrets_are_random_and_redacted() {
+        let a = WebhookSecret::generate();
+        assert_ne!(a, WebhookSecret::generate());
+        assert!(a.expose().starts_with("whsec_"));
+        assert!(!format!("{a:?}").contains(a.expose()));
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,100}") {
+            let _ = WebhookUrl::parse(&s, true);
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! The storage layer's one error type.
+
+use verihook_core::DomainError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The record does not exist (or lies outside the caller's scope).
+    #[error("not found")]
+    NotFound,
+    /// The page cursor names no item of the listing.
+    #[error("the cursor names no item of this listing")]
+    UnknownCursor,
+    /// The domain refused the change; nothing was written.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The database URL or options are unusable.
+    #[error("{0}")]
+    Config(String),
+    /// A stored value no longer parses: the database was changed outside verihook.
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    /// The batching writer has stopped (the process is shutting down).
+    #[error("the database writer has stopped")]
+    WriterStopped,
+    /// The transaction holding this change failed to commit; nothing was written.
+    #[error("commit failed: {0}")]
+    CommitFailed(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    pub(crate) fn corrupt(what: impl std::fmt::Display) -> Self {
+        Self::Corrupt(what.to_string())
+    }
+}

@@ -1,0 +1,564 @@
+//! The storage test suite, written once against the `Store` trait and run for every
+//! backend (see `tests/sqlite.rs`). A backend provides a fresh database and a way to make
+//! event inserts fail, to prove that a change and its events are stored atomically.
+
+use std::future::Future;
+use std::sync::Arc;
+use time::macros::date;
+use verihook_core::customer::{AddressInput, CustomerPatchInput, NewCustomerInput};
+use verihook_core::{
+    ApiKey, Customer, CustomerChange, CustomerId, CustomerPatch, CustomerStatus, DomainError,
+    EventType, Mode, NewCustomer, Organization, Timestamp, TransitionPolicy, WebhookSecret,
+    WebhookUrl,
+};
+use verihook_store::{
+    DeliveryStatus, EventFilter, Mutation, PageRequest, Scope, Store, StoreError,
+};
+
+pub trait Backend: Sized {
+    fn fresh() -> impl Future<Output = Self>;
+    fn store(&self) -> Arc<dyn Store>;
+    /// From now on, every insert into the events table fails inside the database.
+    fn fail_event_inserts(&self) -> impl Future<Output = ()>;
+    /// Closes the store and opens the same database again.
+    fn reopen(&mut self) -> impl Future<Output = ()>;
+}
+
+async fn organization(store: &dyn Store) -> Organization {
+    let org = Organization::new("Acme", Mode::Sandbox, Timestamp::now()).expect("valid");
+    let key = ApiKey::generate();
+    store
+        .create_organization(&org, ApiKey::digest(key.expose()))
+        .await
+        .expect("created");
+    org
+}
+
+fn new_customer(org: &Organization, email: &str) -> CustomerChange {
+    let input = NewCustomerInput {
+        customer_type: Some("INDIVIDUAL".into()),
+        email: Some(email.into()),
+        first_name: Some("Jane".into()),
+        last_name: Some("Smith".into()),
+        ..Default::default()
+    };
+    let new = NewCustomer::parse(&input, date!(2026 - 01 - 01)).expect("valid");
+    Customer::create(org.id.clone(), new, Timestamp::now())
+}
+
+async fn customer(store: &dyn Store, org: &Organization) -> Customer {
+    let change = new_customer(org, "jane@example.com");
+    let customer = change.customer.clone();
+    store.insert_customer(change).await.expect("inserted");
+    customer
+}
+
+fn force(to: CustomerStatus) -> Mutation {
+    Box::new(move |c: &Customer| {
+        c.change_status(to, None, TransitionPolicy::Sandbox, Timestamp::now())
+    })
+}
+
+fn decide(to: CustomerStatus) -> Mutation {
+    Box::new(move |c: &Customer| {
+        c.change_status(to, None, TransitionPolicy::Workflow, Timestamp::now())
+    })
+}
+
+async fn event_types(store: &dyn Store, id: &CustomerId) -> Vec<EventType> {
+    let filter = EventFilter {
+        customer_id: Some(id.clone()),
+        ..Default::default()
+    };
+    let page = PageRequest {
+        limit: 100,
+        after: None,
+    };
+    let mut types: Vec<_> = store
+        .list_events(Scope::All, &filter, page)
+        .await
+        .expect("listed")
+        .items
+        .into_iter()
+        .map(|e| e.event.event_type)
+        .collect();
+    types.reverse();
+    types
+}
+
+pub async fn is_ready<B: Backend>() {
+    let b = B::fresh().await;
+    b.store().ready().await.expect("ready");
+}
+
+pub async fn organizations_are_found_by_key_and_id<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = Organization::new("Acme", Mode::Live, Timestamp::now()).expect("valid");
+    let key = ApiKey::generate();
+    store
+        .create_organization(&org, ApiKey::digest(key.expose()))
+        .await
+        .expect("created");
+    let by_key = store
+        .organization_by_key(ApiKey::digest(key.expose()))
+        .await
+        .expect("read");
+    assert_eq!(by_key.as_ref().map(|o| &o.id), Some(&org.id));
+    assert_eq!(by_key.map(|o| o.mode), Some(Mode::Live));
+    let by_id = store.organization(&org.id).await.expect("read");
+    assert_eq!(by_id.map(|o| o.name), Some("Acme".to_owned()));
+    let other = store
+        .organization_by_key(ApiKey::digest("vhk_nope"))
+        .await
+        .expect("read");
+    assert!(other.is_none());
+}
+
+pub async fn the_webhook_secret_is_generated_once_and_rotated<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = organization(&*store).await;
+    assert_eq!(
+        store.webhook(&org.id).await.expect("read").map(|w| w.url),
+        Some(None)
+    );
+    let url = WebhookUrl::parse("https://a.example.com/hook", false).expect("valid");
+    let first = store
+        .set_webhook_url(&org.id, &url, WebhookSecret::generate())
+        .await
+        .expect("set");
+    assert!(first.secret_is_new);
+    let url2 = WebhookUrl::parse("https://b.example.com/hook", false).expect("valid");
+    let second = store
+        .set_webhook_url(&org.id, &url2, WebhookSecret::generate())
+        .await
+        .expect("set");
+    assert!(!second.secret_is_new);
+    assert_eq!(second.secret, first.secret);
+    assert_eq!(second.url, "https://b.example.com/hook");
+    let rotated = WebhookSecret::generate();
+    store
+        .rotate_webhook_secret(&org.id, rotated.clone())
+        .await
+        .expect("rotated");
+    let endpoint = store.webhook(&org.id).await.expect("read").expect("exists");
+    assert_eq!(endpoint.secret, Some(rotated));
+    let missing = verihook_core::OrganizationId::generate();
+    assert!(matches!(
+        store
+            .set_webhook_url(&missing, &url, WebhookSecret::generate())
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn a_customer_is_stored_with_its_event_and_outbox_entry<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = organization(&*store).await;
+    let change = new_customer(&org, "jane@example.com");
+    let event = change.events[0].clone();
+    store
+        .insert_customer(change.clone())
+        .await
+        .expect("inserted");
+    let read = store
+        .customer(Scope::Organization(&org.id), &change.customer.id)
+        .await
+        .expect("read");
+    assert_eq!(read.as_ref(), Some(&change.customer));
+    let record = store
+        .event(Scope::Organization(&org.id), &event.id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(record.event, event, "the body is stored byte for byte");
+    assert_eq!(record.delivery_status, DeliveryStatus::Pending);
+    assert!(record.attempts.is_empty());
+}
+
+pub async fn another_organization_sees_nothing<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let (mine, theirs) = (organization(&*store).await, organization(&*store).await);
+    let c = customer(&*store, &mine).await;
+    let scope = Scope::Organization(&theirs.id);
+    assert!(store.customer(scope, &c.id).await.expect("read").is_none());
+    assert!(matches!(
+        store
+            .modify_customer(scope, &c.id, force(CustomerStatus::Active))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let events = store
+        .list_events(
+            scope,
+            &EventFilter::default(),
+            PageRequest {
+                limit: 10,
+                after: None,
+            },
+        )
+        .await
+        .expect("listed");
+    assert!(events.items.is_empty());
+    let page = store
+        .list_customers(
+            &theirs.id,
+            None,
+            PageRequest {
+                limit: 10,
+                after: None,
+            },
+        )
+        .await
+        .expect("listed");
+    assert!(page.items.is_empty());
+}
+
+pub async fn a_status_change_is_stored_with_its_events<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = organization(&*store).await;
+    let c = customer(&*store, &org).await;
+    let change = store
+        .modify_customer(Scope::All, &c.id, force(CustomerStatus::Active))
+        .await
+        .expect("changed");
+    assert_eq!(change.customer.status, CustomerStatus::Active);
+    let read = store.customer(Scope::All, &c.id).await.expect("read");
+    assert_eq!(read.map(|c| c.status), Some(CustomerStatus::Active));
+    assert_eq!(
+        event_types(&*store, &c.id).await,
+        [
+            EventType::CustomerCreated,
+            EventType::CustomerStatusChanged,
+            EventType::VerificationCompleted
+        ]
+    );
+}
+
+pub async fn a_refused_change_writes_nothing<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = organization(&*store).await;
+    let c = customer(&*store, &org).await;
+    let refused = store
+        .modify_customer(Scope::All, &c.id, decide(CustomerStatus::Active))
+        .await;
+    assert!(matches!(
+        refused,
+        Err(StoreError::Domain(DomainError::Transition(_)))
+    ));
+    let read = store.customer(Scope::All, &c.id).await.expect("read");
+    assert_eq!(read.map(|c| c.status), Some(CustomerStatus::Created));
+    assert_eq!(
+        event_types(&*store, &c.id).await,
+        [EventType::CustomerCreated]
+    );
+}
+
+pub async fn a_failure_between_the_writes_leaves_neither<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = organization(&*store).await;
+    let c = customer(&*store, &org).await;
+    b.fail_event_inserts().await;
+    let failed = store
+        .modify_customer(Scope::All, &c.id, force(CustomerStatus::Active))
+        .await;
+    assert!(matches!(failed, Err(StoreError::Database(_))), "{failed:?}");
+    let read = store.customer(Scope::All, &c.id).await.expect("read");
+    assert_eq!(read.map(|c| c.status), Some(CustomerStatus::Created));
+    assert_eq!(
+        event_types(&*store, &c.id).await,
+        [EventType::CustomerCreated]
+    );
+    let fresh = new_customer(&org, "john@example.com");
+    let id = fresh.customer.id.clone();
+    assert!(store.insert_customer(fresh).await.is_err());
+    assert!(store
+        .customer(Scope::All, &id)
+        .await
+        .expect("read")
+        .is_none());
+}
+
+pub async fn completing_the_data_moves_to_review_in_one_write<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = organization(&*store).await;
+    let c = customer(&*store, &org).await;
+    let input = CustomerPatchInput {
+        date_of_birth: Some("1990-01-01".into()),
+        address: Some(AddressInput {
+            line1: Some("1 Main St".into()),
+            city: Some("Berlin".into()),
+            postal_code: Some("10115".into()),
+            country: Some("DE".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let patch = CustomerPatch::parse(&input, date!(2026 - 01 - 01)).expect("valid");
+    let change = store
+        .modify_customer(
+            Scope::Organization(&org.id),
+            &c.id,
+            Box::new(move |c: &Customer| c.apply_patch(&patch, Timestamp::now())),
+        )
+        .await
+        .expect("patched");
+    assert_eq!(change.customer.status, CustomerStatus::UnderReview);
+    let read = store
+        .customer(Scope::All, &c.id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(read, change.customer);
+    assert_eq!(
+        event_types(&*store, &c.id).await,
+        [
+            EventType::CustomerCreated,
+            EventType::CustomerUpdated,
+            EventType::CustomerStatusChanged
+        ]
+    );
+}
+
+pub async fn pages_run_newest_first_with_cursors<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = organization(&*store).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let change = new_customer(&org, &format!("c{i}@example.com"));
+        ids.push(change.customer.id.clone());
+        store.insert_customer(change).await.expect("inserted");
+    }
+    ids.reverse();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_customers(
+                &org.id,
+                None,
+                PageRequest {
+                    limit: 2,
+                    after: after.clone(),
+                },
+            )
+            .await
+            .expect("listed");
+        seen.extend(page.items.iter().map(|c| c.id.clone()));
+        if !page.has_more {
+            break;
+        }
+        after = page.items.last().map(|c| c.id.clone());
+    }
+    assert_eq!(seen, ids);
+    store
+        .modify_customer(Scope::All, &ids[2], force(CustomerStatus::Active))
+        .await
+        .expect("changed");
+    let active = store
+        .list_customers(
+            &org.id,
+            Some(CustomerStatus::Active),
+            PageRequest {
+                limit: 10,
+                after: None,
+            },
+        )
+        .await
+        .expect("listed");
+    assert_eq!(
+        active.items.iter().map(|c| &c.id).collect::<Vec<_>>(),
+        [&ids[2]]
+    );
+    let other = organization(&*store).await;
+    let foreign_cursor = store
+        .list_customers(
+            &other.id,
+            None,
+            PageRequest {
+                limit: 2,
+                after: Some(ids[0].clone()),
+            },
+        )
+        .await;
+    assert!(matches!(foreign_cursor, Err(StoreError::UnknownCursor)));
+}
+
+pub async fn events_filter_by_type_customer_and_status<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = organization(&*store).await;
+    let (a, other) = (customer(&*store, &org).await, customer(&*store, &org).await);
+    store
+        .modify_customer(Scope::All, &a.id, force(CustomerStatus::Rejected))
+        .await
+        .expect("changed");
+    let list = |filter: EventFilter| {
+        let store = store.clone();
+        let org = org.id.clone();
+        async move {
+            store
+                .list_events(
+                    Scope::Organization(&org),
+                    &filter,
+                    PageRequest {
+                        limit: 50,
+                        after: None,
+                    },
+                )
+                .await
+                .expect("listed")
+                .items
+        }
+    };
+    let all = list(EventFilter::default()).await;
+    assert_eq!(all.len(), 4);
+    assert!(all
+        .windows(2)
+        .all(|w| w[0].event.occurred_at >= w[1].event.occurred_at));
+    let completed = list(EventFilter {
+        event_type: Some(EventType::VerificationCompleted),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(completed.len(), 1);
+    assert_eq!(completed[0].event.customer_id, a.id);
+    let of_other = list(EventFilter {
+        customer_id: Some(other.id.clone()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(of_other.len(), 1);
+    let failed = list(EventFilter {
+        delivery_status: Some(DeliveryStatus::Failed),
+        ..Default::default()
+    })
+    .await;
+    assert!(failed.is_empty());
+    let pending = list(EventFilter {
+        delivery_status: Some(DeliveryStatus::Pending),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(pending.len(), 4);
+}
+
+/// Many writers at once share commits; every write lands, and changes to one customer are
+/// serialized, never lost: each successful toggle is one more status change, in order.
+pub async fn concurrent_writes_all_land_and_never_interleave<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = organization(&*store).await;
+    let inserts = (0..200).map(|i| {
+        let store = store.clone();
+        let change = new_customer(&org, &format!("c{i}@example.com"));
+        tokio::spawn(async move { store.insert_customer(change).await })
+    });
+    for handle in inserts.collect::<Vec<_>>() {
+        handle.await.expect("joined").expect("inserted");
+    }
+    let page = store
+        .list_customers(
+            &org.id,
+            None,
+            PageRequest {
+                limit: 500,
+                after: None,
+            },
+        )
+        .await
+        .expect("listed");
+    assert_eq!(page.items.len(), 200);
+
+    let c = customer(&*store, &org).await;
+    store
+        .modify_customer(Scope::All, &c.id, force(CustomerStatus::Active))
+        .await
+        .expect("active");
+    let toggles = (0..40).map(|_| {
+        let store = store.clone();
+        let id = c.id.clone();
+        tokio::spawn(async move {
+            let toggle: Mutation = Box::new(|c: &Customer| {
+                let to = match c.status {
+                    CustomerStatus::Active => CustomerStatus::Deactivated,
+                    _ => CustomerStatus::Active,
+                };
+                c.change_status(to, None, TransitionPolicy::Workflow, Timestamp::now())
+            });
+            store.modify_customer(Scope::All, &id, toggle).await
+        })
+    });
+    for handle in toggles.collect::<Vec<_>>() {
+        handle.await.expect("joined").expect("toggled");
+    }
+    let final_status = store
+        .customer(Scope::All, &c.id)
+        .await
+        .expect("read")
+        .map(|c| c.status);
+    assert_eq!(
+        final_status,
+        Some(CustomerStatus::Active),
+        "40 toggles from ACTIVE"
+    );
+    let changes = event_types(&*store, &c.id)
+        .await
+        .into_iter()
+        .filter(|t| *t == EventType::CustomerStatusChanged)
+        .count();
+    assert_eq!(changes, 41);
+}
+
+pub async fn data_survives_reopening<B: Backend>() {
+    let mut b = B::fresh().await;
+    let org = organization(&*b.store()).await;
+    let c = customer(&*b.store(), &org).await;
+    b.reopen().await;
+    let read = b.store().customer(Scope::All, &c.id).await.expect("read");
+    assert_eq!(read, Some(c));
+    assert!(b
+        .store()
+        .organization(&org.id)
+        .await
+        .expect("read")
+        .is_some());
+}
+
+/// One `#[tokio::test]` per suite function for a backend.
+#[macro_export]
+macro_rules! store_suite {
+    ($backend:ty) => {
+        $crate::store_suite!(@tests $backend;
+            is_ready,
+            organizations_are_found_by_key_and_id,
+            the_webhook_secret_is_generated_once_and_rotated,
+            a_customer_is_stored_with_its_event_and_outbox_entry,
+            another_organization_sees_nothing,
+            a_status_change_is_stored_with_its_events,
+            a_refused_change_writes_nothing,
+            a_failure_between_the_writes_leaves_neither,
+            completing_the_data_moves_to_review_in_one_write,
+            pages_run_newest_first_with_cursors,
+            events_filter_by_type_customer_and_status,
+            concurrent_writes_all_land_and_never_interleave,
+            data_survives_reopening
+        );
+    };
+    (@tests $backend:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                suite::$name::<$backend>().await;
+            }
+        )*
+    };
+}
