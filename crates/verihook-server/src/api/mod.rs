@@ -1,0 +1,47 @@
+//! The HTTP API of CONTRACT §2: JSON, camelCase, under `/v1`. Each module owns the routes
+//! of one resource; [`router`] merges them and adds the shared layers.
+
+mod admin;
+mod auth;
+mod customers;
+mod error;
+mod events;
+mod extract;
+mod health;
+mod views;
+mod webhook;
+
+pub use admin::create as create_organization;
+pub use auth::Auth;
+pub use error::ApiError;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use std::sync::Arc;
+use tower_http::trace::TraceLayer;
+use verihook_store::Store;
+
+/// Request bodies above this answer 413.
+const BODY_LIMIT: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub auth: Arc<Auth>,
+    /// Accept `http://` webhook URLs.
+    pub allow_http: bool,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::router())
+        .merge(admin::router())
+        .merge(webhook::router())
+        .merge(customers::router())
+        .merge(events::router())
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,185 @@
+//! The JSON the API answers with (camelCase). Event bodies are embedded as the stored
+//! bytes, never re-serialized.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use verihook_core::customer::{format_date, Text};
+use verihook_core::{Address, Customer, Timestamp};
+use verihook_store::{AttemptRecord, EventRecord, EventSummary, Page};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerView<'a> {
+    id: &'a str,
+    organization_id: &'a str,
+    #[serde(rename = "type")]
+    customer_type: &'static str,
+    status: &'static str,
+    status_reason: Option<&'a str>,
+    email: &'a str,
+    first_name: &'a str,
+    last_name: &'a str,
+    date_of_birth: Option<String>,
+    address: Option<AddressView<'a>>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AddressView<'a> {
+    line1: Option<&'a str>,
+    line2: Option<&'a str>,
+    city: Option<&'a str>,
+    state: Option<&'a str>,
+    postal_code: Option<&'a str>,
+    country: Option<&'a str>,
+}
+
+fn text(t: &Option<Text>) -> Option<&str> {
+    t.as_ref().map(Text::as_str)
+}
+
+impl<'a> AddressView<'a> {
+    fn of(a: &'a Address) -> Option<Self> {
+        (!a.is_empty()).then(|| Self {
+            line1: text(&a.line1),
+            line2: text(&a.line2),
+            city: text(&a.city),
+            state: text(&a.state),
+            postal_code: text(&a.postal_code),
+            country: a.country.as_ref().map(|c| c.as_str()),
+        })
+    }
+}
+
+impl<'a> CustomerView<'a> {
+    pub fn of(c: &'a Customer) -> Self {
+        Self {
+            id: c.id.as_str(),
+            organization_id: c.organization_id.as_str(),
+            customer_type: c.customer_type.as_str(),
+            status: c.status.as_str(),
+            status_reason: c.status_reason.as_deref(),
+            email: c.email.as_str(),
+            first_name: c.first_name.as_str(),
+            last_name: c.last_name.as_str(),
+            date_of_birth: c.date_of_birth.map(format_date),
+            address: AddressView::of(&c.address),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+/// The stored body as a JSON value, byte for byte.
+fn raw(body: &str) -> Box<RawValue> {
+    // Stored bodies were rendered by serde_json; should one ever not parse, show it as a
+    // string rather than fail the whole listing.
+    RawValue::from_string(body.to_owned()).unwrap_or_else(|_| {
+        let quoted = serde_json::to_string(body).unwrap_or_default();
+        RawValue::from_string(quoted).unwrap_or_default()
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventListItem<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'static str,
+    organization_id: &'a str,
+    customer_id: &'a str,
+    occurred_at: Timestamp,
+    delivery_status: &'static str,
+    event: Box<RawValue>,
+}
+
+impl<'a> EventListItem<'a> {
+    pub fn of(s: &'a EventSummary) -> Self {
+        Self {
+            id: s.event.id.as_str(),
+            event_type: s.event.event_type.as_str(),
+            organization_id: s.event.organization_id.as_str(),
+            customer_id: s.event.customer_id.as_str(),
+            occurred_at: s.event.occurred_at,
+            delivery_status: s.delivery_status.as_str(),
+            event: raw(&s.event.body),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventView<'a> {
+    event: Box<RawValue>,
+    delivery_status: &'static str,
+    attempts: Vec<AttemptView<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AttemptView<'a> {
+    attempt: u32,
+    started_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_code: Option<u16>,
+    duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_class: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_body: Option<&'a str>,
+}
+
+impl<'a> AttemptView<'a> {
+    fn of(a: &'a AttemptRecord) -> Self {
+        Self {
+            attempt: a.attempt,
+            started_at: a.started_at,
+            status_code: a.status_code,
+            duration_ms: a.duration_ms,
+            error: a.error.as_deref(),
+            error_class: a.error_class.as_deref(),
+            response_body: a.response_body.as_deref(),
+        }
+    }
+}
+
+impl<'a> EventView<'a> {
+    pub fn of(r: &'a EventRecord) -> Self {
+        Self {
+            event: raw(&r.event.body),
+            delivery_status: r.delivery_status.as_str(),
+            attempts: r.attempts.iter().map(AttemptView::of).collect(),
+        }
+    }
+}
+
+/// A page of a listing: `{"data":[…],"hasMore":…,"nextCursor":…}`. Pass `nextCursor` as
+/// `after` to get the next page.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageView<T> {
+    data: Vec<T>,
+    has_more: bool,
+    next_cursor: Option<String>,
+}
+
+impl<T> PageView<T> {
+    pub fn of<'p, I>(
+        page: &'p Page<I>,
+        view: impl Fn(&'p I) -> T,
+        cursor: impl Fn(&I) -> String,
+    ) -> Self {
+        Self {
+            data: page.items.iter().map(view).collect(),
+            has_more: page.has_more,
+            next_cursor: page
+                .has_more
+                .then(|| page.items.last().map(cursor))
+                .flatten(),
+        }
+    }
+}

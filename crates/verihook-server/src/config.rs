@@ -1,0 +1,163 @@
+//! `verihook serve` configuration: every flag also reads `VERIHOOK_<FLAG_NAME>`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeConfig {
+    /// Address of the HTTP API.
+    #[arg(long, env = "VERIHOOK_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// `sqlite://PATH` (embedded, created if missing) or `postgres://…`.
+    #[arg(
+        long,
+        env = "VERIHOOK_DATABASE_URL",
+        default_value = "sqlite://verihook.db"
+    )]
+    pub database_url: String,
+
+    /// Bearer token of the account-manager (admin) API; without it that API is disabled.
+    #[arg(long, env = "VERIHOOK_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Waits before retries 1..n, e.g. `1s,2s,4s`; attempts = 1 + number of entries.
+    #[arg(long, env = "VERIHOOK_RETRY_SCHEDULE", default_value = "1s,2s,4s", value_parser = parse_schedule)]
+    pub retry_schedule: RetrySchedule,
+
+    /// Per-attempt timeout, from connecting to the full response.
+    #[arg(long, env = "VERIHOOK_DELIVERY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub delivery_timeout: Duration,
+
+    /// Accept `http://` webhook URLs (development only).
+    #[arg(long, env = "VERIHOOK_ALLOW_HTTP")]
+    pub allow_http: bool,
+
+    /// Allow webhook targets that resolve to loopback, private or link-local addresses.
+    #[arg(long, env = "VERIHOOK_ALLOW_PRIVATE_NETWORKS")]
+    pub allow_private_networks: bool,
+
+    /// PEM file of an extra CA to trust for HTTPS deliveries.
+    #[arg(long, env = "VERIHOOK_EXTRA_CA_CERT")]
+    pub extra_ca_cert: Option<PathBuf>,
+
+    /// Where the operator alert for a finally failed event is POSTed.
+    #[arg(long, env = "VERIHOOK_ALERT_WEBHOOK_URL", value_parser = parse_url)]
+    pub alert_webhook_url: Option<url::Url>,
+
+    /// Development mode: --allow-http --allow-private-networks, and a sandbox organization
+    /// whose API key, webhook secret and curl examples are printed at start.
+    #[arg(long, env = "VERIHOOK_DEV")]
+    pub dev: bool,
+}
+
+impl ServeConfig {
+    /// The defaults, for embedding and tests.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: database_url.into(),
+            admin_token: None,
+            retry_schedule: RetrySchedule(vec![
+                Duration::from_secs(1),
+                Duration::from_secs(2),
+                Duration::from_secs(4),
+            ]),
+            delivery_timeout: Duration::from_secs(10),
+            allow_http: false,
+            allow_private_networks: false,
+            extra_ca_cert: None,
+            alert_webhook_url: None,
+            dev: false,
+        }
+    }
+
+    pub fn allows_http(&self) -> bool {
+        self.allow_http || self.dev
+    }
+
+    pub fn allows_private_networks(&self) -> bool {
+        self.allow_private_networks || self.dev
+    }
+}
+
+/// The waits before each retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySchedule(pub Vec<Duration>);
+
+impl RetrySchedule {
+    /// First attempt plus one per wait.
+    pub fn attempts(&self) -> usize {
+        1 + self.0.len()
+    }
+}
+
+/// `500ms`, `2s`, `5m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("`{s}` needs a unit: ms, s, m or h (e.g. 2s)"))?;
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` must start with a whole number (e.g. 500ms)"))?;
+    let per_unit = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => {
+            return Err(format!(
+                "`{s}` has unknown unit `{unit}`; use ms, s, m or h"
+            ))
+        }
+    };
+    n.checked_mul(per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("`{s}` is too long"))
+}
+
+/// `1s,2s,4s`; an empty string means no retries.
+pub fn parse_schedule(s: &str) -> Result<RetrySchedule, String> {
+    if s.trim().is_empty() {
+        return Ok(RetrySchedule(Vec::new()));
+    }
+    s.split(',')
+        .map(parse_duration)
+        .collect::<Result<_, _>>()
+        .map(RetrySchedule)
+}
+
+fn parse_url(s: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(s).map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        other => Err(format!("`{s}`: scheme must be http or https, not {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_every_unit() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3_600)));
+        for bad in ["", "2", "s", "2x", "-1s", "1.5s", "99999999999999999999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn schedules() {
+        let s = parse_schedule("1s,2s,4s").expect("valid");
+        assert_eq!(s.attempts(), 4);
+        assert_eq!(parse_schedule("").map(|s| s.attempts()), Ok(1));
+        assert!(parse_schedule("1s,,2s").is_err());
+    }
+}
