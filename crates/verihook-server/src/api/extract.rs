@@ -48,16 +48,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        // The path names the failing value, an unknown field included; `.` and `?` are
+        // the document itself.
         let path = e.path().to_string();
+        let field = if path == "." || path == "?" {
+            String::new()
+        } else {
+            path
+        };
         let inner = e.into_inner();
         let message = inner.to_string();
-        // serde reports an unknown field at its parent; name the field itself.
-        let field = match unknown_field(&message) {
-            Some(name) if path == "." || path.is_empty() => name.to_owned(),
-            Some(name) => format!("{path}.{name}"),
-            None if path == "." => String::new(),
-            None => path,
-        };
         let message = if inner.is_eof() && bytes.iter().all(u8::is_ascii_whitespace) {
             "request body must be a JSON object".to_owned()
         } else {
@@ -68,13 +68,6 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     de.end()
         .map_err(|_| ApiError::malformed("unexpected data after the JSON value"))?;
     Ok(value)
-}
-
-fn unknown_field(message: &str) -> Option<&str> {
-    message
-        .strip_prefix("unknown field `")
-        .and_then(|rest| rest.split_once('`'))
-        .map(|(name, _)| name)
 }
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {

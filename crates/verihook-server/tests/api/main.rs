@@ -1,0 +1,10 @@
+//! API integration tests: the real server, a fresh SQLite file, HTTP on loopback.
+
+mod admin;
+mod customers;
+mod errors;
+mod events;
+mod helpers;
+mod isolation;
+mod statuses;
+mod webhook;
