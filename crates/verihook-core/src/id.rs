@@ -21,6 +21,11 @@ pub(crate) fn random_symbols(n: usize) -> String {
         .collect()
 }
 
+/// A random opaque token (120 bits), e.g. to mark a lease as one claimant's.
+pub fn random_token() -> String {
+    random_symbols(RANDOM_LEN)
+}
+
 fn is_symbol(c: u8) -> bool {
     ALPHABET.contains(&c)
 }

@@ -7,6 +7,7 @@
 //! ## Layout
 //! - [`config`]: the flags and `VERIHOOK_*` variables of `verihook serve`.
 //! - [`api`]: the routes of CONTRACT §2, one module per resource, one error type.
+//! - [`delivery`]: the engine that sends the outbox as signed webhooks.
 //! - [`dev`]: the sandbox organization `--dev` creates for trying things out.
 //!
 //! [`Server::build`] opens the database and prepares everything; [`Server::serve`] runs it
@@ -14,14 +15,17 @@
 
 pub mod api;
 pub mod config;
+pub mod delivery;
 pub mod dev;
 
 pub use config::ServeConfig;
 
 use api::{AppState, Auth};
+use delivery::{DeliveryEngine, Limits, Sender, SenderError};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use verihook_store::{Store, StoreError};
 
 /// Why the server could not start or stopped with an error.
@@ -33,17 +37,41 @@ pub enum ServerError {
     Dev(api::ApiError),
     #[error("network: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Sender(#[from] SenderError),
 }
 
 pub struct Server {
     state: AppState,
+    engine: Arc<DeliveryEngine>,
     dev: Option<dev::DevSandbox>,
 }
 
 impl Server {
     /// Opens the database (applying migrations) and, with `--dev`, creates the sandbox.
     pub async fn build(config: &ServeConfig) -> Result<Self, ServerError> {
+        Self::build_with_limits(config, Limits::default()).await
+    }
+
+    /// [`Server::build`] with the delivery engine's concurrency limits chosen.
+    pub async fn build_with_limits(
+        config: &ServeConfig,
+        limits: Limits,
+    ) -> Result<Self, ServerError> {
+        let sender = Sender::new(
+            config.delivery_timeout,
+            config.allows_private_networks(),
+            config.extra_ca_cert.as_deref(),
+        )?;
         let store = verihook_store::connect(&config.database_url).await?;
+        let engine = Arc::new(DeliveryEngine::new(
+            store.clone(),
+            Arc::new(sender),
+            config.retry_schedule.clone(),
+            config.delivery_timeout,
+            config.alert_webhook_url.as_ref().map(|u| u.to_string()),
+            limits,
+        ));
         let admin_token = match (&config.admin_token, config.dev) {
             (Some(token), _) => Some(token.clone()),
             (None, true) => Some(dev::admin_token()),
@@ -62,7 +90,7 @@ impl Server {
             ),
             _ => None,
         };
-        Ok(Self { state, dev })
+        Ok(Self { state, engine, dev })
     }
 
     /// The sandbox `--dev` created, to print for the user.
@@ -74,17 +102,29 @@ impl Server {
         self.state.store.clone()
     }
 
-    /// Serves the API on `listener` until `shutdown` resolves, then finishes the requests
-    /// in flight and returns.
+    /// Serves the API on `listener` and runs the delivery engine until `shutdown`
+    /// resolves; then stops accepting requests, finishes those in flight, lets attempts in
+    /// flight finish within a grace period (releasing the rest for retry) and returns.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
+        let stop = CancellationToken::new();
+        let engine = tokio::spawn(self.engine.run(stop.clone()));
         let app = api::router(self.state);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let trigger = stop.clone();
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                trigger.cancel();
+            })
+            .await;
+        stop.cancel();
+        if let Err(e) = engine.await {
+            tracing::error!(error = %e, "the delivery engine panicked");
+        }
+        served?;
         Ok(())
     }
 }

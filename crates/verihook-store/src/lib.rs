@@ -15,6 +15,8 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
 use verihook_core::{
     Customer, CustomerChange, CustomerId, CustomerStatus, DomainError, Event, EventId, EventType,
     Organization, OrganizationId, Timestamp, WebhookSecret, WebhookUrl,
@@ -131,6 +133,51 @@ pub struct Page<T> {
     pub has_more: bool,
 }
 
+/// What a sender asks of the outbox.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub now: Timestamp,
+    /// How long the claim is exclusive; after it, the delivery falls due again.
+    pub lease: Duration,
+    /// At most this many deliveries in all.
+    pub limit: u32,
+    /// At most this many of one organization, so one endpoint cannot take every slot.
+    pub per_organization: u32,
+    /// Organizations whose endpoints have no free slot in this process.
+    pub exclude: Vec<OrganizationId>,
+}
+
+/// A delivery claimed under a lease: the event, where it goes, and how it is signed.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub event: Event,
+    pub url: String,
+    pub secret: WebhookSecret,
+    /// The number of this attempt for the event (1, 2, …; it keeps counting across
+    /// redeliveries).
+    pub attempt: u32,
+    /// Attempts already made in the current budget.
+    pub budget_used: u32,
+    pub lease_token: String,
+}
+
+/// What becomes of a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    Delivered,
+    RetryAt(Timestamp),
+    Failed,
+}
+
+/// An attempt's result, recorded under the lease it was claimed with.
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    pub event_id: EventId,
+    pub lease_token: String,
+    pub record: AttemptRecord,
+    pub next: NextStep,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Ok when the database answers and every migration is applied.
@@ -195,6 +242,33 @@ pub trait Store: Send + Sync + 'static {
         filter: &EventFilter,
         page: PageRequest<EventId>,
     ) -> Result<Page<EventSummary>, StoreError>;
+
+    /// Claims due deliveries of organizations that have a webhook URL, oldest first.
+    async fn claim_deliveries(
+        &self,
+        request: ClaimRequest,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError>;
+    /// Logs the attempt and moves the delivery on. `Ok(false)` when the lease was lost
+    /// (it expired and another sender claimed the delivery): nothing is written.
+    async fn record_attempt(&self, outcome: AttemptOutcome) -> Result<bool, StoreError>;
+    /// Makes leased deliveries due at once (a sender stopping before it could send them).
+    async fn release_deliveries(
+        &self,
+        leases: Vec<(EventId, String)>,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Queues the event again with a fresh attempt budget; same id, same body.
+    async fn redeliver(
+        &self,
+        scope: Scope<'_>,
+        id: &EventId,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// When the next delivery falls due, if any is waiting.
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
+    /// Notified whenever new deliveries may be due (new events, redeliveries, a webhook URL
+    /// set), so senders wake at once instead of polling.
+    fn work_signal(&self) -> Arc<Notify>;
 }
 
 /// Opens the store a database URL names: `sqlite://PATH` (created if missing).

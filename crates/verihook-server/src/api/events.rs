@@ -6,17 +6,19 @@ use super::extract::{parse_limit, parse_param, AdminAuth, OrgAuth, QueryParams};
 use super::views::{EventListItem, EventView, PageView};
 use super::AppState;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use verihook_core::{CustomerId, EventId, EventType};
+use verihook_core::{CustomerId, EventId, EventType, Timestamp};
 use verihook_store::{DeliveryStatus, EventFilter, PageRequest, Scope};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/events", get(list))
         .route("/v1/events/{event_id}", get(show))
+        .route("/v1/events/{event_id}/redeliver", post(redeliver))
         .route("/v1/admin/events", get(admin_list))
 }
 
@@ -106,4 +108,22 @@ async fn show(
         .await?
         .ok_or_else(|| ApiError::not_found("event"))?;
     Ok(Json(EventView::of(&record)).into_response())
+}
+
+/// `POST /v1/events/{eventId}/redeliver` → 202: the same event (same id, same body) is
+/// queued again with a fresh attempt budget, whether it was delivered or failed.
+async fn redeliver(
+    OrgAuth(org): OrgAuth,
+    State(state): State<AppState>,
+    Path(event_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = EventId::parse(&event_id).map_err(|_| ApiError::not_found("event"))?;
+    state
+        .store
+        .redeliver(Scope::Organization(&org.id), &id, Timestamp::now())
+        .await
+        .map_err(|e| ApiError::from_store(e, "event"))?;
+    tracing::info!(event_id = %id, organization_id = %org.id, "redelivery requested");
+    let body = serde_json::json!({ "eventId": id.as_str(), "deliveryStatus": "pending" });
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

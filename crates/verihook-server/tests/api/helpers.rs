@@ -3,10 +3,14 @@
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
+use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use verihook_server::config::parse_schedule;
+use verihook_server::delivery::Limits;
 use verihook_server::{ServeConfig, Server};
+use verihook_testkit::TestPki;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
@@ -34,12 +38,44 @@ impl TestApp {
     }
 
     pub async fn spawn_with(configure: impl FnOnce(&mut ServeConfig)) -> Self {
+        Self::spawn_with_limits(configure, Limits::default()).await
+    }
+
+    /// A server that delivers to receivers of `pki` on loopback, with a short retry
+    /// schedule (`schedule`, e.g. `"50ms,100ms"`).
+    pub async fn delivering(pki: &TestPki, schedule: &str) -> Self {
+        Self::delivering_with(pki, schedule, |_| {}, Limits::default()).await
+    }
+
+    pub async fn delivering_with(
+        pki: &TestPki,
+        schedule: &str,
+        configure: impl FnOnce(&mut ServeConfig),
+        limits: Limits,
+    ) -> Self {
+        let ca = pki.ca_pem_path.clone();
+        let schedule = parse_schedule(schedule).expect("a schedule");
+        let configure = move |c: &mut ServeConfig| {
+            c.allow_private_networks = true;
+            c.extra_ca_cert = Some(ca);
+            c.retry_schedule = schedule;
+            configure(c);
+        };
+        Self::spawn_with_limits(configure, limits).await
+    }
+
+    pub async fn spawn_with_limits(
+        configure: impl FnOnce(&mut ServeConfig),
+        limits: Limits,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("verihook.db").display());
         let mut config = ServeConfig::new(url);
         config.admin_token = Some(ADMIN_TOKEN.into());
         configure(&mut config);
-        let server = Server::build(&config).await.expect("server builds");
+        let server = Server::build_with_limits(&config, limits)
+            .await
+            .expect("server builds");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let shutdown = CancellationToken::new();
@@ -75,6 +111,35 @@ impl TestApp {
         Org {
             id: text(&created["id"]),
             key: text(&created["apiKey"]),
+        }
+    }
+
+    /// A live organization whose webhook goes to `url`; returns it with the secret.
+    pub async fn org_sending_to(&self, url: &str) -> (Org, String) {
+        let org = self.org("sandbox").await;
+        let path = format!("/v1/admin/organizations/{}/webhook", org.id);
+        let set = expect(
+            self.admin(Method::PUT, &path).json(&json!({ "url": url })),
+            StatusCode::OK,
+        )
+        .await;
+        (org, text(&set["secret"]))
+    }
+
+    /// Polls `GET /v1/events/{id}` until its delivery status is `status`.
+    pub async fn wait_for_status(&self, org: &Org, event_id: &str, status: &str) -> Value {
+        let path = format!("/v1/events/{event_id}");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let event = expect(self.as_org(org, Method::GET, &path), StatusCode::OK).await;
+            if event["deliveryStatus"] == status {
+                return event;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{event_id} never became {status}: {event}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

@@ -2,6 +2,7 @@
 
 mod admin;
 mod customers;
+mod delivery;
 mod errors;
 mod events;
 mod helpers;

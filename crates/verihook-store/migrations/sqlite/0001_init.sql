@@ -54,14 +54,18 @@ CREATE INDEX events_by_customer ON events (customer_id, seq);
 CREATE INDEX events_by_delivery_status ON events (delivery_status, seq);
 
 -- The outbox: one row per event still to be delivered, written in the same transaction as
--- the event. A sender claims due rows with a lease, sends with no transaction open, then
--- records the outcome; a lease left by a crashed process simply expires.
+-- the event. A sender claims due rows by moving `due_at` to the end of a lease and setting
+-- `lease_token`; it sends with no transaction open, then records the outcome under that
+-- token. A process that dies mid-delivery leaves a row that simply falls due again when the
+-- lease ends. `attempt` numbers the next attempt of the event (it keeps counting across
+-- redeliveries); `budget_used` counts the attempts of the current budget.
 CREATE TABLE deliveries (
     event_id         TEXT PRIMARY KEY NOT NULL REFERENCES events (id),
     organization_id  TEXT NOT NULL,
     due_at           INTEGER NOT NULL,
-    attempts_made    INTEGER NOT NULL DEFAULT 0,
-    lease_until      INTEGER
+    attempt          INTEGER NOT NULL DEFAULT 1,
+    budget_used      INTEGER NOT NULL DEFAULT 0,
+    lease_token      TEXT
 ) STRICT;
 
 CREATE INDEX deliveries_by_due ON deliveries (due_at);

@@ -2,12 +2,14 @@
 //! before anyone is told it happened), one batching [`writer`] and a small pool of readers
 //! that WAL lets run beside it.
 
+mod outbox;
 mod rows;
 mod writer;
 
 use crate::{
-    AttemptRecord, EventFilter, EventRecord, EventSummary, Mutation, Page, PageRequest, Scope,
-    Store, StoreError, WebhookEndpoint, WebhookSet,
+    AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, EventFilter, EventRecord,
+    EventSummary, Mutation, Page, PageRequest, Scope, Store, StoreError, WebhookEndpoint,
+    WebhookSet,
 };
 use async_trait::async_trait;
 use rows::{CUSTOMER_COLUMNS, EVENT_COLUMNS};
@@ -17,11 +19,13 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite, SqliteConnection};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 use verihook_core::customer::format_date;
 use verihook_core::{
     Customer, CustomerChange, CustomerId, CustomerStatus, Event, EventId, Organization,
-    OrganizationId, WebhookSecret, WebhookUrl,
+    OrganizationId, Timestamp, WebhookSecret, WebhookUrl,
 };
 use writer::Writer;
 
@@ -32,6 +36,7 @@ const READERS: u32 = 4;
 pub struct SqliteStore {
     readers: SqlitePool,
     writer: Writer,
+    work: Arc<Notify>,
 }
 
 impl SqliteStore {
@@ -60,6 +65,7 @@ impl SqliteStore {
         Ok(Self {
             readers,
             writer: Writer::spawn(write_connection),
+            work: Arc::new(Notify::new()),
         })
     }
 }
@@ -279,6 +285,8 @@ impl Store for SqliteStore {
                 })
             })
             .await
+            // Events waiting for a URL are due now.
+            .inspect(|_| self.work.notify_one())
     }
 
     async fn rotate_webhook_secret(
@@ -313,7 +321,9 @@ impl Store for SqliteStore {
                     insert_events(conn, &change.events).await
                 })
             })
-            .await
+            .await?;
+        self.work.notify_one();
+        Ok(())
     }
 
     async fn modify_customer(
@@ -338,6 +348,11 @@ impl Store for SqliteStore {
                 })
             })
             .await
+            .inspect(|change| {
+                if !change.events.is_empty() {
+                    self.work.notify_one();
+                }
+            })
     }
 
     async fn customer(
@@ -456,5 +471,55 @@ impl Store for SqliteStore {
             .map(rows::event_summary)
             .collect::<Result<_, _>>()?;
         Ok(page_of(items, page.limit))
+    }
+
+    async fn claim_deliveries(
+        &self,
+        request: ClaimRequest,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        outbox::claim(&self.writer, request).await
+    }
+
+    async fn record_attempt(&self, outcome: AttemptOutcome) -> Result<bool, StoreError> {
+        let retry = matches!(outcome.next, crate::NextStep::RetryAt(_));
+        let applied = outbox::record(&self.writer, outcome).await?;
+        if applied && retry {
+            // The sender sleeps until the earliest due time; a new one may be earlier.
+            self.work.notify_one();
+        }
+        Ok(applied)
+    }
+
+    async fn release_deliveries(
+        &self,
+        leases: Vec<(EventId, String)>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        outbox::release(&self.writer, leases, now).await
+    }
+
+    async fn redeliver(
+        &self,
+        scope: Scope<'_>,
+        id: &EventId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        outbox::redeliver(&self.writer, scope, id, now).await?;
+        self.work.notify_one();
+        Ok(())
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(d.due_at) FROM deliveries d \
+             JOIN organizations o ON o.id = d.organization_id AND o.webhook_url IS NOT NULL",
+        )
+        .fetch_one(&self.readers)
+        .await?;
+        Ok(due.map(Timestamp::from_unix_micros))
+    }
+
+    fn work_signal(&self) -> Arc<Notify> {
+        self.work.clone()
     }
 }

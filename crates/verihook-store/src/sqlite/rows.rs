@@ -19,6 +19,10 @@ pub(crate) const CUSTOMER_COLUMNS: &str = "id, organization_id, customer_type, s
 pub(crate) const EVENT_COLUMNS: &str =
     "id, organization_id, customer_id, event_type, occurred_at, body, delivery_status";
 
+/// [`EVENT_COLUMNS`] of an `events e` joined with other tables.
+pub(crate) const EVENT_COLUMNS_OF_E: &str = "e.id, e.organization_id, e.customer_id, \
+    e.event_type, e.occurred_at, e.body, e.delivery_status";
+
 fn text(row: &SqliteRow, column: &str) -> Result<Text, StoreError> {
     let value: String = row.try_get(column)?;
     Text::parse(&value).map_err(|_| StoreError::corrupt(column))

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use time::macros::date;
 use verihook_core::customer::{AddressInput, CustomerPatchInput, NewCustomerInput};
 use verihook_core::{
@@ -12,7 +13,8 @@ use verihook_core::{
     WebhookUrl,
 };
 use verihook_store::{
-    DeliveryStatus, EventFilter, Mutation, PageRequest, Scope, Store, StoreError,
+    AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryStatus, EventFilter,
+    Mutation, NextStep, PageRequest, Scope, Store, StoreError,
 };
 
 pub trait Backend: Sized {
@@ -533,6 +535,268 @@ pub async fn data_survives_reopening<B: Backend>() {
         .is_some());
 }
 
+async fn with_webhook(store: &dyn Store) -> Organization {
+    let org = organization(store).await;
+    let url = WebhookUrl::parse("https://hooks.example.com/h", false).expect("valid");
+    store
+        .set_webhook_url(&org.id, &url, WebhookSecret::generate())
+        .await
+        .expect("set");
+    org
+}
+
+fn claim_at(now: Timestamp, limit: u32) -> ClaimRequest {
+    ClaimRequest {
+        now,
+        lease: Duration::from_secs(30),
+        limit,
+        per_organization: 100,
+        exclude: Vec::new(),
+    }
+}
+
+fn later(t: Timestamp, secs: i64) -> Timestamp {
+    Timestamp::from_unix_micros(t.unix_micros() + secs * 1_000_000)
+}
+
+fn outcome(d: &ClaimedDelivery, next: NextStep, status_code: Option<u16>) -> AttemptOutcome {
+    AttemptOutcome {
+        event_id: d.event.id.clone(),
+        lease_token: d.lease_token.clone(),
+        record: AttemptRecord {
+            attempt: d.attempt,
+            started_at: Timestamp::now(),
+            duration_ms: 12,
+            status_code,
+            error_class: status_code
+                .filter(|c| *c >= 300)
+                .map(|_| "status".to_owned()),
+            error: None,
+            response_body: Some("ok".into()),
+        },
+        next,
+    }
+}
+
+pub async fn only_endpoints_with_a_url_are_claimed_once_per_lease<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let without_url = organization(&*store).await;
+    customer(&*store, &without_url).await;
+    let org = with_webhook(&*store).await;
+    let c = customer(&*store, &org).await;
+    let now = Timestamp::now();
+    let claimed = store
+        .claim_deliveries(claim_at(now, 10))
+        .await
+        .expect("claimed");
+    assert_eq!(claimed.len(), 1);
+    let d = &claimed[0];
+    assert_eq!(d.event.customer_id, c.id);
+    assert_eq!(d.event.event_type, EventType::CustomerCreated);
+    assert_eq!(d.url, "https://hooks.example.com/h");
+    assert!(d.secret.expose().starts_with("whsec_"));
+    assert_eq!((d.attempt, d.budget_used), (1, 0));
+    let record = store
+        .event(Scope::All, &d.event.id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        d.event.body, record.event.body,
+        "the stored bytes are what is sent"
+    );
+    assert!(store
+        .claim_deliveries(claim_at(now, 10))
+        .await
+        .expect("claim")
+        .is_empty());
+    // The lease runs out: the delivery falls due again for whoever asks.
+    let again = store
+        .claim_deliveries(claim_at(later(now, 31), 10))
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 1);
+    assert_ne!(again[0].lease_token, d.lease_token);
+    assert!(!store
+        .record_attempt(outcome(d, NextStep::Delivered, Some(200)))
+        .await
+        .expect("stale"));
+    assert!(store
+        .record_attempt(outcome(&again[0], NextStep::Delivered, Some(200)))
+        .await
+        .expect("recorded"));
+}
+
+pub async fn a_delivered_attempt_is_logged_and_final<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = with_webhook(&*store).await;
+    customer(&*store, &org).await;
+    let now = Timestamp::now();
+    let d = store
+        .claim_deliveries(claim_at(now, 10))
+        .await
+        .expect("claimed")
+        .remove(0);
+    assert!(store
+        .record_attempt(outcome(&d, NextStep::Delivered, Some(204)))
+        .await
+        .expect("recorded"));
+    let record = store
+        .event(Scope::All, &d.event.id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(record.delivery_status, DeliveryStatus::Delivered);
+    assert_eq!(record.attempts.len(), 1);
+    assert_eq!(record.attempts[0].status_code, Some(204));
+    assert_eq!(record.attempts[0].response_body.as_deref(), Some("ok"));
+    assert!(store
+        .claim_deliveries(claim_at(later(now, 3600), 10))
+        .await
+        .expect("claim")
+        .is_empty());
+    assert_eq!(store.next_due().await.expect("read"), None);
+}
+
+pub async fn retries_wait_then_fail_and_redelivery_starts_a_fresh_budget<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = with_webhook(&*store).await;
+    customer(&*store, &org).await;
+    let now = Timestamp::now();
+    let first = store
+        .claim_deliveries(claim_at(now, 10))
+        .await
+        .expect("claimed")
+        .remove(0);
+    let retry_at = later(now, 2);
+    let next = NextStep::RetryAt(retry_at);
+    assert!(store
+        .record_attempt(outcome(&first, next, Some(500)))
+        .await
+        .expect("recorded"));
+    assert_eq!(store.next_due().await.expect("read"), Some(retry_at));
+    assert!(store
+        .claim_deliveries(claim_at(later(now, 1), 10))
+        .await
+        .expect("claim")
+        .is_empty());
+    let second = store
+        .claim_deliveries(claim_at(retry_at, 10))
+        .await
+        .expect("claimed")
+        .remove(0);
+    assert_eq!((second.attempt, second.budget_used), (2, 1));
+    assert!(store
+        .record_attempt(outcome(&second, NextStep::Failed, Some(503)))
+        .await
+        .expect("recorded"));
+    let failed = store
+        .event(Scope::All, &first.event.id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(failed.delivery_status, DeliveryStatus::Failed);
+    assert_eq!(
+        failed
+            .attempts
+            .iter()
+            .map(|a| a.attempt)
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
+    let listed = store
+        .list_events(
+            Scope::All,
+            &EventFilter {
+                delivery_status: Some(DeliveryStatus::Failed),
+                ..Default::default()
+            },
+            PageRequest {
+                limit: 10,
+                after: None,
+            },
+        )
+        .await
+        .expect("listed");
+    assert_eq!(listed.items.len(), 1);
+
+    let other = organization(&*store).await;
+    assert!(matches!(
+        store
+            .redeliver(Scope::Organization(&other.id), &first.event.id, now)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    store
+        .redeliver(Scope::Organization(&org.id), &first.event.id, later(now, 5))
+        .await
+        .expect("redelivered");
+    let pending = store
+        .event(Scope::All, &first.event.id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(pending.delivery_status, DeliveryStatus::Pending);
+    let third = store
+        .claim_deliveries(claim_at(later(now, 5), 10))
+        .await
+        .expect("claimed")
+        .remove(0);
+    assert_eq!((third.attempt, third.budget_used), (3, 0));
+    assert_eq!(third.event.body, first.event.body);
+}
+
+pub async fn claims_are_capped_per_organization_and_skip_excluded_ones<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let (busy, quiet) = (with_webhook(&*store).await, with_webhook(&*store).await);
+    for _ in 0..6 {
+        customer(&*store, &busy).await;
+    }
+    customer(&*store, &quiet).await;
+    let now = Timestamp::now();
+    let capped = ClaimRequest {
+        per_organization: 2,
+        ..claim_at(now, 10)
+    };
+    let claimed = store.claim_deliveries(capped).await.expect("claimed");
+    let of = |org: &Organization| {
+        claimed
+            .iter()
+            .filter(|d| d.event.organization_id == org.id)
+            .count()
+    };
+    assert_eq!((of(&busy), of(&quiet)), (2, 1));
+    let excluding = ClaimRequest {
+        exclude: vec![busy.id.clone()],
+        ..claim_at(now, 10)
+    };
+    assert!(store
+        .claim_deliveries(excluding)
+        .await
+        .expect("claimed")
+        .is_empty());
+    let leases = claimed
+        .iter()
+        .map(|d| (d.event.id.clone(), d.lease_token.clone()))
+        .collect();
+    store
+        .release_deliveries(leases, now)
+        .await
+        .expect("released");
+    assert_eq!(
+        store
+            .claim_deliveries(claim_at(now, 10))
+            .await
+            .expect("claimed")
+            .len(),
+        7
+    );
+}
+
 /// One `#[tokio::test]` per suite function for a backend.
 #[macro_export]
 macro_rules! store_suite {
@@ -550,7 +814,11 @@ macro_rules! store_suite {
             pages_run_newest_first_with_cursors,
             events_filter_by_type_customer_and_status,
             concurrent_writes_all_land_and_never_interleave,
-            data_survives_reopening
+            data_survives_reopening,
+            only_endpoints_with_a_url_are_claimed_once_per_lease,
+            a_delivered_attempt_is_logged_and_final,
+            retries_wait_then_fail_and_redelivery_starts_a_fresh_budget,
+            claims_are_capped_per_organization_and_skip_excluded_ones
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {

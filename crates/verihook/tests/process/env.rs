@@ -1,101 +1,20 @@
-//! The `verihook` binary as a process, configured only through `VERIHOOK_*` variables.
-//! CI points `VERIHOOK_TEST_BIN` at the release build; otherwise cargo's build is used.
+//! The `verihook` binary configured only through `VERIHOOK_*` variables.
 
+use crate::support::*;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn binary() -> String {
-    std::env::var("VERIHOOK_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_verihook").to_owned())
-}
-
-struct Running {
-    child: Child,
-    stdout: BufReader<ChildStdout>,
-    base: String,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `verihook serve` with nothing but `vars` in its environment, and waits for the
-/// line that says where it listens.
-fn start(vars: &[(&str, String)]) -> Running {
-    let mut child = Command::new(binary())
-        .arg("serve")
-        .env_clear()
-        .envs(vars.iter().map(|(k, v)| (k, v)))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("binary starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("first line");
-    let base = line
-        .trim()
-        .strip_prefix("verihook listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-        .to_owned();
-    Running {
-        child,
-        stdout,
-        base,
-    }
-}
-
-async fn wait_ready(client: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let ready = client.get(format!("{base}/readyz")).send().await;
-        if ready.is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "not ready within 10 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn terminate_and_wait(running: &mut Running) -> std::process::ExitStatus {
-    let pid = running.child.id().to_string();
-    let sent = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(sent.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = running.child.try_wait().expect("wait") {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "did not exit within 10 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use std::io::BufRead;
+use std::process::Command;
 
 #[tokio::test]
 async fn starts_from_environment_variables_alone_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("env.db");
-    let mut running = start(&[
-        ("VERIHOOK_LISTEN", "127.0.0.1:0".into()),
-        (
-            "VERIHOOK_DATABASE_URL",
-            format!("sqlite://{}", db.display()),
-        ),
-        ("VERIHOOK_ADMIN_TOKEN", "env-admin".into()),
-        ("VERIHOOK_ALLOW_HTTP", "true".into()),
+    let mut vars = base_vars(&db, "env-admin");
+    vars.extend([
         ("VERIHOOK_RETRY_SCHEDULE", "100ms,200ms".into()),
         ("VERIHOOK_DELIVERY_TIMEOUT", "2s".into()),
     ]);
+    let mut running = start(&vars);
     let client = reqwest::Client::new();
     wait_ready(&client, &running.base).await;
     assert!(db.exists(), "the SQLite file is created");

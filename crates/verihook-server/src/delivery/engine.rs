@@ -1,0 +1,371 @@
+//! The dispatcher. One loop per process claims due deliveries (in batches, under a lease,
+//! in a short transaction of their own), hands each to a task that sends it with no
+//! transaction open, and the task records the outcome in another short transaction. A
+//! process that dies leaves leases that expire; the deliveries fall due again and whoever
+//! runs next sends them: at least once, across crashes.
+
+use super::sender::{AttemptResult, Sender};
+use crate::config::RetrySchedule;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use verihook_core::{EventId, OrganizationId, Timestamp};
+use verihook_store::{
+    AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, NextStep, Store,
+};
+
+/// How much runs at once. A slow or dead endpoint can hold at most `per_organization`
+/// slots, so the others' deliveries keep flowing.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub in_flight: usize,
+    pub per_organization: usize,
+    pub batch: usize,
+    /// The longest idle sleep: new work wakes the loop at once, this is only a fallback.
+    pub poll: Duration,
+    /// How long in-flight attempts may finish after shutdown starts.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            in_flight: 512,
+            per_organization: 32,
+            batch: 256,
+            poll: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+pub struct DeliveryEngine {
+    store: Arc<dyn Store>,
+    sender: Arc<Sender>,
+    schedule: RetrySchedule,
+    alert_url: Option<String>,
+    limits: Limits,
+    lease: Duration,
+    state: Arc<Mutex<InFlight>>,
+    finished: Arc<Notify>,
+}
+
+/// What this process has claimed and not yet recorded.
+#[derive(Default)]
+struct InFlight {
+    per_organization: HashMap<OrganizationId, usize>,
+    leases: HashMap<EventId, String>,
+}
+
+fn lock(state: &Mutex<InFlight>) -> MutexGuard<'_, InFlight> {
+    // The bookkeeping stays consistent even if a task panicked while holding the lock.
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl DeliveryEngine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        sender: Arc<Sender>,
+        schedule: RetrySchedule,
+        delivery_timeout: Duration,
+        alert_url: Option<String>,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            store,
+            sender,
+            schedule,
+            alert_url,
+            limits,
+            // Time to send under the timeout, and ample time to record the outcome. A
+            // process that dies holds its deliveries no longer than this.
+            lease: delivery_timeout + Duration::from_secs(10),
+            state: Arc::default(),
+            finished: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled, then lets attempts in flight finish within the
+    /// grace period and hands back the leases of those that did not.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let tasks = TaskTracker::new();
+        let work = self.store.work_signal();
+        while !shutdown.is_cancelled() {
+            let (free, saturated) = self.capacity();
+            if free == 0 {
+                tokio::select! {
+                    () = self.finished.notified() => {}
+                    () = shutdown.cancelled() => {}
+                }
+                continue;
+            }
+            let wanted = free.min(self.limits.batch);
+            let claimed = match self.claim(wanted, saturated.clone()).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming deliveries failed; retrying");
+                    self.idle(&shutdown, &work, self.limits.poll, false).await;
+                    continue;
+                }
+            };
+            let got = claimed.len();
+            for delivery in claimed {
+                let engine = self.clone();
+                tasks.spawn(async move { engine.deliver(delivery).await });
+            }
+            if got < wanted {
+                let wait = self.until_next_due().await;
+                self.idle(&shutdown, &work, wait, !saturated.is_empty())
+                    .await;
+            }
+        }
+        self.drain(tasks).await;
+    }
+
+    fn capacity(&self) -> (usize, Vec<OrganizationId>) {
+        let state = lock(&self.state);
+        let free = self.limits.in_flight.saturating_sub(state.leases.len());
+        let saturated = state
+            .per_organization
+            .iter()
+            .filter(|(_, n)| **n >= self.limits.per_organization)
+            .map(|(org, _)| org.clone())
+            .collect();
+        (free, saturated)
+    }
+
+    async fn claim(
+        &self,
+        wanted: usize,
+        exclude: Vec<OrganizationId>,
+    ) -> Result<Vec<ClaimedDelivery>, verihook_store::StoreError> {
+        let request = ClaimRequest {
+            now: Timestamp::now(),
+            lease: self.lease,
+            limit: u32::try_from(wanted).unwrap_or(u32::MAX),
+            per_organization: u32::try_from(self.limits.per_organization).unwrap_or(u32::MAX),
+            exclude,
+        };
+        let claimed = self.store.claim_deliveries(request).await?;
+        let mut state = lock(&self.state);
+        for d in &claimed {
+            *state
+                .per_organization
+                .entry(d.event.organization_id.clone())
+                .or_default() += 1;
+            state
+                .leases
+                .insert(d.event.id.clone(), d.lease_token.clone());
+        }
+        Ok(claimed)
+    }
+
+    /// How long until the next delivery falls due, at most the polling interval.
+    async fn until_next_due(&self) -> Duration {
+        match self.store.next_due().await {
+            Ok(Some(due)) => {
+                let micros = due.unix_micros() - Timestamp::now().unix_micros();
+                Duration::from_micros(u64::try_from(micros).unwrap_or(0)).min(self.limits.poll)
+            }
+            Ok(None) => self.limits.poll,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the next due time failed");
+                self.limits.poll
+            }
+        }
+    }
+
+    async fn idle(
+        &self,
+        shutdown: &CancellationToken,
+        work: &Notify,
+        wait: Duration,
+        slots_matter: bool,
+    ) {
+        tokio::select! {
+            () = work.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+            () = self.finished.notified(), if slots_matter => {}
+            () = shutdown.cancelled() => {}
+        }
+    }
+
+    /// One attempt: send, decide what comes next, record it, and free the slot.
+    async fn deliver(&self, d: ClaimedDelivery) {
+        let result = self.sender.send(&d).await;
+        let next = self.next_step(&d, &result);
+        self.log_attempt(&d, &result, next);
+        let outcome = AttemptOutcome {
+            event_id: d.event.id.clone(),
+            lease_token: d.lease_token.clone(),
+            record: record_of(&d, &result),
+            next,
+        };
+        match self.store.record_attempt(outcome).await {
+            Ok(true) if next == NextStep::Failed => self.on_final_failure(&d, &result),
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                event_id = %d.event.id,
+                "lease lost before the outcome was recorded; another sender has the delivery"
+            ),
+            // The lease will run out and the delivery fall due again: sent at least once.
+            Err(e) => {
+                tracing::error!(event_id = %d.event.id, error = %e, "recording the attempt failed")
+            }
+        }
+        self.release_slot(&d);
+    }
+
+    fn next_step(&self, d: &ClaimedDelivery, result: &AttemptResult) -> NextStep {
+        if result.succeeded() {
+            return NextStep::Delivered;
+        }
+        let used = usize::try_from(d.budget_used).unwrap_or(usize::MAX);
+        match self.schedule.0.get(used) {
+            // The wait starts when the failed attempt ends.
+            Some(wait) => {
+                let ended = result.started_at.unix_micros()
+                    + i64::try_from(result.duration.as_micros()).unwrap_or(0);
+                let wait = i64::try_from(wait.as_micros()).unwrap_or(i64::MAX);
+                NextStep::RetryAt(Timestamp::from_unix_micros(ended.saturating_add(wait)))
+            }
+            None => NextStep::Failed,
+        }
+    }
+
+    fn log_attempt(&self, d: &ClaimedDelivery, result: &AttemptResult, next: NextStep) {
+        let outcome = match next {
+            NextStep::Delivered => "delivered",
+            NextStep::RetryAt(_) => "retry",
+            NextStep::Failed => "failed",
+        };
+        let (class, error) = result
+            .failure
+            .as_ref()
+            .map_or(("", ""), |(c, m)| (c.as_str(), m.as_str()));
+        tracing::info!(
+            event_id = %d.event.id,
+            organization_id = %d.event.organization_id,
+            event_type = d.event.event_type.as_str(),
+            attempt = d.attempt,
+            outcome,
+            status = result.status_code,
+            error_class = class,
+            error,
+            duration_ms = u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),
+            "webhook attempt"
+        );
+    }
+
+    fn on_final_failure(&self, d: &ClaimedDelivery, result: &AttemptResult) {
+        let last_error = result
+            .failure
+            .as_ref()
+            .map(|(class, message)| format!("{}: {message}", class.as_str()))
+            .unwrap_or_default();
+        tracing::warn!(
+            event_id = %d.event.id,
+            organization_id = %d.event.organization_id,
+            attempts = d.budget_used + 1,
+            last_error,
+            "webhook delivery failed after its last attempt"
+        );
+        let Some(url) = self.alert_url.clone() else {
+            return;
+        };
+        let alert = Alert {
+            alert: "webhook.delivery_failed",
+            organization_id: d.event.organization_id.as_str(),
+            event_id: d.event.id.as_str(),
+            event_type: d.event.event_type.as_str(),
+            attempts: d.budget_used + 1,
+            last_attempt: d.attempt,
+            last_error: &last_error,
+            last_status_code: result.status_code,
+            failed_at: Timestamp::now(),
+        };
+        let body = serde_json::to_string(&alert).unwrap_or_default();
+        let (sender, event_id) = (self.sender.clone(), d.event.id.clone());
+        tokio::spawn(async move {
+            match sender.post_json(&url, body).await {
+                Ok(status) if (200..300).contains(&status) => {
+                    tracing::info!(%event_id, "failure alert sent");
+                }
+                Ok(status) => tracing::error!(%event_id, status, "failure alert refused"),
+                Err(error) => tracing::error!(%event_id, error, "failure alert not sent"),
+            }
+        });
+    }
+
+    fn release_slot(&self, d: &ClaimedDelivery) {
+        {
+            let mut state = lock(&self.state);
+            state.leases.remove(&d.event.id);
+            let org = &d.event.organization_id;
+            if let Some(n) = state.per_organization.get_mut(org) {
+                *n -= 1;
+                if *n == 0 {
+                    state.per_organization.remove(org);
+                }
+            }
+        }
+        self.finished.notify_one();
+    }
+
+    async fn drain(&self, tasks: TaskTracker) {
+        tasks.close();
+        let in_flight = lock(&self.state).leases.len();
+        tracing::info!(in_flight, "delivery engine stopping");
+        if tokio::time::timeout(self.limits.shutdown_grace, tasks.wait())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        let leases: Vec<(EventId, String)> = lock(&self.state).leases.drain().collect();
+        tracing::warn!(
+            released = leases.len(),
+            "attempts still running at shutdown; releasing them for retry"
+        );
+        if let Err(e) = self
+            .store
+            .release_deliveries(leases, Timestamp::now())
+            .await
+        {
+            // Their leases will simply expire.
+            tracing::error!(error = %e, "releasing leases failed");
+        }
+    }
+}
+
+fn record_of(d: &ClaimedDelivery, r: &AttemptResult) -> AttemptRecord {
+    AttemptRecord {
+        attempt: d.attempt,
+        started_at: r.started_at,
+        duration_ms: u64::try_from(r.duration.as_millis()).unwrap_or(u64::MAX),
+        status_code: r.status_code,
+        error_class: r.failure.as_ref().map(|(c, _)| c.as_str().to_owned()),
+        error: r.failure.as_ref().map(|(_, m)| m.clone()),
+        response_body: r.response_excerpt.clone(),
+    }
+}
+
+/// The operator alert for a finally failed event.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Alert<'a> {
+    alert: &'static str,
+    organization_id: &'a str,
+    event_id: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    attempts: u32,
+    last_attempt: u32,
+    last_error: &'a str,
+    last_status_code: Option<u16>,
+    failed_at: Timestamp,
+}

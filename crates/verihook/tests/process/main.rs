@@ -1,0 +1,5 @@
+//! `verihook` as a process: configuration from the environment, signals, crashes.
+
+mod crash;
+mod env;
+mod support;

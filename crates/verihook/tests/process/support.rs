@@ -1,0 +1,106 @@
+//! Running `verihook` as a process. CI points `VERIHOOK_TEST_BIN` at the release build;
+//! otherwise cargo's build of this package is used.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn binary() -> String {
+    std::env::var("VERIHOOK_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_verihook").to_owned())
+}
+
+pub struct Running {
+    pub child: Child,
+    pub stdout: BufReader<ChildStdout>,
+    pub base: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The variables every process test sets: a port chosen by the OS, a database file in
+/// `dir`, an admin token, and plain HTTP allowed.
+pub fn base_vars(db: &std::path::Path, admin_token: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("VERIHOOK_LISTEN", "127.0.0.1:0".into()),
+        (
+            "VERIHOOK_DATABASE_URL",
+            format!("sqlite://{}", db.display()),
+        ),
+        ("VERIHOOK_ADMIN_TOKEN", admin_token.into()),
+        ("VERIHOOK_ALLOW_HTTP", "true".into()),
+    ]
+}
+
+/// Starts `verihook serve` with nothing but `vars` in its environment, and waits for the
+/// line that says where it listens.
+pub fn start(vars: &[(&str, String)]) -> Running {
+    let mut child = Command::new(binary())
+        .arg("serve")
+        .env_clear()
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("first line");
+    let base = line
+        .trim()
+        .strip_prefix("verihook listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_owned();
+    Running {
+        child,
+        stdout,
+        base,
+    }
+}
+
+pub async fn wait_ready(client: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ready = client.get(format!("{base}/readyz")).send().await;
+        if ready.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not ready within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn terminate_and_wait(running: &mut Running) -> std::process::ExitStatus {
+    let pid = running.child.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = running.child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "did not exit within 10 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGKILL: no shutdown, no cleanup, as a crash.
+pub fn kill_hard(running: &mut Running) {
+    let pid = running.child.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    running.child.wait().expect("reaped");
+}
