@@ -2,4 +2,5 @@
 
 mod crash;
 mod env;
+mod shutdown;
 mod support;
