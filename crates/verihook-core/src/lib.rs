@@ -11,7 +11,8 @@
 //! - [`status`]: the six verification statuses and the workflow between them.
 //! - [`customer`]: customer data, its validation, and the changes a customer goes through.
 //! - [`event`]: the five webhook event types, rendered once to compact JSON bytes.
-//! - [`signature`]: HMAC-SHA256 signing and constant-time verification of webhook bodies.
+//! - [`signature`]: HMAC-SHA256 signing and verification, re-exported from
+//!   `verihook-receiver` so that sender and receivers share one implementation.
 //! - [`webhook`]: webhook URLs and secrets.
 //! - [`organization`]: organizations and their mode (sandbox or live).
 
@@ -21,10 +22,11 @@ pub mod error;
 pub mod event;
 pub mod id;
 pub mod organization;
-pub mod signature;
 pub mod status;
 pub mod timestamp;
 pub mod webhook;
+
+pub use verihook_receiver::signature;
 
 pub use customer::{Address, Customer, CustomerChange, CustomerPatch, CustomerType, NewCustomer};
 pub use error::{DomainError, ValidationError};

@@ -202,3 +202,33 @@ fn non_ascii_and_slashes_stay_as_written() {
     assert!(!body.contains("\\/") && !body.contains("\\u"));
     assert_stable_under_reserialization(body);
 }
+
+/// What the sender renders, the receiver crate parses into the matching typed event.
+#[test]
+fn every_rendered_event_parses_into_its_receiver_type() {
+    use verihook_receiver::Event as Received;
+    let c = jane();
+    let mut events = vec![Event::customer_created(&c, Timestamp::now())];
+    events.extend(sandbox(&c, CustomerStatus::UnderReview, None));
+    let mut reviewing = c.clone();
+    reviewing.status = CustomerStatus::UnderReview;
+    events.extend(sandbox(&reviewing, CustomerStatus::Active, None));
+    events.extend(sandbox(
+        &reviewing,
+        CustomerStatus::NeedsAdditionalInformation,
+        Some("ID"),
+    ));
+    events.push(Event::customer_updated(&c, &["email"], Timestamp::now()));
+    let mut kinds = Vec::new();
+    for e in &events {
+        let parsed = Received::from_slice(e.body.as_bytes()).expect("parses");
+        assert_eq!(parsed.event_type(), e.event_type.as_str());
+        assert_eq!(parsed.event_id(), Some(e.id.as_str()));
+        assert_eq!(parsed.customer_id(), Some(c.id.as_str()));
+        assert!(!matches!(parsed, Received::Unknown { .. }));
+        kinds.push(parsed.event_type().to_owned());
+    }
+    kinds.sort();
+    kinds.dedup();
+    assert_eq!(kinds.len(), 5, "all five types: {kinds:?}");
+}

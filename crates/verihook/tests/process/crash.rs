@@ -23,18 +23,6 @@ fn vars(db: &std::path::Path) -> Vec<(&'static str, String)> {
     vars
 }
 
-async fn post(client: &reqwest::Client, url: String, token: &str, body: Value) -> Value {
-    let response = client
-        .post(url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("sent");
-    assert!(response.status().is_success(), "{}", response.status());
-    response.json().await.expect("JSON")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_arrives_after_a_sigkill_and_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -44,11 +32,11 @@ async fn every_event_arrives_after_a_sigkill_and_restart() {
     let mut first = start(&vars(&db));
     let client = reqwest::Client::new();
     wait_ready(&client, &first.base).await;
-    let org = post(
-        &client,
-        format!("{}/v1/admin/organizations", first.base),
-        "crash-admin",
-        json!({ "name": "Crash" }),
+    let org = call(
+        client
+            .post(format!("{}/v1/admin/organizations", first.base))
+            .bearer_auth("crash-admin")
+            .json(&json!({ "name": "Crash" })),
     )
     .await;
     let org_id = org["id"].as_str().expect("id").to_owned();
@@ -70,7 +58,7 @@ async fn every_event_arrives_after_a_sigkill_and_restart() {
         let (client, base, key) = (client.clone(), first.base.clone(), key.clone());
         tokio::spawn(async move {
             let body = json!({ "type": "INDIVIDUAL", "email": format!("c{i}@example.com"), "firstName": "C", "lastName": "S" });
-            post(&client, format!("{base}/v1/customers"), &key, body).await
+            call(client.post(format!("{base}/v1/customers")).bearer_auth(&key).json(&body)).await
         })
     });
     for created in creations.collect::<Vec<_>>() {

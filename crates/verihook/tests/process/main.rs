@@ -4,3 +4,4 @@ mod crash;
 mod env;
 mod shutdown;
 mod support;
+mod tools;

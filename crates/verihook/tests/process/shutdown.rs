@@ -1,15 +1,9 @@
 //! SIGTERM lets an attempt in flight finish and records it; nothing is sent twice.
 
 use crate::support::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::{Duration, Instant};
 use verihook_testkit::{Receiver, Reply};
-
-async fn call(request: reqwest::RequestBuilder) -> Value {
-    let response = request.send().await.expect("sent");
-    assert!(response.status().is_success(), "{}", response.status());
-    response.json().await.expect("JSON")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_attempt_in_flight() {

@@ -104,3 +104,10 @@ pub fn kill_hard(running: &mut Running) {
     assert!(sent.success());
     running.child.wait().expect("reaped");
 }
+
+/// Sends the request, asserts a 2xx, and returns the JSON body.
+pub async fn call(request: reqwest::RequestBuilder) -> serde_json::Value {
+    let response = request.send().await.expect("sent");
+    assert!(response.status().is_success(), "{}", response.status());
+    response.json().await.expect("JSON")
+}

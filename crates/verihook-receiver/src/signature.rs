@@ -1,6 +1,14 @@
 //! Webhook signatures: `hex(HMAC-SHA256(secret, timestamp + "." + body))`, lowercase.
 //!
 //! The message is built from the exact body bytes; nothing is parsed or re-serialized.
+//! verihook's sender signs with this very module, so sender and receiver cannot drift.
+//!
+//! ```
+//! use verihook_receiver::signature::{sign, verify};
+//! let sig = sign(b"whsec_x", 1_699_104_000, br#"{"a":1}"#);
+//! assert!(verify(b"whsec_x", 1_699_104_000, br#"{"a":1}"#, &sig));
+//! assert!(!verify(b"whsec_x", 1_699_104_000, br#"{"a":2}"#, &sig));
+//! ```
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

@@ -1,0 +1,80 @@
+//! axum integration: [`VerifiedEvent`] verifies the request it is extracted from and hands
+//! the handler a typed event; anything unverified is answered 401 (400 for a verified body
+//! that is not an event) before the handler runs.
+//!
+//! The [`Verifier`] comes from the router's state through `FromRef`:
+//!
+//! ```no_run
+//! use axum::{extract::FromRef, http::StatusCode, routing::post, Router};
+//! use verihook_receiver::{axum::VerifiedEvent, Verifier};
+//!
+//! #[derive(Clone)]
+//! struct AppState { verifier: Verifier }
+//!
+//! impl FromRef<AppState> for Verifier {
+//!     fn from_ref(state: &AppState) -> Verifier { state.verifier.clone() }
+//! }
+//!
+//! async fn webhook(VerifiedEvent(event): VerifiedEvent) -> StatusCode {
+//!     println!("{} {:?}", event.event_type(), event.event_id());
+//!     StatusCode::OK
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/webhooks/verification", post(webhook))
+//!     .with_state(AppState { verifier: Verifier::new("whsec_...") });
+//! ```
+
+use crate::{headers, Event, Verifier, VerifyError};
+use axum::body::Bytes;
+use axum::extract::{FromRef, FromRequest, Request};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+/// A request whose signature and timestamp were verified, as its typed event.
+#[derive(Debug, Clone)]
+pub struct VerifiedEvent(pub Event);
+
+/// Why a request was refused.
+#[derive(Debug)]
+pub struct Rejection(pub VerifyError);
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let status = match self.0 {
+            VerifyError::BadJson(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        let body = serde_json::json!({ "error": self.0.to_string() });
+        (status, Json(body)).into_response()
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+impl<S> FromRequest<S> for VerifiedEvent
+where
+    S: Send + Sync,
+    Verifier: FromRef<S>,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        let verifier = Verifier::from_ref(state);
+        let headers = request.headers().clone();
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        verifier
+            .verify(
+                header(&headers, headers::TIMESTAMP),
+                header(&headers, headers::SIGNATURE),
+                &body,
+            )
+            .map(VerifiedEvent)
+            .map_err(|e| Rejection(e).into_response())
+    }
+}

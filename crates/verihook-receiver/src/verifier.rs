@@ -1,0 +1,225 @@
+//! Verifying a request: signature first (constant time), then the timestamp's age, then
+//! the JSON. Each failure has its own error.
+
+use crate::event::Event;
+use crate::signature;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How far a timestamp may be from the receiver's clock, in either direction.
+pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(5 * 60);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("missing {0} header")]
+    MissingHeader(&'static str),
+    #[error("X-Webhook-Timestamp is not unix seconds")]
+    MalformedTimestamp,
+    #[error("X-Webhook-Signature is not 64 hex digits")]
+    MalformedSignature,
+    #[error("signature does not match: wrong secret, or the body or timestamp was changed")]
+    BadSignature,
+    #[error("timestamp is {age_secs} s old, beyond the tolerance (replayed or delayed)")]
+    TooOld { age_secs: u64 },
+    #[error("timestamp is {ahead_secs} s in the future, beyond the tolerance (clock skew?)")]
+    TooNew { ahead_secs: u64 },
+    #[error("body is not a webhook event: {0}")]
+    BadJson(String),
+}
+
+/// Verifies requests signed with one secret.
+#[derive(Clone)]
+pub struct Verifier {
+    secret: Vec<u8>,
+    tolerance: Duration,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("secret", &"<redacted>")
+            .field("tolerance", &self.tolerance)
+            .finish()
+    }
+}
+
+/// The system clock in unix seconds.
+pub(crate) fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Verifier {
+    /// A verifier for `secret` (as given by the account manager, e.g. `whsec_…`).
+    pub fn new(secret: impl AsRef<str>) -> Self {
+        Self {
+            secret: secret.as_ref().as_bytes().to_vec(),
+            tolerance: DEFAULT_TOLERANCE,
+        }
+    }
+
+    /// Accept timestamps up to `tolerance` away from now (default 5 minutes).
+    pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
+        self.tolerance = tolerance;
+        self
+    }
+
+    /// Verifies the header values and raw body of a request and returns its event.
+    pub fn verify(
+        &self,
+        timestamp: Option<&str>,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<Event, VerifyError> {
+        self.verify_at(now_unix(), timestamp, signature, body)
+    }
+
+    /// [`Verifier::verify`] against a given clock (unix seconds), for tests and replays.
+    pub fn verify_at(
+        &self,
+        now: i64,
+        timestamp: Option<&str>,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<Event, VerifyError> {
+        self.check_at(now, timestamp, signature, body)?;
+        Event::from_slice(body).map_err(|e| VerifyError::BadJson(e.to_string()))
+    }
+
+    /// Checks signature and timestamp only, without parsing the body.
+    pub fn check_at(
+        &self,
+        now: i64,
+        timestamp: Option<&str>,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<(), VerifyError> {
+        let timestamp = timestamp.ok_or(VerifyError::MissingHeader("X-Webhook-Timestamp"))?;
+        let signature = signature.ok_or(VerifyError::MissingHeader("X-Webhook-Signature"))?;
+        let ts: i64 = timestamp
+            .trim()
+            .parse()
+            .map_err(|_| VerifyError::MalformedTimestamp)?;
+        let signature = signature.trim();
+        if signature.len() != 64 || !signature.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(VerifyError::MalformedSignature);
+        }
+        if !signature::verify(&self.secret, ts, body, signature) {
+            return Err(VerifyError::BadSignature);
+        }
+        let tolerance = self.tolerance.as_secs();
+        let skew = now.saturating_sub(ts);
+        if skew > 0 && skew.unsigned_abs() > tolerance {
+            return Err(VerifyError::TooOld {
+                age_secs: skew.unsigned_abs(),
+            });
+        }
+        if skew < 0 && skew.unsigned_abs() > tolerance {
+            return Err(VerifyError::TooNew {
+                ahead_secs: skew.unsigned_abs(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "whsec_test";
+    const BODY: &[u8] = br#"{"type":"customer.created","payload":{"customerId":"cus_1","customerType":"INDIVIDUAL","status":"CREATED","email":"a@example.com","firstName":"A","lastName":"B","createdAt":"2025-11-05T10:00:00Z"},"metadata":{"eventId":"evt_1","occurredAt":"2025-11-05T10:00:00Z","organizationId":"org_1"}}"#;
+    const T: i64 = 1_762_336_800;
+
+    fn sig(secret: &str, ts: i64, body: &[u8]) -> String {
+        signature::sign(secret.as_bytes(), ts, body)
+    }
+
+    fn check(
+        now: i64,
+        ts: Option<&str>,
+        sig: Option<&str>,
+        body: &[u8],
+    ) -> Result<Event, VerifyError> {
+        Verifier::new(SECRET).verify_at(now, ts, sig, body)
+    }
+
+    #[test]
+    fn a_genuine_request_verifies() {
+        let s = sig(SECRET, T, BODY);
+        let event = check(T, Some(&T.to_string()), Some(&s), BODY).expect("valid");
+        assert_eq!(event.event_id(), Some("evt_1"));
+    }
+
+    #[test]
+    fn each_failure_has_its_own_error() {
+        let good = sig(SECRET, T, BODY);
+        let ts = T.to_string();
+        let tampered = String::from_utf8_lossy(BODY).replace("CREATED", "ACTIVE");
+        let cases: Vec<(Result<Event, VerifyError>, VerifyError)> = vec![
+            (
+                check(T, None, Some(&good), BODY),
+                VerifyError::MissingHeader("X-Webhook-Timestamp"),
+            ),
+            (
+                check(T, Some(&ts), None, BODY),
+                VerifyError::MissingHeader("X-Webhook-Signature"),
+            ),
+            (
+                check(T, Some("yesterday"), Some(&good), BODY),
+                VerifyError::MalformedTimestamp,
+            ),
+            (
+                check(T, Some(&ts), Some("abc"), BODY),
+                VerifyError::MalformedSignature,
+            ),
+            (
+                check(T, Some(&ts), Some(&good), tampered.as_bytes()),
+                VerifyError::BadSignature,
+            ),
+            (
+                check(T, Some(&ts), Some(&sig("whsec_other", T, BODY)), BODY),
+                VerifyError::BadSignature,
+            ),
+            (
+                check(T, Some(&(T + 1).to_string()), Some(&good), BODY),
+                VerifyError::BadSignature,
+            ),
+            (
+                check(T + 301, Some(&ts), Some(&good), BODY),
+                VerifyError::TooOld { age_secs: 301 },
+            ),
+            (
+                check(T - 301, Some(&ts), Some(&good), BODY),
+                VerifyError::TooNew { ahead_secs: 301 },
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got.expect_err("must fail"), want);
+        }
+        let not_json = b"not json";
+        let s = sig(SECRET, T, not_json);
+        assert!(matches!(
+            check(T, Some(&ts), Some(&s), not_json),
+            Err(VerifyError::BadJson(_))
+        ));
+    }
+
+    #[test]
+    fn the_tolerance_is_inclusive_and_adjustable() {
+        let good = sig(SECRET, T, BODY);
+        let ts = T.to_string();
+        assert!(check(T + 300, Some(&ts), Some(&good), BODY).is_ok());
+        assert!(check(T - 300, Some(&ts), Some(&good), BODY).is_ok());
+        let strict = Verifier::new(SECRET).with_tolerance(Duration::from_secs(10));
+        assert!(strict
+            .verify_at(T + 11, Some(&ts), Some(&good), BODY)
+            .is_err());
+    }
+
+    #[test]
+    fn the_secret_never_shows_in_debug_output() {
+        assert!(!format!("{:?}", Verifier::new(SECRET)).contains(SECRET));
+    }
+}

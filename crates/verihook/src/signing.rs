@@ -1,0 +1,105 @@
+//! `verihook sign` and `verihook verify`: the signature scheme from the command line, with
+//! the body read from stdin byte for byte.
+
+use std::io::Read;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use verihook_receiver::{signature, Verifier, VerifyError};
+
+#[derive(clap::Args)]
+pub struct SignArgs {
+    /// The webhook secret (whsec_…).
+    #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
+    secret: String,
+    /// Unix seconds, as sent in X-Webhook-Timestamp (default: now).
+    #[arg(long)]
+    timestamp: Option<i64>,
+}
+
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    /// The webhook secret (whsec_…).
+    #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
+    secret: String,
+    /// X-Webhook-Timestamp as received.
+    #[arg(long)]
+    timestamp: String,
+    /// X-Webhook-Signature as received.
+    #[arg(long)]
+    signature: String,
+    /// How far the timestamp may be from now, e.g. 5m; 0s skips the check.
+    #[arg(long, default_value = "5m", value_parser = verihook_server::config::parse_duration)]
+    tolerance: Duration,
+}
+
+fn stdin_bytes() -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut body)
+        .map_err(|e| format!("cannot read the body from stdin: {e}"))?;
+    Ok(body)
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Prints the signature of stdin.
+pub fn sign(args: SignArgs) -> Result<(), String> {
+    let body = stdin_bytes()?;
+    let timestamp = args.timestamp.unwrap_or_else(now);
+    println!(
+        "{}",
+        signature::sign(args.secret.as_bytes(), timestamp, &body)
+    );
+    Ok(())
+}
+
+/// `Ok` only for a valid signature with a fresh timestamp; otherwise says why.
+pub fn verify(args: VerifyArgs) -> Result<(), String> {
+    let body = stdin_bytes()?;
+    let mut verifier = Verifier::new(&args.secret);
+    let clock = if args.tolerance.is_zero() {
+        // No time check: judge the timestamp against itself.
+        args.timestamp.trim().parse().unwrap_or_else(|_| now())
+    } else {
+        verifier = verifier.with_tolerance(args.tolerance);
+        now()
+    };
+    match verifier.check_at(clock, Some(&args.timestamp), Some(&args.signature), &body) {
+        Ok(()) => {
+            println!("valid");
+            Ok(())
+        }
+        Err(VerifyError::BadSignature) => Err(explain_mismatch(&args, &body)),
+        Err(e @ (VerifyError::TooOld { .. } | VerifyError::TooNew { .. })) => Err(format!(
+            "invalid: the signature matches, but {e} (tolerance {} s)",
+            args.tolerance.as_secs()
+        )),
+        Err(e) => Err(format!("invalid: {e}")),
+    }
+}
+
+/// A mismatch cannot tell a wrong secret from a changed body in general, but some changes
+/// are common enough to recognize: a trailing newline added by `echo`, or JSON re-formatted.
+fn explain_mismatch(args: &VerifyArgs, body: &[u8]) -> String {
+    let matches = |candidate: &[u8]| {
+        args.timestamp.trim().parse().is_ok_and(|ts| {
+            signature::verify(args.secret.as_bytes(), ts, candidate, &args.signature)
+        })
+    };
+    if let Some(trimmed) = body.strip_suffix(b"\n") {
+        if matches(trimmed) || trimmed.strip_suffix(b"\r").is_some_and(matches) {
+            return "invalid: the body changed: a trailing newline was added (use printf '%s' or echo -n)".into();
+        }
+    }
+    let compact = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| serde_json::to_vec(&v).ok());
+    if compact.is_some_and(|c| c != body && matches(&c)) {
+        return "invalid: the body changed: its JSON was re-formatted (whitespace); verify the raw bytes".into();
+    }
+    "invalid: signature does not match: a wrong secret, or the body or timestamp changed".into()
+}
