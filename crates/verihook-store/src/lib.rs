@@ -11,7 +11,11 @@
 //! - [`sqlite`]: the embedded SQLite implementation.
 
 pub mod error;
+mod rows;
+mod shared;
+mod sql;
 pub mod sqlite;
+mod writer;
 
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -269,6 +273,14 @@ pub trait Store: Send + Sync + 'static {
     /// Notified whenever new deliveries may be due (new events, redeliveries, a webhook URL
     /// set), so senders wake at once instead of polling.
     fn work_signal(&self) -> Arc<Notify>;
+}
+
+/// The first `limit` items, and whether there were more.
+pub(crate) fn page_of<T>(mut items: Vec<T>, limit: u32) -> Page<T> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let has_more = items.len() > limit;
+    items.truncate(limit);
+    Page { items, has_more }
 }
 
 /// Opens the store a database URL names: `sqlite://PATH` (created if missing).

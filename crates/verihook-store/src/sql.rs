@@ -1,0 +1,58 @@
+//! SQL both backends run as it is (`$n` placeholders, which SQLite accepts too).
+
+pub(crate) const UPSERT_CUSTOMER: &str = "\
+    INSERT INTO customers (id, organization_id, customer_type, status, status_reason, email, \
+    first_name, last_name, date_of_birth, address_line1, address_line2, address_city, \
+    address_state, address_postal_code, address_country, created_at, updated_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+    ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
+    status_reason = excluded.status_reason, email = excluded.email, \
+    first_name = excluded.first_name, last_name = excluded.last_name, \
+    date_of_birth = excluded.date_of_birth, address_line1 = excluded.address_line1, \
+    address_line2 = excluded.address_line2, address_city = excluded.address_city, \
+    address_state = excluded.address_state, address_postal_code = excluded.address_postal_code, \
+    address_country = excluded.address_country, updated_at = excluded.updated_at";
+
+pub(crate) const INSERT_EVENT: &str = "\
+    INSERT INTO events (id, organization_id, customer_id, event_type, occurred_at, body) \
+    VALUES ($1, $2, $3, $4, $5, $6)";
+
+pub(crate) const INSERT_DELIVERY: &str =
+    "INSERT INTO deliveries (event_id, organization_id, due_at) VALUES ($1, $2, $3)";
+
+pub(crate) const RESCHEDULE_DELIVERY: &str = "\
+    UPDATE deliveries SET due_at = $1, attempt = attempt + 1, budget_used = budget_used + 1, \
+    lease_token = NULL WHERE event_id = $2 AND lease_token = $3";
+
+pub(crate) const DELETE_DELIVERY: &str =
+    "DELETE FROM deliveries WHERE event_id = $1 AND lease_token = $2";
+
+pub(crate) const RELEASE_DELIVERY: &str = "\
+    UPDATE deliveries SET due_at = $1, lease_token = NULL WHERE event_id = $2 AND lease_token = $3";
+
+pub(crate) const INSERT_ATTEMPT: &str = "\
+    INSERT INTO attempts (event_id, attempt, started_at, duration_ms, status_code, error_class, \
+    error, response_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// A delivery already queued keeps its place and attempt number but gets a fresh budget;
+/// one in flight (leased) is left to finish its attempt.
+pub(crate) const REQUEUE_DELIVERY: &str = "\
+    INSERT INTO deliveries (event_id, organization_id, due_at, attempt, budget_used) \
+    VALUES ($1, $2, $3, (SELECT COALESCE(MAX(attempt), 0) + 1 FROM attempts WHERE event_id = $1), 0) \
+    ON CONFLICT (event_id) DO UPDATE SET budget_used = 0, due_at = CASE \
+        WHEN deliveries.lease_token IS NULL AND excluded.due_at < deliveries.due_at \
+        THEN excluded.due_at ELSE deliveries.due_at END";
+
+pub(crate) const NEXT_DUE: &str = "\
+    SELECT MIN(d.due_at) FROM deliveries d \
+    JOIN organizations o ON o.id = d.organization_id AND o.webhook_url IS NOT NULL";
+
+/// How far past the claim's limit it looks for due rows, so that the per-organization cap
+/// can skip over one organization's backlog and still fill the batch with others'.
+pub(crate) const SCAN_FACTOR: u32 = 4;
+
+/// The claimed deliveries' events, URLs and secrets; `{ids}` is the backend's list form.
+pub(crate) const CLAIMED_DETAILS: &str = "\
+    SELECT e.id, e.organization_id, e.customer_id, e.event_type, e.occurred_at, e.body, \
+    e.delivery_status, o.webhook_url, o.webhook_secret FROM events e \
+    JOIN organizations o ON o.id = e.organization_id WHERE e.id {ids}";
