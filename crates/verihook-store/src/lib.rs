@@ -9,8 +9,11 @@
 //! - [`Store`] and the records it reads and writes (this file).
 //! - [`error`]: [`StoreError`], the one error type of this layer.
 //! - [`sqlite`]: the embedded SQLite implementation.
+//! - [`postgres`]: the PostgreSQL implementation, for several nodes sharing one database.
+//! - `shared`, `sql`, `rows`, `writer`: what both implementations share.
 
 pub mod error;
+pub mod postgres;
 mod rows;
 mod shared;
 mod sql;
@@ -283,7 +286,8 @@ pub(crate) fn page_of<T>(mut items: Vec<T>, limit: u32) -> Page<T> {
     Page { items, has_more }
 }
 
-/// Opens the store a database URL names: `sqlite://PATH` (created if missing).
+/// Opens the store a database URL names: `sqlite://PATH` (created if missing) or
+/// `postgres://…`.
 pub async fn connect(database_url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if database_url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(database_url).await?))

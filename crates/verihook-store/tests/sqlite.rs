@@ -4,27 +4,21 @@ mod suite;
 
 use sqlx::Connection;
 use std::sync::Arc;
-use tempfile::TempDir;
 use verihook_store::sqlite::SqliteStore;
 use verihook_store::Store;
+use verihook_testkit::TestDatabase;
 
 struct Sqlite {
-    dir: TempDir,
+    db: TestDatabase,
     store: Arc<dyn Store>,
-}
-
-impl Sqlite {
-    fn url(dir: &TempDir) -> String {
-        format!("sqlite://{}", dir.path().join("verihook.db").display())
-    }
 }
 
 impl suite::Backend for Sqlite {
     async fn fresh() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = SqliteStore::open(&Self::url(&dir)).await.expect("opened");
+        let db = TestDatabase::sqlite();
+        let store = SqliteStore::open(db.url()).await.expect("opened");
         Self {
-            dir,
+            db,
             store: Arc::new(store),
         }
     }
@@ -34,7 +28,7 @@ impl suite::Backend for Sqlite {
     }
 
     async fn fail_event_inserts(&self) {
-        let mut conn = sqlx::SqliteConnection::connect(&Self::url(&self.dir))
+        let mut conn = sqlx::SqliteConnection::connect(self.db.url())
             .await
             .expect("connected");
         sqlx::query(
@@ -47,9 +41,7 @@ impl suite::Backend for Sqlite {
     }
 
     async fn reopen(&mut self) {
-        let store = SqliteStore::open(&Self::url(&self.dir))
-            .await
-            .expect("reopened");
+        let store = SqliteStore::open(self.db.url()).await.expect("reopened");
         self.store = Arc::new(store);
     }
 }

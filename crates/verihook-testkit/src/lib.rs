@@ -3,7 +3,12 @@
 //! What the tests of the delivery engine need and must not mock: a CA generated per test
 //! run ([`TestPki`]) and real webhook receivers on loopback ([`Receiver`]), HTTPS or plain
 //! HTTP, that record every request and answer as a test scripts them (status codes,
-//! delays, redirects).
+//! delays, redirects); and a fresh database per test ([`TestDatabase`]), SQLite or
+//! PostgreSQL.
+
+mod database;
+
+pub use database::{postgres_selected, postgres_server, TestDatabase};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

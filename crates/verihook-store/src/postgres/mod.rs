@@ -1,0 +1,159 @@
+//! The PostgreSQL store, for several `verihook serve` nodes sharing one database.
+//!
+//! Each node has its own batching writer (group commit, as on SQLite) and reader pool.
+//! What SQLite gets from its single writer, PostgreSQL gets from row locks: a customer about
+//! to change is read `FOR UPDATE`, and deliveries are claimed `FOR UPDATE SKIP LOCKED`, so
+//! two nodes never claim the same one. Every transaction that makes deliveries due sends
+//! `NOTIFY verihook_work`; each node LISTENs and wakes its dispatcher, with polling as the
+//! fallback. The shared code is in [`crate::shared`].
+
+use crate::rows::{self, CUSTOMER_COLUMNS, EVENT_COLUMNS};
+use crate::shared::backend_common;
+use crate::writer::{WriteConnection, Writer};
+use crate::{
+    AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, EventFilter, EventRecord,
+    EventSummary, Mutation, NextStep, Page, PageRequest, Scope, Store, StoreError, WebhookEndpoint,
+    WebhookSet,
+};
+use async_trait::async_trait;
+use futures_util::future::BoxFuture;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, PgConnection, Postgres, QueryBuilder};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use verihook_core::id::random_token;
+use verihook_core::{
+    Customer, CustomerChange, CustomerId, CustomerStatus, Event, EventId, Organization,
+    OrganizationId, Timestamp, WebhookSecret, WebhookUrl,
+};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+const READERS: u32 = 8;
+/// The channel nodes wake each other on.
+const CHANNEL: &str = "verihook_work";
+/// Another node's writer may change the same customer: lock it until this batch commits.
+const LOCK_CLAUSE: &str = " FOR UPDATE";
+
+impl WriteConnection for PgConnection {
+    fn exec<'a>(&'a mut self, sql: &'static str) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        Box::pin(async move { sqlx::query(sql).execute(self).await.map(|_| ()) })
+    }
+}
+
+pub struct PostgresStore {
+    readers: PgPool,
+    writer: Writer<PgConnection>,
+    work: Arc<Notify>,
+    listener: JoinHandle<()>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://…`) and applies pending migrations (several nodes
+    /// starting at once take turns: sqlx holds an advisory lock while migrating).
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?;
+        let readers = PgPoolOptions::new()
+            .max_connections(READERS)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR.run(&readers).await?;
+        let write_connection = options.connect().await?;
+        let reconnect = Box::new(move || {
+            let options = options.clone();
+            Box::pin(async move { options.connect().await }) as BoxFuture<'static, _>
+        });
+        let work = Arc::new(Notify::new());
+        let mut listener = PgListener::connect_with(&readers).await?;
+        listener.listen(CHANNEL).await?;
+        Ok(Self {
+            readers,
+            writer: Writer::spawn(write_connection, reconnect),
+            listener: tokio::spawn(relay_notifications(listener, work.clone())),
+            work,
+        })
+    }
+}
+
+/// Turns `NOTIFY verihook_work` from any node into a wake-up of this node's dispatcher.
+async fn relay_notifications(mut listener: PgListener, work: Arc<Notify>) {
+    loop {
+        match listener.recv().await {
+            Ok(_) => work.notify_one(),
+            Err(e) => {
+                // The listener reconnects on the next recv; polling covers the gap.
+                tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
+                work.notify_one();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// Delivered to every listening node when the transaction commits (PostgreSQL folds
+/// repeats within one transaction into one).
+async fn announce_work(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Claims due deliveries: oldest first, at most `per_organization` of one organization,
+/// none of the excluded ones, only where a webhook URL is set, and none another node has
+/// locked (`SKIP LOCKED`: nodes never wait for each other here).
+async fn claim_in(
+    conn: &mut PgConnection,
+    request: &ClaimRequest,
+) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    let token = random_token();
+    let lease = i64::try_from(request.lease.as_micros()).unwrap_or(i64::MAX);
+    let exclude: Vec<String> = request.exclude.iter().map(|o| o.to_string()).collect();
+    let claimed: Vec<(String, i64, i64)> = sqlx::query_as(
+        "WITH due AS ( \
+            SELECT d.event_id, d.organization_id, d.due_at FROM deliveries d \
+            JOIN organizations o ON o.id = d.organization_id AND o.webhook_url IS NOT NULL \
+            WHERE d.due_at <= $1 AND NOT (d.organization_id = ANY($2)) \
+            ORDER BY d.due_at LIMIT $3 \
+            FOR UPDATE OF d SKIP LOCKED \
+         ), ranked AS ( \
+            SELECT event_id, ROW_NUMBER() OVER ( \
+                PARTITION BY organization_id ORDER BY due_at) AS rank FROM due \
+         ) \
+         UPDATE deliveries SET due_at = $4, lease_token = $5 \
+         WHERE event_id IN (SELECT event_id FROM ranked WHERE rank <= $6 LIMIT $7) \
+         RETURNING event_id, attempt, budget_used",
+    )
+    .bind(request.now.unix_micros())
+    .bind(&exclude)
+    .bind(i64::from(
+        request.limit.saturating_mul(crate::sql::SCAN_FACTOR),
+    ))
+    .bind(request.now.unix_micros().saturating_add(lease))
+    .bind(&token)
+    .bind(i64::from(request.per_organization))
+    .bind(i64::from(request.limit))
+    .fetch_all(&mut *conn)
+    .await?;
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = claimed.iter().map(|(id, _, _)| id.as_str()).collect();
+    let sql = crate::sql::CLAIMED_DETAILS.replace("{ids}", "= ANY($1)");
+    let details = sqlx::query(&sql).bind(&ids).fetch_all(&mut *conn).await?;
+    rows::claimed_deliveries(claimed, &details, &token)
+}
+
+backend_common!(PostgresStore, PgConnection, PgPool, Postgres);

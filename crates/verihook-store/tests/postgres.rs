@@ -1,0 +1,52 @@
+//! The storage suite on a real PostgreSQL server, a fresh database per test.
+
+mod suite;
+
+use sqlx::Connection;
+use std::sync::Arc;
+use verihook_store::postgres::PostgresStore;
+use verihook_store::Store;
+use verihook_testkit::TestDatabase;
+
+struct Postgres {
+    // Declared first so the store (and its connections) go before the database is dropped.
+    store: Arc<dyn Store>,
+    db: TestDatabase,
+}
+
+impl suite::Backend for Postgres {
+    async fn fresh() -> Self {
+        let db = TestDatabase::postgres().await;
+        let store = PostgresStore::open(db.url()).await.expect("opened");
+        Self {
+            store: Arc::new(store),
+            db,
+        }
+    }
+
+    fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    async fn fail_event_inserts(&self) {
+        let mut conn = sqlx::PgConnection::connect(self.db.url())
+            .await
+            .expect("connected");
+        sqlx::raw_sql(
+            "CREATE FUNCTION fail_insert() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$; \
+             CREATE TRIGGER fail_events BEFORE INSERT ON events \
+             FOR EACH ROW EXECUTE FUNCTION fail_insert();",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("trigger created");
+    }
+
+    async fn reopen(&mut self) {
+        let store = PostgresStore::open(self.db.url()).await.expect("reopened");
+        self.store = Arc::new(store);
+    }
+}
+
+store_suite!(Postgres);
