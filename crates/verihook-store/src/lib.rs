@@ -292,9 +292,7 @@ pub async fn connect(database_url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if database_url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(database_url).await?))
     } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        Err(StoreError::Config(
-            "PostgreSQL is not supported by this build yet; use sqlite://PATH".into(),
-        ))
+        Ok(Arc::new(postgres::PostgresStore::open(database_url).await?))
     } else {
         Err(StoreError::Config(
             "database URL must start with sqlite:// or postgres://".into(),

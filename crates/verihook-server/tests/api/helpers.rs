@@ -1,16 +1,16 @@
-//! `TestApp::spawn()`: the real server on a random port with a fresh SQLite file, driven
-//! over HTTP with reqwest.
+//! `TestApp::spawn()`: the real server on a random port with a fresh database, driven over
+//! HTTP with reqwest. The database is a SQLite file, or a PostgreSQL database when
+//! `VERIHOOK_TEST_DATABASE=postgres`: the same tests run on both backends.
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use verihook_server::config::parse_schedule;
 use verihook_server::delivery::Limits;
 use verihook_server::{ServeConfig, Server};
-use verihook_testkit::TestPki;
+use verihook_testkit::{TestDatabase, TestPki};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
@@ -18,7 +18,7 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     shutdown: CancellationToken,
-    _dir: TempDir,
+    _db: TestDatabase,
 }
 
 pub struct Org {
@@ -68,9 +68,8 @@ impl TestApp {
         configure: impl FnOnce(&mut ServeConfig),
         limits: Limits,
     ) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("verihook.db").display());
-        let mut config = ServeConfig::new(url);
+        let db = TestDatabase::from_env().await;
+        let mut config = ServeConfig::new(db.url());
         config.admin_token = Some(ADMIN_TOKEN.into());
         configure(&mut config);
         let server = Server::build_with_limits(&config, limits)
@@ -84,7 +83,7 @@ impl TestApp {
             base,
             client: reqwest::Client::new(),
             shutdown,
-            _dir: dir,
+            _db: db,
         }
     }
 
