@@ -50,6 +50,28 @@ pub struct ServeConfig {
     /// whose API key, webhook secret and curl examples are printed at start.
     #[arg(long, env = "VERIHOOK_DEV")]
     pub dev: bool,
+
+    /// What this node runs: `all`, `api` (the HTTP API only) or `worker` (deliveries only,
+    /// with /healthz and /readyz), so the two sides can scale apart on PostgreSQL.
+    #[arg(long, env = "VERIHOOK_ROLE", value_enum, default_value_t = Role::All)]
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    All,
+    Api,
+    Worker,
+}
+
+impl Role {
+    pub fn serves_api(self) -> bool {
+        matches!(self, Self::All | Self::Api)
+    }
+
+    pub fn delivers(self) -> bool {
+        matches!(self, Self::All | Self::Worker)
+    }
 }
 
 impl ServeConfig {
@@ -70,6 +92,7 @@ impl ServeConfig {
             extra_ca_cert: None,
             alert_webhook_url: None,
             dev: false,
+            role: Role::All,
         }
     }
 

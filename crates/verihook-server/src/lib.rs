@@ -43,7 +43,8 @@ pub enum ServerError {
 
 pub struct Server {
     state: AppState,
-    engine: Arc<DeliveryEngine>,
+    engine: Option<Arc<DeliveryEngine>>,
+    role: config::Role,
     dev: Option<dev::DevSandbox>,
 }
 
@@ -64,14 +65,16 @@ impl Server {
             config.extra_ca_cert.as_deref(),
         )?;
         let store = verihook_store::connect(&config.database_url).await?;
-        let engine = Arc::new(DeliveryEngine::new(
-            store.clone(),
-            Arc::new(sender),
-            config.retry_schedule.clone(),
-            config.delivery_timeout,
-            config.alert_webhook_url.as_ref().map(|u| u.to_string()),
-            limits,
-        ));
+        let engine = config.role.delivers().then(|| {
+            Arc::new(DeliveryEngine::new(
+                store.clone(),
+                Arc::new(sender),
+                config.retry_schedule.clone(),
+                config.delivery_timeout,
+                config.alert_webhook_url.as_ref().map(|u| u.to_string()),
+                limits,
+            ))
+        });
         let admin_token = match (&config.admin_token, config.dev) {
             (Some(token), _) => Some(token.clone()),
             (None, true) => Some(dev::admin_token()),
@@ -90,7 +93,12 @@ impl Server {
             ),
             _ => None,
         };
-        Ok(Self { state, engine, dev })
+        Ok(Self {
+            state,
+            engine,
+            role: config.role,
+            dev,
+        })
     }
 
     /// The sandbox `--dev` created, to print for the user.
@@ -111,8 +119,12 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let stop = CancellationToken::new();
-        let engine = tokio::spawn(self.engine.run(stop.clone()));
-        let app = api::router(self.state);
+        let engine = self.engine.map(|e| tokio::spawn(e.run(stop.clone())));
+        let app = if self.role.serves_api() {
+            api::router(self.state)
+        } else {
+            api::health_router(self.state)
+        };
         let trigger = stop.clone();
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -121,8 +133,10 @@ impl Server {
             })
             .await;
         stop.cancel();
-        if let Err(e) = engine.await {
-            tracing::error!(error = %e, "the delivery engine panicked");
+        if let Some(task) = engine {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "the delivery engine panicked");
+            }
         }
         served?;
         Ok(())

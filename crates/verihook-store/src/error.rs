@@ -19,8 +19,9 @@ pub enum StoreError {
     /// A stored value no longer parses: the database was changed outside verihook.
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
-    /// The batching writer has stopped (the process is shutting down).
-    #[error("the database writer has stopped")]
+    /// The write did not run: its batch was cut short (the connection was lost; the
+    /// writer reconnects) or the process is shutting down. Nothing was written; retry.
+    #[error("the write did not complete (database connection lost, or shutting down)")]
     WriterStopped,
     /// The transaction holding this change failed to commit; nothing was written.
     #[error("commit failed: {0}")]

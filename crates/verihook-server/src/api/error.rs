@@ -130,7 +130,9 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => Self::not_found("resource"),
             StoreError::UnknownCursor => Self::invalid("after", error.to_string()),
             StoreError::Domain(e) => e.into(),
-            StoreError::WriterStopped => Self::unavailable("the server is shutting down"),
+            StoreError::WriterStopped => {
+                Self::unavailable("the database is unavailable; nothing was written, retry")
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 Self::internal()

@@ -32,6 +32,14 @@ pub struct AppState {
     pub allow_http: bool,
 }
 
+/// Only `/healthz` and `/readyz`: what a worker node serves.
+pub fn health_router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::router())
+        .fallback(|| async { ApiError::not_found("route (this node runs --role worker)") })
+        .with_state(state)
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())

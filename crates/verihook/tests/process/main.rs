@@ -2,6 +2,7 @@
 
 mod crash;
 mod env;
+mod nodes;
 mod shutdown;
 mod support;
 mod tools;

@@ -22,15 +22,17 @@ impl Drop for Running {
     }
 }
 
-/// The variables every process test sets: a port chosen by the OS, a database file in
-/// `dir`, an admin token, and plain HTTP allowed.
+/// The variables every process test sets: a port chosen by the OS, a SQLite file at
+/// `db`, an admin token, and plain HTTP allowed.
 pub fn base_vars(db: &std::path::Path, admin_token: &str) -> Vec<(&'static str, String)> {
+    vars_for(format!("sqlite://{}", db.display()), admin_token)
+}
+
+/// [`base_vars`] for any database URL.
+pub fn vars_for(database_url: String, admin_token: &str) -> Vec<(&'static str, String)> {
     vec![
         ("VERIHOOK_LISTEN", "127.0.0.1:0".into()),
-        (
-            "VERIHOOK_DATABASE_URL",
-            format!("sqlite://{}", db.display()),
-        ),
+        ("VERIHOOK_DATABASE_URL", database_url),
         ("VERIHOOK_ADMIN_TOKEN", admin_token.into()),
         ("VERIHOOK_ALLOW_HTTP", "true".into()),
     ]
