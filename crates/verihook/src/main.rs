@@ -1,6 +1,7 @@
 //! `verihook`: a thin shim over the library crates. Parses the command line, sets up
 //! logging, and hands over to the command.
 
+mod bench;
 mod listen;
 mod serve;
 mod signing;
@@ -31,6 +32,8 @@ enum Command {
     Sign(signing::SignArgs),
     /// Check a signature of the body on stdin; exits 0 only if it is valid.
     Verify(signing::VerifyArgs),
+    /// Benchmark end to end: API throughput, delivery throughput and latency, memory.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Listen(args) => block_on(listen::run(args)),
         Command::Sign(args) => signing::sign(args),
         Command::Verify(args) => signing::verify(args),
+        Command::Bench(args) => block_on(bench::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,323 @@
+//! `verihook bench`: the end-to-end benchmark. It starts a server (or uses `--target`), a
+//! receiver that verifies every signature, and drives the real HTTP API; it reports API
+//! requests/s, delivered events/s, change→receipt latency, the server's peak memory, and
+//! events lost and duplicated. docs/performance.md has the figures and how to read them.
+
+mod load;
+mod receiver;
+mod report;
+mod server;
+
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use load::{Api, Org, Sent};
+use receiver::Receiver;
+use report::{per_sec, Percentiles, Report};
+use server::ServerUnderTest;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Every endpoint answers at once.
+    Healthy,
+    /// 1 of 100 organizations never answers; the other 99's latency beside a healthy run's.
+    DeadEndpoint,
+    /// Events pile up while no receiver is reachable, then drain.
+    Backlog,
+}
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    #[arg(long, value_enum, default_value_t = Scenario::Healthy)]
+    scenario: Scenario,
+    /// Database of the server started for the run (default: a fresh SQLite file).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Use a running server instead of starting one (its peak memory is then unknown).
+    #[arg(long, requires = "admin_token")]
+    target: Option<String>,
+    /// The running server's admin token (with --target).
+    #[arg(long)]
+    admin_token: Option<String>,
+    /// Closed loop: how many changes (default 5,000; 200,000 for backlog).
+    #[arg(long)]
+    events: Option<u64>,
+    /// Closed loop: clients sending at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Open loop: changes per second (with --duration) instead of a closed loop.
+    #[arg(long, requires = "duration")]
+    rate: Option<u64>,
+    /// Open loop: how long to send, e.g. 30s.
+    #[arg(long, value_parser = verihook_server::config::parse_duration)]
+    duration: Option<Duration>,
+    /// Organizations the changes are spread over (100 for dead-endpoint).
+    #[arg(long, default_value_t = 10)]
+    organizations: usize,
+    /// How long to wait for the last deliveries once sending is done.
+    #[arg(long, default_value = "120s", value_parser = verihook_server::config::parse_duration)]
+    drain_timeout: Duration,
+    /// Print one JSON object as the last line.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: BenchArgs) -> Result<(), String> {
+    let report = match args.scenario {
+        Scenario::Healthy => phase(&args, args.organizations, false).await?,
+        Scenario::DeadEndpoint => {
+            let healthy = phase(&args, 100, false).await?;
+            let mut dead = phase(&args, 100, true).await?;
+            dead.scenario = "dead-endpoint".into();
+            dead.extra.push(("healthyRunP99Ms", healthy.latency_ms.p99));
+            dead.extra.push(("healthyRunP50Ms", healthy.latency_ms.p50));
+            dead
+        }
+        Scenario::Backlog => backlog(&args).await?,
+    };
+    eprint!("{}", report.table());
+    if args.json {
+        println!("{}", report.json());
+    }
+    if report.lost > 0 {
+        return Err(format!("{} events were lost", report.lost));
+    }
+    Ok(())
+}
+
+fn server(args: &BenchArgs, delivery_timeout: &str) -> Result<ServerUnderTest, String> {
+    match (&args.target, &args.admin_token) {
+        (Some(base), Some(token)) => Ok(ServerUnderTest::target(base.clone(), token.clone())),
+        _ => ServerUnderTest::start(args.database_url.as_deref(), delivery_timeout),
+    }
+}
+
+fn database_name(args: &BenchArgs) -> String {
+    match (&args.target, &args.database_url) {
+        (Some(_), _) => "external".into(),
+        (None, Some(url)) if url.starts_with("postgres") => "postgres".into(),
+        _ => "sqlite".into(),
+    }
+}
+
+fn progress(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar
+}
+
+async fn wait_ready(base: &str) -> Result<(), String> {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let ready = client.get(format!("{base}/readyz")).send().await;
+        if ready.is_ok_and(|r| r.status().is_success()) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err("the server did not become ready".into())
+}
+
+/// Organizations with webhooks to the receiver (`/dead` for the first when `dead_first`).
+async fn organizations(
+    api: &Api,
+    receiver: &Receiver,
+    count: usize,
+    dead_first: bool,
+    with_url: bool,
+) -> Result<Vec<Org>, String> {
+    let mut orgs = Vec::with_capacity(count);
+    for n in 0..count {
+        let org = api.organization(n).await?;
+        if with_url {
+            let path = if dead_first && n == 0 { "dead" } else { "hook" };
+            let secret = api
+                .webhook(&org, &format!("{}/{path}", receiver.base))
+                .await?;
+            receiver.trust(&org.id, &secret);
+        }
+        orgs.push(org);
+    }
+    Ok(orgs)
+}
+
+async fn send(
+    args: &BenchArgs,
+    api: Arc<Api>,
+    orgs: Arc<Vec<Org>>,
+    default_events: u64,
+) -> (Sent, String) {
+    match (args.rate, args.duration) {
+        (Some(rate), Some(duration)) => {
+            let total = (rate as f64 * duration.as_secs_f64()) as u64;
+            let bar = progress(total, "sending");
+            let sent = load::open_loop(api, orgs, rate, duration, bar.clone()).await;
+            bar.finish_and_clear();
+            (sent, format!("open loop, {rate}/s"))
+        }
+        _ => {
+            let events = args.events.unwrap_or(default_events);
+            let bar = progress(events, "sending");
+            let sent = load::closed_loop(api, orgs, events, args.concurrency, bar.clone()).await;
+            bar.finish_and_clear();
+            (
+                sent,
+                format!("closed loop, concurrency {}", args.concurrency),
+            )
+        }
+    }
+}
+
+/// Waits until every accepted change of a healthy organization has arrived, or the drain
+/// timeout passes with no progress.
+async fn await_deliveries(
+    receiver: &Receiver,
+    sent: &Sent,
+    skip_org: Option<usize>,
+    timeout: Duration,
+) {
+    let expected: Vec<u64> = sent
+        .accepted
+        .iter()
+        .filter(|(_, (_, org))| Some(*org) != skip_org)
+        .map(|(i, _)| *i)
+        .collect();
+    let bar = progress(expected.len() as u64, "delivered");
+    let mut last_progress = (0usize, Instant::now());
+    loop {
+        let arrived =
+            receiver.snapshot(|a| expected.iter().filter(|i| a.first.contains_key(i)).count());
+        bar.set_position(arrived as u64);
+        if arrived == expected.len() {
+            break;
+        }
+        if arrived != last_progress.0 {
+            last_progress = (arrived, Instant::now());
+        } else if last_progress.1.elapsed() > timeout {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    bar.finish_and_clear();
+}
+
+/// The figures of a run, over the organizations other than `skip_org`.
+fn measure(
+    receiver: &Receiver,
+    sent: &Sent,
+    skip_org: Option<usize>,
+    began: Instant,
+) -> (Percentiles, u64, u64, u64, f64) {
+    receiver.snapshot(|a| {
+        let mut latency = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
+            .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()));
+        let (mut delivered, mut lost) = (0u64, 0u64);
+        for (index, (start, org)) in &sent.accepted {
+            if Some(*org) == skip_org {
+                continue;
+            }
+            match a.first.get(index) {
+                Some(arrived) => {
+                    delivered += 1;
+                    let us = arrived.saturating_duration_since(*start).as_micros();
+                    let _ = latency.record(u64::try_from(us).unwrap_or(u64::MAX).max(1));
+                }
+                None => lost += 1,
+            }
+        }
+        let distinct = a.first.len() as u64;
+        let duplicates = a.total.saturating_sub(distinct);
+        let span = a
+            .last
+            .map_or(Duration::ZERO, |l| l.saturating_duration_since(began));
+        (
+            Percentiles::of(&latency),
+            delivered,
+            lost,
+            duplicates,
+            per_sec(delivered, span),
+        )
+    })
+}
+
+/// One run: a fresh server, `orgs` organizations, the load, the deliveries.
+async fn phase(args: &BenchArgs, orgs: usize, dead_first: bool) -> Result<Report, String> {
+    let receiver = Receiver::start().await?;
+    let server = server(args, "10s")?;
+    wait_ready(&server.base).await?;
+    let api = Arc::new(Api::new(
+        &server.base,
+        &server.admin_token,
+        args.concurrency,
+    )?);
+    let orgs = Arc::new(organizations(&api, &receiver, orgs, dead_first, true).await?);
+    let began = Instant::now();
+    let (sent, mode) = send(args, api, orgs, 5_000).await;
+    let skip = dead_first.then_some(0);
+    await_deliveries(&receiver, &sent, skip, args.drain_timeout).await;
+    let (latency, delivered, lost, duplicates, delivered_per_sec) =
+        measure(&receiver, &sent, skip, began);
+    let api_accepted = sent.accepted.len() as u64;
+    Ok(Report {
+        scenario: "healthy".into(),
+        mode,
+        database: database_name(args),
+        events: delivered + lost,
+        api_per_sec: per_sec(api_accepted, sent.elapsed),
+        delivered_per_sec,
+        latency_ms: latency,
+        peak_rss_mb: server.peak_rss_mb(),
+        lost,
+        duplicates,
+        bad_signatures: receiver.snapshot(|a| a.bad_signatures),
+        extra: vec![("apiRefused", sent.refused as f64)],
+    })
+}
+
+/// Changes pile up while the organizations have no reachable endpoint (their webhook URL
+/// is set only afterwards, so every event waits in the outbox); then the URLs are set and
+/// the backlog drains.
+async fn backlog(args: &BenchArgs) -> Result<Report, String> {
+    let receiver = Receiver::start().await?;
+    let server = server(args, "10s")?;
+    wait_ready(&server.base).await?;
+    let api = Arc::new(Api::new(
+        &server.base,
+        &server.admin_token,
+        args.concurrency,
+    )?);
+    let orgs = Arc::new(organizations(&api, &receiver, args.organizations, false, false).await?);
+    let (sent, mode) = send(args, api.clone(), orgs.clone(), 200_000).await;
+    let drain_began = Instant::now();
+    for org in orgs.iter() {
+        let secret = api.webhook(org, &format!("{}/hook", receiver.base)).await?;
+        receiver.trust(&org.id, &secret);
+    }
+    await_deliveries(&receiver, &sent, None, args.drain_timeout).await;
+    let (latency, delivered, lost, duplicates, drain_per_sec) =
+        measure(&receiver, &sent, None, drain_began);
+    Ok(Report {
+        scenario: "backlog".into(),
+        mode,
+        database: database_name(args),
+        events: delivered + lost,
+        api_per_sec: per_sec(sent.accepted.len() as u64, sent.elapsed),
+        delivered_per_sec: drain_per_sec,
+        latency_ms: latency,
+        peak_rss_mb: server.peak_rss_mb(),
+        lost,
+        duplicates,
+        bad_signatures: receiver.snapshot(|a| a.bad_signatures),
+        extra: vec![
+            ("drainPerSec", drain_per_sec),
+            ("apiRefused", sent.refused as f64),
+        ],
+    })
+}

@@ -1,0 +1,123 @@
+//! The benchmark's receiver: verifies every signature (as a real receiver must), and
+//! records when each event arrived, keyed by the request that caused it.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use verihook_receiver::{headers, Verifier};
+
+/// Arrivals keyed by the request index the bench encoded in the customer's e-mail.
+#[derive(Default)]
+pub struct Arrivals {
+    pub first: HashMap<u64, Instant>,
+    pub total: u64,
+    pub bad_signatures: u64,
+    pub last: Option<Instant>,
+}
+
+pub struct Receiver {
+    pub base: String,
+    state: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Shared {
+    /// Each organization signs with its own secret.
+    verifiers: Mutex<HashMap<String, Verifier>>,
+    arrivals: Mutex<Arrivals>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Receiver {
+    pub async fn start() -> Result<Self, String> {
+        let state = Arc::new(Shared {
+            verifiers: Mutex::default(),
+            arrivals: Mutex::default(),
+        });
+        let app = Router::new()
+            .route("/hook", post(receive))
+            .route("/dead", post(dead))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let base = format!(
+            "http://{}",
+            listener.local_addr().map_err(|e| e.to_string())?
+        );
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { base, state, task })
+    }
+
+    /// Verify `organization`'s events with `secret`.
+    pub fn trust(&self, organization: &str, secret: &str) {
+        lock(&self.state.verifiers).insert(organization.to_owned(), Verifier::new(secret));
+    }
+
+    pub fn snapshot<T>(&self, f: impl FnOnce(&Arrivals) -> T) -> T {
+        f(&lock(&self.state.arrivals))
+    }
+}
+
+/// The string value of `"key":"…"` in a compact body (no full parse on the hot path).
+fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let start = text.find(key)? + key.len();
+    let end = start + text[start..].find('"')?;
+    Some(&text[start..end])
+}
+
+/// The request index in `"email":"b<index>@bench.example"`.
+fn request_index(text: &str) -> Option<u64> {
+    field(text, "\"email\":\"b")?
+        .split('@')
+        .next()?
+        .parse()
+        .ok()
+}
+
+async fn receive(State(state): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let now = Instant::now();
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let (ts, sig) = (header(headers::TIMESTAMP), header(headers::SIGNATURE));
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let text = std::str::from_utf8(&body).unwrap_or_default();
+    let verified = field(text, "\"organizationId\":\"")
+        .and_then(|org| lock(&state.verifiers).get(org).cloned())
+        .is_some_and(|v| v.check_at(unix, ts, sig, &body).is_ok());
+    let mut arrivals = lock(&state.arrivals);
+    if !verified {
+        arrivals.bad_signatures += 1;
+        return StatusCode::UNAUTHORIZED;
+    }
+    arrivals.total += 1;
+    arrivals.last = Some(now);
+    if let Some(index) = request_index(text) {
+        arrivals.first.entry(index).or_insert(now);
+    }
+    StatusCode::OK
+}
+
+/// A dead endpoint: never answers in time.
+async fn dead() -> StatusCode {
+    tokio::time::sleep(Duration::from_secs(3_600)).await;
+    StatusCode::OK
+}
