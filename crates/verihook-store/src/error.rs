@@ -28,6 +28,9 @@ pub enum StoreError {
     CommitFailed(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// An error of the embedded SQLite write path.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }

@@ -20,33 +20,34 @@ pub(crate) const EVENT_COLUMNS: &str =
 
 /// The column reads the mappings need, on each backend's concrete row type.
 pub(crate) trait Get {
-    fn string(&self, column: &str) -> Result<String, sqlx::Error>;
-    fn opt_string(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
-    fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
-    fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
+    fn string(&self, column: &str) -> Result<String, StoreError>;
+    fn opt_string(&self, column: &str) -> Result<Option<String>, StoreError>;
+    fn int(&self, column: &str) -> Result<i64, StoreError>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
 }
 
 macro_rules! impl_get {
-    ($row:ty) => {
+    ($row:ty, $get:ident) => {
         impl Get for $row {
-            fn string(&self, column: &str) -> Result<String, sqlx::Error> {
-                self.try_get(column)
+            fn string(&self, column: &str) -> Result<String, StoreError> {
+                Ok(self.$get(column)?)
             }
-            fn opt_string(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
-                self.try_get(column)
+            fn opt_string(&self, column: &str) -> Result<Option<String>, StoreError> {
+                Ok(self.$get(column)?)
             }
-            fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
-                self.try_get(column)
+            fn int(&self, column: &str) -> Result<i64, StoreError> {
+                Ok(self.$get(column)?)
             }
-            fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
-                self.try_get(column)
+            fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+                Ok(self.$get(column)?)
             }
         }
     };
 }
 
-impl_get!(sqlx::sqlite::SqliteRow);
-impl_get!(sqlx::postgres::PgRow);
+impl_get!(sqlx::sqlite::SqliteRow, try_get);
+impl_get!(sqlx::postgres::PgRow, try_get);
+impl_get!(rusqlite::Row<'_>, get);
 
 fn text(row: &impl Get, column: &str) -> Result<Text, StoreError> {
     let value = row.string(column)?;
@@ -150,24 +151,31 @@ pub(crate) fn attempt(row: &impl Get) -> Result<AttemptRecord, StoreError> {
     })
 }
 
-/// Claimed rows `(event_id, attempt, budget_used)` joined with their details (rows of
-/// [`crate::sql::CLAIMED_DETAILS`]), in claim order.
+/// What a claim needs of each claimed event: the event, its URL and its secret (a row of
+/// [`crate::sql::CLAIMED_DETAILS`]).
+pub(crate) type ClaimDetail = (verihook_core::Event, Option<String>, Option<String>);
+
+pub(crate) fn claim_detail(row: &impl Get) -> Result<ClaimDetail, StoreError> {
+    let summary = event_summary(row)?;
+    Ok((
+        summary.event,
+        row.opt_string("webhook_url")?,
+        row.opt_string("webhook_secret")?,
+    ))
+}
+
+/// Claimed rows `(event_id, attempt, budget_used)` joined with their details, in claim
+/// order.
 pub(crate) fn claimed_deliveries(
     claimed: Vec<(String, i64, i64)>,
-    details: &[impl Get],
+    details: Vec<ClaimDetail>,
     lease_token: &str,
 ) -> Result<Vec<crate::ClaimedDelivery>, StoreError> {
     use verihook_core::WebhookSecret;
-    let mut by_id = std::collections::HashMap::with_capacity(details.len());
-    for row in details {
-        let summary = event_summary(row)?;
-        let url = row.opt_string("webhook_url")?;
-        let secret = row.opt_string("webhook_secret")?;
-        by_id.insert(
-            summary.event.id.as_str().to_owned(),
-            (summary.event, url, secret),
-        );
-    }
+    let mut by_id: std::collections::HashMap<String, ClaimDetail> = details
+        .into_iter()
+        .map(|d| (d.0.id.as_str().to_owned(), d))
+        .collect();
     claimed
         .into_iter()
         .map(|(id, attempt, budget_used)| {

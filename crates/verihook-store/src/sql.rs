@@ -56,3 +56,49 @@ pub(crate) const CLAIMED_DETAILS: &str = "\
     SELECT e.id, e.organization_id, e.customer_id, e.event_type, e.occurred_at, e.body, \
     e.delivery_status, o.webhook_url, o.webhook_secret FROM events e \
     JOIN organizations o ON o.id = e.organization_id WHERE e.id {ids}";
+
+/// Claims due deliveries: oldest first, at most `$6` of one organization, none of the
+/// organizations in `{exclude}`, only where a webhook URL is set; `{lock}` is PostgreSQL's
+/// `FOR UPDATE OF d SKIP LOCKED` (SQLite's single writer needs none).
+pub(crate) const CLAIM: &str = "\
+    WITH due AS ( \
+        SELECT d.event_id, d.organization_id, d.due_at FROM deliveries d \
+        JOIN organizations o ON o.id = d.organization_id AND o.webhook_url IS NOT NULL \
+        WHERE d.due_at <= $1 AND NOT (d.organization_id {exclude}) \
+        ORDER BY d.due_at LIMIT $3 {lock} \
+    ), ranked AS ( \
+        SELECT event_id, ROW_NUMBER() OVER (PARTITION BY organization_id ORDER BY due_at) AS rank \
+        FROM due \
+    ) \
+    UPDATE deliveries SET due_at = $4, lease_token = $5 \
+    WHERE event_id IN (SELECT event_id FROM ranked WHERE rank <= $6 LIMIT $7) \
+    RETURNING event_id, attempt, budget_used";
+
+pub(crate) const INSERT_ORGANIZATION: &str = "\
+    INSERT INTO organizations (id, name, mode, api_key_digest, created_at) \
+    VALUES ($1, $2, $3, $4, $5)";
+
+/// Sets the URL; the secret only if there is none yet.
+pub(crate) const SET_WEBHOOK_URL: &str = "\
+    UPDATE organizations SET webhook_url = $1, webhook_secret = COALESCE(webhook_secret, $2) \
+    WHERE id = $3 RETURNING webhook_url, webhook_secret";
+
+pub(crate) const ROTATE_SECRET: &str = "UPDATE organizations SET webhook_secret = $1 WHERE id = $2";
+
+pub(crate) const SET_DELIVERY_STATUS: &str = "UPDATE events SET delivery_status = $1 WHERE id = $2";
+
+pub(crate) const SET_PENDING: &str = "UPDATE events SET delivery_status = 'pending' WHERE id = $1";
+
+/// The organization of an event within a scope (`$2` NULL: any).
+pub(crate) const EVENT_OWNER: &str = "\
+    SELECT organization_id FROM events WHERE id = $1 \
+    AND (CAST($2 AS TEXT) IS NULL OR organization_id = $2)";
+
+/// The event's final delivery status after an attempt, if the attempt ends its delivery.
+pub(crate) fn final_status(next: crate::NextStep) -> Option<&'static str> {
+    match next {
+        crate::NextStep::Delivered => Some("delivered"),
+        crate::NextStep::Failed => Some("failed"),
+        crate::NextStep::RetryAt(_) => None,
+    }
+}

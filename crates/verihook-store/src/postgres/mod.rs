@@ -5,7 +5,9 @@
 //! to change is read `FOR UPDATE`, and deliveries are claimed `FOR UPDATE SKIP LOCKED`, so
 //! two nodes never claim the same one. Every transaction that makes deliveries due sends
 //! `NOTIFY verihook_work`; each node LISTENs and wakes its dispatcher, with polling as the
-//! fallback. The shared code is in [`crate::shared`].
+//! fallback. The shared code is in `crate::shared`.
+
+mod writes;
 
 use crate::rows::{self, CUSTOMER_COLUMNS, EVENT_COLUMNS};
 use crate::shared::backend_common;
@@ -25,11 +27,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use verihook_core::id::random_token;
 use verihook_core::{
-    Customer, CustomerChange, CustomerId, CustomerStatus, Event, EventId, Organization,
-    OrganizationId, Timestamp, WebhookSecret, WebhookUrl,
+    Customer, CustomerChange, CustomerId, CustomerStatus, EventId, Organization, OrganizationId,
+    Timestamp, WebhookSecret, WebhookUrl,
 };
+
+type PgWriter = Writer<PgConnection>;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -47,7 +50,7 @@ impl WriteConnection for PgConnection {
 
 pub struct PostgresStore {
     readers: PgPool,
-    writer: Writer<PgConnection>,
+    writer: PgWriter,
     work: Arc<Notify>,
     listener: JoinHandle<()>,
 }
@@ -109,51 +112,6 @@ async fn announce_work(conn: &mut PgConnection) -> Result<(), StoreError> {
         .execute(conn)
         .await?;
     Ok(())
-}
-
-/// Claims due deliveries: oldest first, at most `per_organization` of one organization,
-/// none of the excluded ones, only where a webhook URL is set, and none another node has
-/// locked (`SKIP LOCKED`: nodes never wait for each other here).
-async fn claim_in(
-    conn: &mut PgConnection,
-    request: &ClaimRequest,
-) -> Result<Vec<ClaimedDelivery>, StoreError> {
-    let token = random_token();
-    let lease = i64::try_from(request.lease.as_micros()).unwrap_or(i64::MAX);
-    let exclude: Vec<String> = request.exclude.iter().map(|o| o.to_string()).collect();
-    let claimed: Vec<(String, i64, i64)> = sqlx::query_as(
-        "WITH due AS ( \
-            SELECT d.event_id, d.organization_id, d.due_at FROM deliveries d \
-            JOIN organizations o ON o.id = d.organization_id AND o.webhook_url IS NOT NULL \
-            WHERE d.due_at <= $1 AND NOT (d.organization_id = ANY($2)) \
-            ORDER BY d.due_at LIMIT $3 \
-            FOR UPDATE OF d SKIP LOCKED \
-         ), ranked AS ( \
-            SELECT event_id, ROW_NUMBER() OVER ( \
-                PARTITION BY organization_id ORDER BY due_at) AS rank FROM due \
-         ) \
-         UPDATE deliveries SET due_at = $4, lease_token = $5 \
-         WHERE event_id IN (SELECT event_id FROM ranked WHERE rank <= $6 LIMIT $7) \
-         RETURNING event_id, attempt, budget_used",
-    )
-    .bind(request.now.unix_micros())
-    .bind(&exclude)
-    .bind(i64::from(
-        request.limit.saturating_mul(crate::sql::SCAN_FACTOR),
-    ))
-    .bind(request.now.unix_micros().saturating_add(lease))
-    .bind(&token)
-    .bind(i64::from(request.per_organization))
-    .bind(i64::from(request.limit))
-    .fetch_all(&mut *conn)
-    .await?;
-    if claimed.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<&str> = claimed.iter().map(|(id, _, _)| id.as_str()).collect();
-    let sql = crate::sql::CLAIMED_DETAILS.replace("{ids}", "= ANY($1)");
-    let details = sqlx::query(&sql).bind(&ids).fetch_all(&mut *conn).await?;
-    rows::claimed_deliveries(claimed, &details, &token)
 }
 
 backend_common!(PostgresStore, PgConnection, PgPool, Postgres);

@@ -1,0 +1,307 @@
+//! SQLite writes, run on the writer thread (rusqlite), each in its own savepoint of the
+//! batch transaction. The SQL is the shared one of `crate::sql`.
+
+use super::writer::SqliteWriter;
+use crate::rows::{self, CUSTOMER_COLUMNS};
+use crate::{
+    AttemptOutcome, ClaimRequest, ClaimedDelivery, Mutation, NextStep, StoreError, WebhookSet,
+};
+use rusqlite::{params, Connection, OptionalExtension};
+use verihook_core::id::random_token;
+use verihook_core::{
+    Customer, CustomerChange, CustomerId, Event, EventId, Organization, OrganizationId, Timestamp,
+    WebhookSecret,
+};
+
+fn select_customer(
+    conn: &Connection,
+    organization: Option<&OrganizationId>,
+    id: &CustomerId,
+) -> Result<Option<Customer>, StoreError> {
+    let sql = format!(
+        "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1 \
+         AND (CAST($2 AS TEXT) IS NULL OR organization_id = $2)"
+    );
+    let mut statement = conn.prepare_cached(&sql)?;
+    let mut found = statement.query(params![
+        id.as_str(),
+        organization.map(OrganizationId::as_str)
+    ])?;
+    found.next()?.map(rows::customer).transpose()
+}
+
+/// Inserts the customer, or updates every column but its identity and order.
+fn upsert_customer(conn: &Connection, c: &Customer) -> Result<(), StoreError> {
+    let a = &c.address;
+    let text =
+        |t: &Option<verihook_core::customer::Text>| t.as_ref().map(|t| t.as_str().to_owned());
+    conn.prepare_cached(crate::sql::UPSERT_CUSTOMER)?
+        .execute(params![
+            c.id.as_str(),
+            c.organization_id.as_str(),
+            c.customer_type.as_str(),
+            c.status.as_str(),
+            c.status_reason.as_deref(),
+            c.email.as_str(),
+            c.first_name.as_str(),
+            c.last_name.as_str(),
+            c.date_of_birth.map(verihook_core::customer::format_date),
+            text(&a.line1),
+            text(&a.line2),
+            text(&a.city),
+            text(&a.state),
+            text(&a.postal_code),
+            a.country.map(|c| c.as_str().to_owned()),
+            c.created_at.unix_micros(),
+            c.updated_at.unix_micros(),
+        ])?;
+    Ok(())
+}
+
+/// Stores events and their outbox entries, due at once.
+fn insert_events(conn: &Connection, events: &[Event]) -> Result<(), StoreError> {
+    let mut event = conn.prepare_cached(crate::sql::INSERT_EVENT)?;
+    let mut delivery = conn.prepare_cached(crate::sql::INSERT_DELIVERY)?;
+    for e in events {
+        event.execute(params![
+            e.id.as_str(),
+            e.organization_id.as_str(),
+            e.customer_id.as_str(),
+            e.event_type.as_str(),
+            e.occurred_at.unix_micros(),
+            e.body,
+        ])?;
+        delivery.execute(params![
+            e.id.as_str(),
+            e.organization_id.as_str(),
+            e.occurred_at.unix_micros()
+        ])?;
+    }
+    Ok(())
+}
+
+pub(super) async fn create_organization(
+    writer: &SqliteWriter,
+    org: Organization,
+    api_key_digest: [u8; 32],
+) -> Result<(), StoreError> {
+    writer
+        .write(move |conn| {
+            conn.prepare_cached(crate::sql::INSERT_ORGANIZATION)?
+                .execute(params![
+                    org.id.as_str(),
+                    org.name,
+                    org.mode.as_str(),
+                    &api_key_digest[..],
+                    org.created_at.unix_micros(),
+                ])?;
+            Ok(())
+        })
+        .await
+}
+
+pub(super) async fn set_webhook_url(
+    writer: &SqliteWriter,
+    id: OrganizationId,
+    url: String,
+    fresh_secret: WebhookSecret,
+) -> Result<WebhookSet, StoreError> {
+    writer
+        .write(move |conn| {
+            let (url, secret): (String, String) = conn
+                .prepare_cached(crate::sql::SET_WEBHOOK_URL)?
+                .query_row(params![url, fresh_secret.expose(), id.as_str()], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?
+                .ok_or(StoreError::NotFound)?;
+            let secret = WebhookSecret::from_stored(secret);
+            Ok(WebhookSet {
+                url,
+                secret_is_new: secret == fresh_secret,
+                secret,
+            })
+        })
+        .await
+}
+
+pub(super) async fn rotate_webhook_secret(
+    writer: &SqliteWriter,
+    id: OrganizationId,
+    secret: WebhookSecret,
+) -> Result<(), StoreError> {
+    writer
+        .write(move |conn| {
+            let changed = conn
+                .prepare_cached(crate::sql::ROTATE_SECRET)?
+                .execute(params![secret.expose(), id.as_str()])?;
+            if changed == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
+}
+
+pub(super) async fn insert_customer(
+    writer: &SqliteWriter,
+    change: CustomerChange,
+) -> Result<(), StoreError> {
+    writer
+        .write(move |conn| {
+            upsert_customer(conn, &change.customer)?;
+            insert_events(conn, &change.events)
+        })
+        .await
+}
+
+pub(super) async fn modify_customer(
+    writer: &SqliteWriter,
+    organization: Option<OrganizationId>,
+    id: CustomerId,
+    mutation: Mutation,
+) -> Result<CustomerChange, StoreError> {
+    writer
+        .write(move |conn| {
+            // The single writer makes this read-modify-write exclusive without a lock.
+            let current =
+                select_customer(conn, organization.as_ref(), &id)?.ok_or(StoreError::NotFound)?;
+            let change = mutation(&current)?;
+            if change.customer != current {
+                upsert_customer(conn, &change.customer)?;
+            }
+            insert_events(conn, &change.events)?;
+            Ok(change)
+        })
+        .await
+}
+
+fn json_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    serde_json::to_string(&items.collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
+}
+
+pub(super) async fn claim(
+    writer: &SqliteWriter,
+    request: ClaimRequest,
+) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    writer.write(move |conn| claim_in(conn, &request)).await
+}
+
+fn claim_in(conn: &Connection, request: &ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    let token = random_token();
+    let lease = i64::try_from(request.lease.as_micros()).unwrap_or(i64::MAX);
+    let exclude = json_list(request.exclude.iter().map(OrganizationId::as_str));
+    let sql = crate::sql::CLAIM
+        .replace("{exclude}", "IN (SELECT value FROM json_each($2))")
+        .replace("{lock}", "");
+    let mut statement = conn.prepare_cached(&sql)?;
+    let claimed = statement
+        .query_map(
+            params![
+                request.now.unix_micros(),
+                exclude,
+                i64::from(request.limit.saturating_mul(crate::sql::SCAN_FACTOR)),
+                request.now.unix_micros().saturating_add(lease),
+                token,
+                i64::from(request.per_organization),
+                i64::from(request.limit),
+            ],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )?
+        .collect::<Result<Vec<(String, i64, i64)>, _>>()?;
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = json_list(claimed.iter().map(|(id, _, _)| id.as_str()));
+    let sql = crate::sql::CLAIMED_DETAILS.replace("{ids}", "IN (SELECT value FROM json_each($1))");
+    let mut statement = conn.prepare_cached(&sql)?;
+    let mut found = statement.query(params![ids])?;
+    let mut details = Vec::with_capacity(claimed.len());
+    while let Some(row) = found.next()? {
+        details.push(rows::claim_detail(row)?);
+    }
+    rows::claimed_deliveries(claimed, details, &token)
+}
+
+pub(super) async fn record(
+    writer: &SqliteWriter,
+    outcome: AttemptOutcome,
+) -> Result<bool, StoreError> {
+    writer.write(move |conn| record_in(conn, &outcome)).await
+}
+
+fn record_in(conn: &Connection, o: &AttemptOutcome) -> Result<bool, StoreError> {
+    let id = o.event_id.as_str();
+    let moved = match o.next {
+        NextStep::RetryAt(due) => conn
+            .prepare_cached(crate::sql::RESCHEDULE_DELIVERY)?
+            .execute(params![due.unix_micros(), id, o.lease_token])?,
+        NextStep::Delivered | NextStep::Failed => conn
+            .prepare_cached(crate::sql::DELETE_DELIVERY)?
+            .execute(params![id, o.lease_token])?,
+    };
+    if moved == 0 {
+        return Ok(false);
+    }
+    if let Some(status) = crate::sql::final_status(o.next) {
+        conn.prepare_cached(crate::sql::SET_DELIVERY_STATUS)?
+            .execute(params![status, id])?;
+    }
+    let r = &o.record;
+    conn.prepare_cached(crate::sql::INSERT_ATTEMPT)?
+        .execute(params![
+            id,
+            i64::from(r.attempt),
+            r.started_at.unix_micros(),
+            i64::try_from(r.duration_ms).unwrap_or(i64::MAX),
+            r.status_code.map(i64::from),
+            r.error_class.as_deref(),
+            r.error.as_deref(),
+            r.response_body.as_deref(),
+        ])?;
+    Ok(true)
+}
+
+pub(super) async fn release(
+    writer: &SqliteWriter,
+    leases: Vec<(EventId, String)>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    writer
+        .write(move |conn| {
+            let mut statement = conn.prepare_cached(crate::sql::RELEASE_DELIVERY)?;
+            for (id, token) in &leases {
+                statement.execute(params![now.unix_micros(), id.as_str(), token])?;
+            }
+            Ok(())
+        })
+        .await
+}
+
+pub(super) async fn redeliver(
+    writer: &SqliteWriter,
+    organization: Option<OrganizationId>,
+    id: EventId,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    writer
+        .write(move |conn| {
+            let owner: String = conn
+                .prepare_cached(crate::sql::EVENT_OWNER)?
+                .query_row(
+                    params![
+                        id.as_str(),
+                        organization.as_ref().map(OrganizationId::as_str)
+                    ],
+                    |row| row.get(0),
+                )
+                .optional()?
+                .ok_or(StoreError::NotFound)?;
+            conn.prepare_cached(crate::sql::REQUEUE_DELIVERY)?
+                .execute(params![id.as_str(), owner, now.unix_micros()])?;
+            conn.prepare_cached(crate::sql::SET_PENDING)?
+                .execute(params![id.as_str()])?;
+            Ok(())
+        })
+        .await
+}
