@@ -255,9 +255,16 @@ pub trait Store: Send + Sync + 'static {
         &self,
         request: ClaimRequest,
     ) -> Result<Vec<ClaimedDelivery>, StoreError>;
-    /// Logs the attempt and moves the delivery on. `Ok(false)` when the lease was lost
-    /// (it expired and another sender claimed the delivery): nothing is written.
-    async fn record_attempt(&self, outcome: AttemptOutcome) -> Result<bool, StoreError>;
+    /// Logs the attempts and moves their deliveries on, all in one transaction. For each
+    /// outcome, `false` when its lease was lost (it expired and another sender claimed the
+    /// delivery): nothing of that one is written.
+    async fn record_attempts(&self, outcomes: Vec<AttemptOutcome>)
+        -> Result<Vec<bool>, StoreError>;
+    /// [`Store::record_attempts`] of one attempt.
+    async fn record_attempt(&self, outcome: AttemptOutcome) -> Result<bool, StoreError> {
+        let applied = self.record_attempts(vec![outcome]).await?;
+        Ok(applied.first().copied().unwrap_or(false))
+    }
     /// Makes leased deliveries due at once (a sender stopping before it could send them).
     async fn release_deliveries(
         &self,

@@ -298,11 +298,16 @@ macro_rules! backend_common {
                 writes::claim(&self.writer, request).await
             }
 
-            async fn record_attempt(&self, outcome: AttemptOutcome) -> Result<bool, StoreError> {
-                let retry = matches!(outcome.next, NextStep::RetryAt(_));
-                let applied = writes::record(&self.writer, outcome).await?;
-                if applied && retry {
-                    // The dispatcher sleeps until the earliest due time; this may be earlier.
+            async fn record_attempts(
+                &self,
+                outcomes: Vec<AttemptOutcome>,
+            ) -> Result<Vec<bool>, StoreError> {
+                let retry = outcomes
+                    .iter()
+                    .any(|o| matches!(o.next, NextStep::RetryAt(_)));
+                let applied = writes::record(&self.writer, outcomes).await?;
+                if retry {
+                    // The dispatcher sleeps until the earliest due time; a retry may be earlier.
                     self.work.notify_one();
                 }
                 Ok(applied)

@@ -11,8 +11,9 @@
 
 use crate::StoreError;
 use futures_util::future::BoxFuture;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Mutex};
 
 const MAX_BATCH: usize = 512;
 const QUEUE: usize = 4_096;
@@ -46,9 +47,16 @@ impl<C> Clone for Writer<C> {
 }
 
 impl<C: WriteConnection> Writer<C> {
-    pub(crate) fn spawn(connection: C, connect: Connect<C>) -> Self {
+    /// One writer task per connection, all taking batches from one queue. Against a
+    /// server (PostgreSQL) a batch is bound by round trips, not by the database, so
+    /// several batches in flight multiply throughput.
+    pub(crate) fn spawn(connections: Vec<C>, connect: Connect<C>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run(connection, connect, queue));
+        let queue = Arc::new(Mutex::new(queue));
+        let connect = Arc::new(connect);
+        for connection in connections {
+            tokio::spawn(run(connection, connect.clone(), queue.clone()));
+        }
         Self { jobs }
     }
 
@@ -84,11 +92,12 @@ impl<C: WriteConnection> Writer<C> {
 
 async fn run<C: WriteConnection>(
     mut conn: C,
-    connect: Connect<C>,
-    mut queue: mpsc::Receiver<Job<C>>,
+    connect: Arc<Connect<C>>,
+    queue: Arc<Mutex<mpsc::Receiver<Job<C>>>>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    // The queue is locked only while waiting for a batch, not while running it.
+    while queue.lock().await.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let size = batch.len();
         match run_batch(&mut conn, &mut batch).await {
             Ok((replies, commit)) => {

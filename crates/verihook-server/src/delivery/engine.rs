@@ -10,7 +10,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use verihook_core::{EventId, OrganizationId, Timestamp};
@@ -45,6 +45,7 @@ impl Default for Limits {
 
 pub struct DeliveryEngine {
     store: Arc<dyn Store>,
+    recorder: Recorder,
     sender: Arc<Sender>,
     schedule: RetrySchedule,
     alert_url: Option<String>,
@@ -76,6 +77,7 @@ impl DeliveryEngine {
         limits: Limits,
     ) -> Self {
         Self {
+            recorder: Recorder::spawn(store.clone()),
             store,
             sender,
             schedule,
@@ -205,7 +207,7 @@ impl DeliveryEngine {
             record: record_of(&d, &result),
             next,
         };
-        match self.store.record_attempt(outcome).await {
+        match self.recorder.record(outcome).await {
             Ok(true) if next == NextStep::Failed => self.on_final_failure(&d, &result),
             Ok(true) => {}
             Ok(false) => tracing::warn!(
@@ -339,6 +341,52 @@ impl DeliveryEngine {
             // Their leases will simply expire.
             tracing::error!(error = %e, "releasing leases failed");
         }
+    }
+}
+
+/// Records outcomes in batches: every outcome waiting when the store is free goes into one
+/// call (one transaction, and on PostgreSQL one statement), so recording costs little more
+/// at 5,000 attempts a second than at 5.
+struct Recorder {
+    queue: mpsc::Sender<(AttemptOutcome, oneshot::Sender<Result<bool, String>>)>,
+}
+
+impl Recorder {
+    const BATCH: usize = 512;
+
+    fn spawn(store: Arc<dyn Store>) -> Self {
+        let (queue, mut waiting) = mpsc::channel::<(AttemptOutcome, oneshot::Sender<_>)>(4_096);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(Self::BATCH);
+            while waiting.recv_many(&mut batch, Self::BATCH).await > 0 {
+                let (outcomes, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+                match store.record_attempts(outcomes).await {
+                    Ok(applied) => {
+                        for (reply, applied) in replies.into_iter().zip(applied) {
+                            let _ = reply.send(Ok(applied));
+                        }
+                    }
+                    Err(e) => {
+                        for reply in replies {
+                            let _ = reply.send(Err(e.to_string()));
+                        }
+                    }
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    /// Whether the outcome was recorded (false: the lease was lost).
+    async fn record(&self, outcome: AttemptOutcome) -> Result<bool, String> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send((outcome, reply))
+            .await
+            .map_err(|_| "the recorder has stopped".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the recorder has stopped".to_owned())?
     }
 }
 

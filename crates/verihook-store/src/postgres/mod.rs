@@ -1,6 +1,7 @@
 //! The PostgreSQL store, for several `verihook serve` nodes sharing one database.
 //!
-//! Each node has its own batching writer (group commit, as on SQLite) and reader pool.
+//! Each node has its own batching writer (group commit, as on SQLite, with several batches
+//! in flight on separate connections) and reader pool.
 //! What SQLite gets from its single writer, PostgreSQL gets from row locks: a customer about
 //! to change is read `FOR UPDATE`, and deliveries are claimed `FOR UPDATE SKIP LOCKED`, so
 //! two nodes never claim the same one. Every transaction that makes deliveries due sends
@@ -37,6 +38,8 @@ type PgWriter = Writer<PgConnection>;
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 const READERS: u32 = 8;
+/// Batches in flight at once, each on its own connection.
+const WRITERS: usize = 4;
 /// The channel nodes wake each other on.
 const CHANNEL: &str = "verihook_work";
 /// Another node's writer may change the same customer: lock it until this batch commits.
@@ -72,7 +75,10 @@ impl PostgresStore {
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&readers).await?;
-        let write_connection = options.connect().await?;
+        let mut write_connections = Vec::with_capacity(WRITERS);
+        for _ in 0..WRITERS {
+            write_connections.push(options.connect().await?);
+        }
         let reconnect = Box::new(move || {
             let options = options.clone();
             Box::pin(async move { options.connect().await }) as BoxFuture<'static, _>
@@ -82,7 +88,7 @@ impl PostgresStore {
         listener.listen(CHANNEL).await?;
         Ok(Self {
             readers,
-            writer: Writer::spawn(write_connection, reconnect),
+            writer: Writer::spawn(write_connections, reconnect),
             listener: tokio::spawn(relay_notifications(listener, work.clone())),
             work,
         })

@@ -12,12 +12,29 @@ use verihook_core::{
     WebhookSecret,
 };
 
-/// Inserts the customer, or updates every column but its identity and order.
-async fn upsert_customer(conn: &mut PgConnection, c: &Customer) -> Result<(), StoreError> {
+/// The customer (inserted, or updated in every column but its identity and order), its
+/// events and their outbox entries, and the wake-up of other nodes: one statement, one
+/// round trip (data-modifying CTEs), since on a server round trips bound a batch.
+const SAVE_CHANGE: &str = "\
+    WITH customer AS ({upsert}), \
+    event AS (INSERT INTO events (id, organization_id, customer_id, event_type, occurred_at, body) \
+        SELECT * FROM UNNEST($18::text[], $19::text[], $20::text[], $21::text[], $22::bigint[], \
+        $23::text[])), \
+    delivery AS (INSERT INTO deliveries (event_id, organization_id, due_at) \
+        SELECT * FROM UNNEST($18::text[], $19::text[], $22::bigint[])) \
+    SELECT pg_notify('verihook_work', '') WHERE cardinality($18::text[]) > 0";
+
+async fn save_change(
+    conn: &mut PgConnection,
+    c: &Customer,
+    events: &[Event],
+) -> Result<(), StoreError> {
     let a = &c.address;
     let text =
         |t: &Option<verihook_core::customer::Text>| t.as_ref().map(|t| t.as_str().to_owned());
-    sqlx::query(crate::sql::UPSERT_CUSTOMER)
+    let column = |f: fn(&Event) -> String| events.iter().map(f).collect::<Vec<String>>();
+    let sql = SAVE_CHANGE.replace("{upsert}", crate::sql::UPSERT_CUSTOMER);
+    sqlx::query(&sql)
         .bind(c.id.as_str())
         .bind(c.organization_id.as_str())
         .bind(c.customer_type.as_str())
@@ -35,33 +52,19 @@ async fn upsert_customer(conn: &mut PgConnection, c: &Customer) -> Result<(), St
         .bind(a.country.map(|c| c.as_str().to_owned()))
         .bind(c.created_at.unix_micros())
         .bind(c.updated_at.unix_micros())
+        .bind(column(|e| e.id.to_string()))
+        .bind(column(|e| e.organization_id.to_string()))
+        .bind(column(|e| e.customer_id.to_string()))
+        .bind(column(|e| e.event_type.as_str().to_owned()))
+        .bind(
+            events
+                .iter()
+                .map(|e| e.occurred_at.unix_micros())
+                .collect::<Vec<i64>>(),
+        )
+        .bind(column(|e| e.body.clone()))
         .execute(conn)
         .await?;
-    Ok(())
-}
-
-/// Stores events and their outbox entries, due at once.
-async fn insert_events(conn: &mut PgConnection, events: &[Event]) -> Result<(), StoreError> {
-    for e in events {
-        sqlx::query(crate::sql::INSERT_EVENT)
-            .bind(e.id.as_str())
-            .bind(e.organization_id.as_str())
-            .bind(e.customer_id.as_str())
-            .bind(e.event_type.as_str())
-            .bind(e.occurred_at.unix_micros())
-            .bind(&e.body)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(crate::sql::INSERT_DELIVERY)
-            .bind(e.id.as_str())
-            .bind(e.organization_id.as_str())
-            .bind(e.occurred_at.unix_micros())
-            .execute(&mut *conn)
-            .await?;
-    }
-    if !events.is_empty() {
-        announce_work(conn).await?;
-    }
     Ok(())
 }
 
@@ -144,10 +147,7 @@ pub(super) async fn insert_customer(
 ) -> Result<(), StoreError> {
     writer
         .write(move |conn| {
-            Box::pin(async move {
-                upsert_customer(&mut *conn, &change.customer).await?;
-                insert_events(conn, &change.events).await
-            })
+            Box::pin(async move { save_change(conn, &change.customer, &change.events).await })
         })
         .await
 }
@@ -165,10 +165,9 @@ pub(super) async fn modify_customer(
                     .await?
                     .ok_or(StoreError::NotFound)?;
                 let change = mutation(&current)?;
-                if change.customer != current {
-                    upsert_customer(&mut *conn, &change.customer).await?;
+                if change.customer != current || !change.events.is_empty() {
+                    save_change(conn, &change.customer, &change.events).await?;
                 }
-                insert_events(conn, &change.events).await?;
                 Ok(change)
             })
         })
@@ -223,57 +222,73 @@ async fn claim_in(
     rows::claimed_deliveries(claimed, details, &token)
 }
 
-pub(super) async fn record(writer: &PgWriter, outcome: AttemptOutcome) -> Result<bool, StoreError> {
+pub(super) async fn record(
+    writer: &PgWriter,
+    outcomes: Vec<AttemptOutcome>,
+) -> Result<Vec<bool>, StoreError> {
     writer
-        .write(move |conn| Box::pin(async move { record_in(conn, &outcome).await }))
+        .write(move |conn| Box::pin(async move { record_in(conn, &outcomes).await }))
         .await
 }
 
-async fn record_in(conn: &mut PgConnection, o: &AttemptOutcome) -> Result<bool, StoreError> {
-    let id = o.event_id.as_str();
-    let moved = match o.next {
-        NextStep::RetryAt(due) => {
-            sqlx::query(crate::sql::RESCHEDULE_DELIVERY)
-                .bind(due.unix_micros())
-                .bind(id)
-                .bind(&o.lease_token)
-                .execute(&mut *conn)
-                .await?
-        }
-        NextStep::Delivered | NextStep::Failed => {
-            sqlx::query(crate::sql::DELETE_DELIVERY)
-                .bind(id)
-                .bind(&o.lease_token)
-                .execute(&mut *conn)
-                .await?
-        }
+/// Attempts' outcomes in one statement: move each delivery on under its lease (delete it,
+/// or reschedule it where a due time is given), set final event statuses, log the
+/// attempts. Answers the events whose deliveries moved; a lost lease moves nothing.
+const RECORD: &str = "\
+    WITH input AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], \
+        $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], \
+        $11::text[]) AS i(event_id, lease_token, due_at, final_status, attempt, started_at, \
+        duration_ms, status_code, error_class, error, response_body)), \
+    finished AS (DELETE FROM deliveries d USING input i \
+        WHERE d.event_id = i.event_id AND d.lease_token = i.lease_token AND i.due_at IS NULL \
+        RETURNING d.event_id), \
+    rescheduled AS (UPDATE deliveries d SET due_at = i.due_at, attempt = d.attempt + 1, \
+        budget_used = d.budget_used + 1, lease_token = NULL FROM input i \
+        WHERE d.event_id = i.event_id AND d.lease_token = i.lease_token \
+        AND i.due_at IS NOT NULL RETURNING d.event_id), \
+    moved AS (SELECT event_id FROM finished UNION ALL SELECT event_id FROM rescheduled), \
+    status AS (UPDATE events e SET delivery_status = i.final_status FROM input i \
+        WHERE e.id = i.event_id AND i.final_status IS NOT NULL \
+        AND e.id IN (SELECT event_id FROM finished)), \
+    logged AS (INSERT INTO attempts (event_id, attempt, started_at, duration_ms, status_code, \
+        error_class, error, response_body) \
+        SELECT i.event_id, i.attempt, i.started_at, i.duration_ms, i.status_code, \
+        i.error_class, i.error, i.response_body FROM input i \
+        WHERE i.event_id IN (SELECT event_id FROM moved)) \
+    SELECT event_id FROM moved";
+
+async fn record_in(
+    conn: &mut PgConnection,
+    outcomes: &[AttemptOutcome],
+) -> Result<Vec<bool>, StoreError> {
+    fn column<T>(outcomes: &[AttemptOutcome], f: impl Fn(&AttemptOutcome) -> T) -> Vec<T> {
+        outcomes.iter().map(f).collect()
+    }
+    let due = |o: &AttemptOutcome| match o.next {
+        NextStep::RetryAt(due) => Some(due.unix_micros()),
+        NextStep::Delivered | NextStep::Failed => None,
     };
-    if moved.rows_affected() == 0 {
-        return Ok(false);
-    }
-    if let Some(status) = crate::sql::final_status(o.next) {
-        sqlx::query(crate::sql::SET_DELIVERY_STATUS)
-            .bind(status)
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    let r = &o.record;
-    sqlx::query(crate::sql::INSERT_ATTEMPT)
-        .bind(id)
-        .bind(i64::from(r.attempt))
-        .bind(r.started_at.unix_micros())
-        .bind(i64::try_from(r.duration_ms).unwrap_or(i64::MAX))
-        .bind(r.status_code.map(i64::from))
-        .bind(r.error_class.as_deref())
-        .bind(r.error.as_deref())
-        .bind(r.response_body.as_deref())
-        .execute(&mut *conn)
+    let moved: Vec<String> = sqlx::query_scalar(RECORD)
+        .bind(column(outcomes, |o| o.event_id.to_string()))
+        .bind(column(outcomes, |o| o.lease_token.clone()))
+        .bind(column(outcomes, due))
+        .bind(column(outcomes, |o| crate::sql::final_status(o.next)))
+        .bind(column(outcomes, |o| i64::from(o.record.attempt)))
+        .bind(column(outcomes, |o| o.record.started_at.unix_micros()))
+        .bind(column(outcomes, |o| {
+            i64::try_from(o.record.duration_ms).unwrap_or(i64::MAX)
+        }))
+        .bind(column(outcomes, |o| o.record.status_code.map(i64::from)))
+        .bind(column(outcomes, |o| o.record.error_class.clone()))
+        .bind(column(outcomes, |o| o.record.error.clone()))
+        .bind(column(outcomes, |o| o.record.response_body.clone()))
+        .fetch_all(conn)
         .await?;
-    if matches!(o.next, NextStep::RetryAt(_)) {
-        announce_work(conn).await?;
-    }
-    Ok(true)
+    let moved: std::collections::HashSet<String> = moved.into_iter().collect();
+    Ok(outcomes
+        .iter()
+        .map(|o| moved.contains(o.event_id.as_str()))
+        .collect())
 }
 
 pub(super) async fn release(

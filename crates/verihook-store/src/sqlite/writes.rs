@@ -225,9 +225,11 @@ fn claim_in(conn: &Connection, request: &ClaimRequest) -> Result<Vec<ClaimedDeli
 
 pub(super) async fn record(
     writer: &SqliteWriter,
-    outcome: AttemptOutcome,
-) -> Result<bool, StoreError> {
-    writer.write(move |conn| record_in(conn, &outcome)).await
+    outcomes: Vec<AttemptOutcome>,
+) -> Result<Vec<bool>, StoreError> {
+    writer
+        .write(move |conn| outcomes.iter().map(|o| record_in(conn, o)).collect())
+        .await
 }
 
 fn record_in(conn: &Connection, o: &AttemptOutcome) -> Result<bool, StoreError> {
