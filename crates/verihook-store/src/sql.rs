@@ -43,36 +43,16 @@ pub(crate) const REQUEUE_DELIVERY: &str = "\
         WHEN deliveries.lease_token IS NULL AND excluded.due_at < deliveries.due_at \
         THEN excluded.due_at ELSE deliveries.due_at END";
 
+/// One index seek per organization with a webhook URL.
 pub(crate) const NEXT_DUE: &str = "\
     SELECT MIN(d.due_at) FROM deliveries d \
-    JOIN organizations o ON o.id = d.organization_id AND o.webhook_url IS NOT NULL";
-
-/// How far past the claim's limit it looks for due rows, so that the per-organization cap
-/// can skip over one organization's backlog and still fill the batch with others'.
-pub(crate) const SCAN_FACTOR: u32 = 4;
+    WHERE d.organization_id IN (SELECT id FROM organizations WHERE webhook_url IS NOT NULL)";
 
 /// The claimed deliveries' events, URLs and secrets; `{ids}` is the backend's list form.
 pub(crate) const CLAIMED_DETAILS: &str = "\
     SELECT e.id, e.organization_id, e.customer_id, e.event_type, e.occurred_at, e.body, \
     e.delivery_status, o.webhook_url, o.webhook_secret FROM events e \
     JOIN organizations o ON o.id = e.organization_id WHERE e.id {ids}";
-
-/// Claims due deliveries: oldest first, at most `$6` of one organization, none of the
-/// organizations in `{exclude}`, only where a webhook URL is set; `{lock}` is PostgreSQL's
-/// `FOR UPDATE OF d SKIP LOCKED` (SQLite's single writer needs none).
-pub(crate) const CLAIM: &str = "\
-    WITH due AS ( \
-        SELECT d.event_id, d.organization_id, d.due_at FROM deliveries d \
-        JOIN organizations o ON o.id = d.organization_id AND o.webhook_url IS NOT NULL \
-        WHERE d.due_at <= $1 AND NOT (d.organization_id {exclude}) \
-        ORDER BY d.due_at LIMIT $3 {lock} \
-    ), ranked AS ( \
-        SELECT event_id, ROW_NUMBER() OVER (PARTITION BY organization_id ORDER BY due_at) AS rank \
-        FROM due \
-    ) \
-    UPDATE deliveries SET due_at = $4, lease_token = $5 \
-    WHERE event_id IN (SELECT event_id FROM ranked WHERE rank <= $6 LIMIT $7) \
-    RETURNING event_id, attempt, budget_used";
 
 pub(crate) const INSERT_ORGANIZATION: &str = "\
     INSERT INTO organizations (id, name, mode, api_key_digest, created_at) \

@@ -43,6 +43,9 @@ impl Default for Limits {
     }
 }
 
+/// How long a dispatcher waiting on saturated endpoints gathers freed slots.
+const COALESCE: Duration = Duration::from_millis(2);
+
 pub struct DeliveryEngine {
     store: Arc<dyn Store>,
     recorder: Recorder,
@@ -191,11 +194,14 @@ impl DeliveryEngine {
         tokio::select! {
             () = work.notified() => {}
             () = tokio::time::sleep(wait) => {}
-            () = self.finished.notified(), if slots_matter => {}
+            () = self.finished.notified(), if slots_matter => {
+                // A slot of a saturated endpoint came free. Let a few more finish before
+                // claiming, so that one claim serves several slots instead of one each.
+                tokio::time::sleep(COALESCE).await;
+            }
             () = shutdown.cancelled() => {}
         }
     }
-
     /// One attempt: send, decide what comes next, record it, and free the slot.
     async fn deliver(&self, d: ClaimedDelivery) {
         let result = self.sender.send(&d).await;

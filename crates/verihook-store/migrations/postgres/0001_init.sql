@@ -49,7 +49,9 @@ CREATE TABLE events (
 
 CREATE INDEX events_by_organization ON events (organization_id, seq);
 CREATE INDEX events_by_customer ON events (customer_id, seq);
-CREATE INDEX events_by_delivery_status ON events (delivery_status, seq);
+-- Delivered events leave this index: it serves the pending and failed listings.
+CREATE INDEX events_by_delivery_status ON events (delivery_status, seq)
+    WHERE delivery_status <> 'delivered';
 
 -- The outbox; see the SQLite migration for how leases work. Claims lock rows with
 -- FOR UPDATE SKIP LOCKED, so several nodes never claim the same delivery.
@@ -62,7 +64,8 @@ CREATE TABLE deliveries (
     lease_token      TEXT
 );
 
-CREATE INDEX deliveries_by_due ON deliveries (due_at);
+-- Claims, and the dispatcher's next wake-up, look at each organization's due deliveries.
+CREATE INDEX deliveries_by_organization ON deliveries (organization_id, due_at);
 
 CREATE TABLE attempts (
     event_id       TEXT NOT NULL REFERENCES events (id),

@@ -51,7 +51,9 @@ CREATE TABLE events (
 
 CREATE INDEX events_by_organization ON events (organization_id, seq);
 CREATE INDEX events_by_customer ON events (customer_id, seq);
-CREATE INDEX events_by_delivery_status ON events (delivery_status, seq);
+-- Delivered events leave this index: it serves the pending and failed listings.
+CREATE INDEX events_by_delivery_status ON events (delivery_status, seq)
+    WHERE delivery_status <> 'delivered';
 
 -- The outbox: one row per event still to be delivered, written in the same transaction as
 -- the event. A sender claims due rows by moving `due_at` to the end of a lease and setting
@@ -68,7 +70,8 @@ CREATE TABLE deliveries (
     lease_token      TEXT
 ) STRICT;
 
-CREATE INDEX deliveries_by_due ON deliveries (due_at);
+-- Claims, and the dispatcher's next wake-up, look at each organization's due deliveries.
+CREATE INDEX deliveries_by_organization ON deliveries (organization_id, due_at);
 
 -- The delivery log: one row per attempt.
 CREATE TABLE attempts (
