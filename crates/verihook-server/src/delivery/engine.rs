@@ -360,26 +360,39 @@ struct Recorder {
 impl Recorder {
     const BATCH: usize = 512;
 
+    /// Calls to the store in flight at once: while one batch commits, the next gathers.
+    const IN_FLIGHT: usize = 4;
+
     fn spawn(store: Arc<dyn Store>) -> Self {
-        let (queue, mut waiting) = mpsc::channel::<(AttemptOutcome, oneshot::Sender<_>)>(4_096);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(Self::BATCH);
-            while waiting.recv_many(&mut batch, Self::BATCH).await > 0 {
-                let (outcomes, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-                match store.record_attempts(outcomes).await {
-                    Ok(applied) => {
-                        for (reply, applied) in replies.into_iter().zip(applied) {
-                            let _ = reply.send(Ok(applied));
+        let (queue, waiting) = mpsc::channel::<(AttemptOutcome, oneshot::Sender<_>)>(4_096);
+        let waiting = Arc::new(tokio::sync::Mutex::new(waiting));
+        for _ in 0..Self::IN_FLIGHT {
+            let (store, waiting) = (store.clone(), waiting.clone());
+            tokio::spawn(async move {
+                let mut batch = Vec::with_capacity(Self::BATCH);
+                while waiting
+                    .lock()
+                    .await
+                    .recv_many(&mut batch, Self::BATCH)
+                    .await
+                    > 0
+                {
+                    let (outcomes, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+                    match store.record_attempts(outcomes).await {
+                        Ok(applied) => {
+                            for (reply, applied) in replies.into_iter().zip(applied) {
+                                let _ = reply.send(Ok(applied));
+                            }
                         }
-                    }
-                    Err(e) => {
-                        for reply in replies {
-                            let _ = reply.send(Err(e.to_string()));
+                        Err(e) => {
+                            for reply in replies {
+                                let _ = reply.send(Err(e.to_string()));
+                            }
                         }
                     }
                 }
-            }
-        });
+            });
+        }
         Self { queue }
     }
 
