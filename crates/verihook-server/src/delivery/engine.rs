@@ -196,8 +196,12 @@ impl DeliveryEngine {
             () = tokio::time::sleep(wait) => {}
             () = self.finished.notified(), if slots_matter => {
                 // A slot of a saturated endpoint came free. Let a few more finish before
-                // claiming, so that one claim serves several slots instead of one each.
-                tokio::time::sleep(COALESCE).await;
+                // claiming, so that one claim serves several slots instead of one each;
+                // new work cuts the wait short, so other endpoints lose no time to it.
+                tokio::select! {
+                    () = tokio::time::sleep(COALESCE) => {}
+                    () = work.notified() => {}
+                }
             }
             () = shutdown.cancelled() => {}
         }
