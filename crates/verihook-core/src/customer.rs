@@ -196,11 +196,12 @@ pub struct AddressInput {
     pub country: Option<String>,
 }
 
-/// `POST /v1/customers` as it arrives: everything optional here, so that a missing field is
-/// reported by [`NewCustomer::parse`] as a validation error naming it.
+/// A customer's fields as they arrive, everything optional: a missing field is reported
+/// by [`NewCustomer::parse`] as a validation error naming it, and in a patch it stays as
+/// it is.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NewCustomerInput {
+pub struct CustomerInput {
     #[serde(rename = "type")]
     pub customer_type: Option<String>,
     pub email: Option<String>,
@@ -210,18 +211,10 @@ pub struct NewCustomerInput {
     pub address: Option<AddressInput>,
 }
 
-/// `PATCH /v1/customers/{id}` as it arrives: absent fields stay as they are.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CustomerPatchInput {
-    #[serde(rename = "type")]
-    pub customer_type: Option<String>,
-    pub email: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub date_of_birth: Option<String>,
-    pub address: Option<AddressInput>,
-}
+/// `POST /v1/customers` as it arrives.
+pub type NewCustomerInput = CustomerInput;
+/// `PATCH /v1/customers/{id}` as it arrives.
+pub type CustomerPatchInput = CustomerInput;
 
 fn required<'a>(field: &str, value: &'a Option<String>) -> Result<&'a str, ValidationError> {
     value

@@ -19,7 +19,23 @@ const MAX_BATCH: usize = 512;
 const QUEUE: usize = 4_096;
 
 /// Delivers a job's result once the fate of its batch is known.
-type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+pub(crate) type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// The reply of a job whose writes gave `result`: that result if the batch commits,
+/// otherwise the commit's error. Shared by both writers.
+pub(crate) fn reply_after_commit<T: Send + 'static>(
+    result: Result<T, StoreError>,
+    caller: oneshot::Sender<Result<T, StoreError>>,
+) -> Reply {
+    Box::new(move |commit: Result<(), String>| {
+        let outcome = match commit {
+            Ok(()) => result,
+            Err(e) => result.and(Err(StoreError::CommitFailed(e))),
+        };
+        // The caller may have gone away (client disconnected); the write stands.
+        let _ = caller.send(outcome);
+    })
+}
 /// A job runs its writes and says whether they succeeded, with its reply.
 type Job<C> = Box<dyn for<'c> FnOnce(&'c mut C) -> BoxFuture<'c, (bool, Reply)> + Send>;
 /// Opens a new write connection.
@@ -70,16 +86,7 @@ impl<C: WriteConnection> Writer<C> {
         let job: Job<C> = Box::new(move |conn| {
             Box::pin(async move {
                 let result = op(conn).await;
-                let succeeded = result.is_ok();
-                let reply = Box::new(move |commit: Result<(), String>| {
-                    let outcome = match commit {
-                        Ok(()) => result,
-                        Err(e) => result.and(Err(StoreError::CommitFailed(e))),
-                    };
-                    // The caller may have gone away (client disconnected); the write stands.
-                    let _ = tx.send(outcome);
-                }) as Reply;
-                (succeeded, reply)
+                (result.is_ok(), reply_after_commit(result, tx))
             })
         });
         self.jobs

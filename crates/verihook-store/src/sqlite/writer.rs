@@ -8,6 +8,7 @@
 //! waiting jobs share one transaction (group commit), each inside its own savepoint, and
 //! callers are answered only after the commit is durable.
 
+use crate::writer::{reply_after_commit, Reply};
 use crate::StoreError;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
@@ -15,8 +16,6 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_BATCH: usize = 512;
 const QUEUE: usize = 4_096;
 
-/// Delivers a job's result once the fate of its batch is known.
-type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// A job runs its writes and says whether they succeeded, with its reply.
 type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
 
@@ -44,16 +43,7 @@ impl SqliteWriter {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let result = op(conn);
-            let succeeded = result.is_ok();
-            let reply = Box::new(move |commit: Result<(), String>| {
-                let outcome = match commit {
-                    Ok(()) => result,
-                    Err(e) => result.and(Err(StoreError::CommitFailed(e))),
-                };
-                // The caller may have gone away (client disconnected); the write stands.
-                let _ = tx.send(outcome);
-            }) as Reply;
-            (succeeded, reply)
+            (result.is_ok(), reply_after_commit(result, tx))
         });
         self.jobs
             .send(job)
