@@ -21,6 +21,16 @@ const QUEUE: usize = 4_096;
 /// Delivers a job's result once the fate of its batch is known.
 pub(crate) type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 
+/// Answers the callers of a batch with the fate of its commit.
+pub(crate) fn answer_batch(replies: Vec<Reply>, commit: Result<(), String>, size: usize) {
+    if let Err(e) = &commit {
+        tracing::error!(error = %e, size, "batch commit failed");
+    }
+    for reply in replies {
+        reply(commit.clone());
+    }
+}
+
 /// The reply of a job whose writes gave `result`: that result if the batch commits,
 /// otherwise the commit's error. Shared by both writers.
 pub(crate) fn reply_after_commit<T: Send + 'static>(
@@ -107,14 +117,7 @@ async fn run<C: WriteConnection>(
     while queue.lock().await.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let size = batch.len();
         match run_batch(&mut conn, &mut batch).await {
-            Ok((replies, commit)) => {
-                if let Err(e) = &commit {
-                    tracing::error!(error = %e, size, "batch commit failed");
-                }
-                for reply in replies {
-                    reply(commit.clone());
-                }
-            }
+            Ok((replies, commit)) => answer_batch(replies, commit, size),
             Err(e) => {
                 // Dropping the jobs unrun drops their reply channels: each caller gets an
                 // error and nothing of theirs was written.

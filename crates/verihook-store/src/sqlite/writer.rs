@@ -8,7 +8,7 @@
 //! waiting jobs share one transaction (group commit), each inside its own savepoint, and
 //! callers are answered only after the commit is durable.
 
-use crate::writer::{reply_after_commit, Reply};
+use crate::writer::{answer_batch, reply_after_commit, Reply};
 use crate::StoreError;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
@@ -65,14 +65,7 @@ fn run(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
         }
         let size = batch.len();
         match run_batch(&mut conn, &mut batch) {
-            Ok((replies, commit)) => {
-                if let Err(e) = &commit {
-                    tracing::error!(error = %e, size, "batch commit failed");
-                }
-                for reply in replies {
-                    reply(commit.clone());
-                }
-            }
+            Ok((replies, commit)) => answer_batch(replies, commit, size),
             Err(e) => {
                 // Dropping the jobs unrun drops their reply channels: each caller gets an
                 // error and nothing of theirs was written.

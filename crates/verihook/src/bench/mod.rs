@@ -247,8 +247,8 @@ fn measure(
     })
 }
 
-/// One run: a fresh server, `orgs` organizations, the load, the deliveries.
-async fn phase(args: &BenchArgs, orgs: usize, dead_first: bool) -> Result<Report, String> {
+/// A receiver, a server (started, or `--target`) ready to serve, and an API client.
+async fn set_up(args: &BenchArgs) -> Result<(Receiver, ServerUnderTest, Arc<Api>), String> {
     let receiver = Receiver::start().await?;
     let server = server(args, "10s")?;
     wait_ready(&server.base).await?;
@@ -257,6 +257,12 @@ async fn phase(args: &BenchArgs, orgs: usize, dead_first: bool) -> Result<Report
         &server.admin_token,
         args.concurrency,
     )?);
+    Ok((receiver, server, api))
+}
+
+/// One run: a fresh server, `orgs` organizations, the load, the deliveries.
+async fn phase(args: &BenchArgs, orgs: usize, dead_first: bool) -> Result<Report, String> {
+    let (receiver, server, api) = set_up(args).await?;
     let orgs = Arc::new(organizations(&api, &receiver, orgs, dead_first, true).await?);
     let began = Instant::now();
     let (sent, mode) = send(args, api, orgs, 5_000).await;
@@ -285,14 +291,7 @@ async fn phase(args: &BenchArgs, orgs: usize, dead_first: bool) -> Result<Report
 /// is set only afterwards, so every event waits in the outbox); then the URLs are set and
 /// the backlog drains.
 async fn backlog(args: &BenchArgs) -> Result<Report, String> {
-    let receiver = Receiver::start().await?;
-    let server = server(args, "10s")?;
-    wait_ready(&server.base).await?;
-    let api = Arc::new(Api::new(
-        &server.base,
-        &server.admin_token,
-        args.concurrency,
-    )?);
+    let (receiver, server, api) = set_up(args).await?;
     let orgs = Arc::new(organizations(&api, &receiver, args.organizations, false, false).await?);
     let (sent, mode) = send(args, api.clone(), orgs.clone(), 200_000).await;
     let drain_began = Instant::now();
