@@ -99,12 +99,20 @@ impl<C: WriteConnection> Writer<C> {
                 (result.is_ok(), reply_after_commit(result, tx))
             })
         });
-        self.jobs
-            .send(job)
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
-        rx.await.map_err(|_| StoreError::WriterStopped)?
+        submit(&self.jobs, job, rx).await
     }
+}
+
+/// Queues `job` and waits for its answer. Shared by both writers.
+pub(crate) async fn submit<J, T>(
+    jobs: &mpsc::Sender<J>,
+    job: J,
+    answer: oneshot::Receiver<Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    jobs.send(job)
+        .await
+        .map_err(|_| StoreError::WriterStopped)?;
+    answer.await.map_err(|_| StoreError::WriterStopped)?
 }
 
 async fn run<C: WriteConnection>(

@@ -8,7 +8,7 @@
 //! waiting jobs share one transaction (group commit), each inside its own savepoint, and
 //! callers are answered only after the commit is durable.
 
-use crate::writer::{answer_batch, reply_after_commit, Reply};
+use crate::writer::{answer_batch, reply_after_commit, submit, Reply};
 use crate::StoreError;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
@@ -45,11 +45,7 @@ impl SqliteWriter {
             let result = op(conn);
             (result.is_ok(), reply_after_commit(result, tx))
         });
-        self.jobs
-            .send(job)
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
-        rx.await.map_err(|_| StoreError::WriterStopped)?
+        submit(&self.jobs, job, rx).await
     }
 }
 

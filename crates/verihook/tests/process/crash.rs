@@ -64,18 +64,15 @@ async fn every_event_arrives_after_a_sigkill_and_restart() {
     for created in creations.collect::<Vec<_>>() {
         created.await.expect("joined");
     }
-    let events: Value = client
-        .get(format!(
-            "{}/v1/events?limit=100&deliveryStatus=pending",
-            first.base
-        ))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("JSON");
+    let events: Value = call(
+        client
+            .get(format!(
+                "{}/v1/events?limit=100&deliveryStatus=pending",
+                first.base
+            ))
+            .bearer_auth(&key),
+    )
+    .await;
     assert!(
         !events["data"].as_array().expect("data").is_empty(),
         "events are pending"

@@ -19,16 +19,13 @@ async fn starts_from_environment_variables_alone_and_stops_cleanly_on_sigterm() 
     wait_ready(&client, &running.base).await;
     assert!(db.exists(), "the SQLite file is created");
 
-    let org: Value = client
-        .post(format!("{}/v1/admin/organizations", running.base))
-        .bearer_auth("env-admin")
-        .json(&json!({ "name": "Env", "mode": "sandbox" }))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("JSON");
+    let org: Value = call(
+        client
+            .post(format!("{}/v1/admin/organizations", running.base))
+            .bearer_auth("env-admin")
+            .json(&json!({ "name": "Env", "mode": "sandbox" })),
+    )
+    .await;
     let org_id = org["id"].as_str().expect("id");
     let webhook = client
         .put(format!(
