@@ -165,7 +165,18 @@ pub struct ClaimedDelivery {
     pub attempt: u32,
     /// Attempts already made in the current budget.
     pub budget_used: u32,
-    pub lease_token: String,
+    pub lease: Lease,
+}
+
+/// Which outbox row a claim holds, and the token that proves the claim is still this
+/// sender's: an outcome or release under a lease that has since run out (and been claimed
+/// again) changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The event's `seq`: the outbox and the attempt log are keyed by it rather than by the
+    /// random event id, so that their index pages fill in order instead of at random.
+    pub(crate) delivery: i64,
+    pub(crate) token: String,
 }
 
 /// What becomes of a delivery after an attempt.
@@ -179,8 +190,7 @@ pub enum NextStep {
 /// An attempt's result, recorded under the lease it was claimed with.
 #[derive(Debug, Clone)]
 pub struct AttemptOutcome {
-    pub event_id: EventId,
-    pub lease_token: String,
+    pub lease: Lease,
     pub record: AttemptRecord,
     pub next: NextStep,
 }
@@ -268,7 +278,7 @@ pub trait Store: Send + Sync + 'static {
     /// Makes leased deliveries due at once (a sender stopping before it could send them).
     async fn release_deliveries(
         &self,
-        leases: Vec<(EventId, String)>,
+        leases: Vec<Lease>,
         now: Timestamp,
     ) -> Result<(), StoreError>;
     /// Queues the event again with a fresh attempt budget; same id, same body.

@@ -151,36 +151,35 @@ pub(crate) fn attempt(row: &impl Get) -> Result<AttemptRecord, StoreError> {
     })
 }
 
-/// What a claim needs of each claimed event: the event, its URL and its secret (a row of
-/// [`crate::sql::CLAIMED_DETAILS`]).
-pub(crate) type ClaimDetail = (verihook_core::Event, Option<String>, Option<String>);
+/// What a claim needs of each claimed event: its `seq`, the event, its URL and its secret
+/// (a row of [`crate::sql::CLAIMED_DETAILS`]).
+pub(crate) type ClaimDetail = (i64, verihook_core::Event, Option<String>, Option<String>);
 
 pub(crate) fn claim_detail(row: &impl Get) -> Result<ClaimDetail, StoreError> {
     let summary = event_summary(row)?;
     Ok((
+        row.int("seq")?,
         summary.event,
         row.opt_string("webhook_url")?,
         row.opt_string("webhook_secret")?,
     ))
 }
 
-/// Claimed rows `(event_id, attempt, budget_used)` joined with their details, in claim
+/// Claimed rows `(event_seq, attempt, budget_used)` joined with their details, in claim
 /// order.
 pub(crate) fn claimed_deliveries(
-    claimed: Vec<(String, i64, i64)>,
+    claimed: Vec<(i64, i64, i64)>,
     details: Vec<ClaimDetail>,
     lease_token: &str,
 ) -> Result<Vec<crate::ClaimedDelivery>, StoreError> {
     use verihook_core::WebhookSecret;
-    let mut by_id: std::collections::HashMap<String, ClaimDetail> = details
-        .into_iter()
-        .map(|d| (d.0.id.as_str().to_owned(), d))
-        .collect();
+    let mut by_seq: std::collections::HashMap<i64, ClaimDetail> =
+        details.into_iter().map(|d| (d.0, d)).collect();
     claimed
         .into_iter()
-        .map(|(id, attempt, budget_used)| {
-            let (event, url, secret) = by_id
-                .remove(&id)
+        .map(|(seq, attempt, budget_used)| {
+            let (_, event, url, secret) = by_seq
+                .remove(&seq)
                 .ok_or_else(|| StoreError::corrupt("delivery without its event"))?;
             Ok(crate::ClaimedDelivery {
                 event,
@@ -190,7 +189,10 @@ pub(crate) fn claimed_deliveries(
                 ),
                 attempt: u32::try_from(attempt).map_err(StoreError::corrupt)?,
                 budget_used: u32::try_from(budget_used).map_err(StoreError::corrupt)?,
-                lease_token: lease_token.to_owned(),
+                lease: crate::Lease {
+                    delivery: seq,
+                    token: lease_token.to_owned(),
+                },
             })
         })
         .collect()

@@ -234,7 +234,8 @@ macro_rules! backend_common {
                 };
                 let attempts = sqlx::query(
                     "SELECT attempt, started_at, duration_ms, status_code, error_class, error, \
-                     response_body FROM attempts WHERE event_id = $1 ORDER BY attempt",
+                     response_body FROM attempts \
+                     WHERE event_seq = (SELECT seq FROM events WHERE id = $1) ORDER BY attempt",
                 )
                 .bind(id.as_str())
                 .fetch_all(&self.readers)
@@ -317,7 +318,7 @@ macro_rules! backend_common {
 
             async fn release_deliveries(
                 &self,
-                leases: Vec<(EventId, String)>,
+                leases: Vec<Lease>,
                 now: Timestamp,
             ) -> Result<(), StoreError> {
                 writes::release(&self.writer, leases, now).await

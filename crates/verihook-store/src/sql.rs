@@ -18,28 +18,28 @@ pub(crate) const INSERT_EVENT: &str = "\
     VALUES ($1, $2, $3, $4, $5, $6)";
 
 pub(crate) const INSERT_DELIVERY: &str =
-    "INSERT INTO deliveries (event_id, organization_id, due_at) VALUES ($1, $2, $3)";
+    "INSERT INTO deliveries (event_seq, organization_id, due_at) VALUES ($1, $2, $3)";
 
 pub(crate) const RESCHEDULE_DELIVERY: &str = "\
     UPDATE deliveries SET due_at = $1, attempt = attempt + 1, budget_used = budget_used + 1, \
-    lease_token = NULL WHERE event_id = $2 AND lease_token = $3";
+    lease_token = NULL WHERE event_seq = $2 AND lease_token = $3";
 
 pub(crate) const DELETE_DELIVERY: &str =
-    "DELETE FROM deliveries WHERE event_id = $1 AND lease_token = $2";
+    "DELETE FROM deliveries WHERE event_seq = $1 AND lease_token = $2";
 
 pub(crate) const RELEASE_DELIVERY: &str = "\
-    UPDATE deliveries SET due_at = $1, lease_token = NULL WHERE event_id = $2 AND lease_token = $3";
+    UPDATE deliveries SET due_at = $1, lease_token = NULL WHERE event_seq = $2 AND lease_token = $3";
 
 pub(crate) const INSERT_ATTEMPT: &str = "\
-    INSERT INTO attempts (event_id, attempt, started_at, duration_ms, status_code, error_class, \
+    INSERT INTO attempts (event_seq, attempt, started_at, duration_ms, status_code, error_class, \
     error, response_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// A delivery already queued keeps its place and attempt number but gets a fresh budget;
 /// one in flight (leased) is left to finish its attempt.
 pub(crate) const REQUEUE_DELIVERY: &str = "\
-    INSERT INTO deliveries (event_id, organization_id, due_at, attempt, budget_used) \
-    VALUES ($1, $2, $3, (SELECT COALESCE(MAX(attempt), 0) + 1 FROM attempts WHERE event_id = $1), 0) \
-    ON CONFLICT (event_id) DO UPDATE SET budget_used = 0, due_at = CASE \
+    INSERT INTO deliveries (event_seq, organization_id, due_at, attempt, budget_used) \
+    VALUES ($1, $2, $3, (SELECT COALESCE(MAX(attempt), 0) + 1 FROM attempts WHERE event_seq = $1), 0) \
+    ON CONFLICT (event_seq) DO UPDATE SET budget_used = 0, due_at = CASE \
         WHEN deliveries.lease_token IS NULL AND excluded.due_at < deliveries.due_at \
         THEN excluded.due_at ELSE deliveries.due_at END";
 
@@ -50,9 +50,9 @@ pub(crate) const NEXT_DUE: &str = "\
 
 /// The claimed deliveries' events, URLs and secrets; `{ids}` is the backend's list form.
 pub(crate) const CLAIMED_DETAILS: &str = "\
-    SELECT e.id, e.organization_id, e.customer_id, e.event_type, e.occurred_at, e.body, \
+    SELECT e.seq, e.id, e.organization_id, e.customer_id, e.event_type, e.occurred_at, e.body, \
     e.delivery_status, o.webhook_url, o.webhook_secret FROM events e \
-    JOIN organizations o ON o.id = e.organization_id WHERE e.id {ids}";
+    JOIN organizations o ON o.id = e.organization_id WHERE e.seq {ids}";
 
 pub(crate) const INSERT_ORGANIZATION: &str = "\
     INSERT INTO organizations (id, name, mode, api_key_digest, created_at) \
@@ -65,13 +65,14 @@ pub(crate) const SET_WEBHOOK_URL: &str = "\
 
 pub(crate) const ROTATE_SECRET: &str = "UPDATE organizations SET webhook_secret = $1 WHERE id = $2";
 
-pub(crate) const SET_DELIVERY_STATUS: &str = "UPDATE events SET delivery_status = $1 WHERE id = $2";
+pub(crate) const SET_DELIVERY_STATUS: &str =
+    "UPDATE events SET delivery_status = $1 WHERE seq = $2";
 
-pub(crate) const SET_PENDING: &str = "UPDATE events SET delivery_status = 'pending' WHERE id = $1";
+pub(crate) const SET_PENDING: &str = "UPDATE events SET delivery_status = 'pending' WHERE seq = $1";
 
-/// The organization of an event within a scope (`$2` NULL: any).
+/// The organization and `seq` of an event within a scope (`$2` NULL: any).
 pub(crate) const EVENT_OWNER: &str = "\
-    SELECT organization_id FROM events WHERE id = $1 \
+    SELECT organization_id, seq FROM events WHERE id = $1 \
     AND (CAST($2 AS TEXT) IS NULL OR organization_id = $2)";
 
 /// The event's final delivery status after an attempt, if the attempt ends its delivery.

@@ -47,6 +47,20 @@ impl suite::Backend for Postgres {
         let store = PostgresStore::open(self.db.url()).await.expect("reopened");
         self.store = Arc::new(store);
     }
+
+    async fn upgraded_from_first_schema(seed: &str) -> Self {
+        let db = TestDatabase::postgres().await;
+        suite::first_schema_with::<sqlx::Postgres>(db.url(), "postgres", seed).await;
+        let store = PostgresStore::open(db.url())
+            .await
+            .expect("opened and upgraded");
+        Self {
+            store: Arc::new(store),
+            db,
+        }
+    }
+
+    const DIGEST_LITERAL: &'static str = "decode(repeat('07', 32), 'hex')";
 }
 
 store_suite!(Postgres);

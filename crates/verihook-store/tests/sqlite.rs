@@ -44,6 +44,23 @@ impl suite::Backend for Sqlite {
         let store = SqliteStore::open(self.db.url()).await.expect("reopened");
         self.store = Arc::new(store);
     }
+
+    async fn upgraded_from_first_schema(seed: &str) -> Self {
+        let db = TestDatabase::sqlite();
+        // `mode=rwc`: create the file.
+        let url = format!("{}?mode=rwc", db.url());
+        suite::first_schema_with::<sqlx::Sqlite>(&url, "sqlite", seed).await;
+        let store = SqliteStore::open(db.url())
+            .await
+            .expect("opened and upgraded");
+        Self {
+            db,
+            store: Arc::new(store),
+        }
+    }
+
+    const DIGEST_LITERAL: &'static str =
+        "X'0707070707070707070707070707070707070707070707070707070707070707'";
 }
 
 store_suite!(Sqlite);

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use verihook_core::{EventId, OrganizationId, Timestamp};
 use verihook_store::{
-    AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, NextStep, Store,
+    AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, Lease, NextStep, Store,
 };
 
 /// How much runs at once. A slow or dead endpoint can hold at most `per_organization`
@@ -62,7 +62,7 @@ pub struct DeliveryEngine {
 #[derive(Default)]
 struct InFlight {
     per_organization: HashMap<OrganizationId, usize>,
-    leases: HashMap<EventId, String>,
+    leases: HashMap<EventId, Lease>,
 }
 
 fn lock(state: &Mutex<InFlight>) -> MutexGuard<'_, InFlight> {
@@ -162,9 +162,7 @@ impl DeliveryEngine {
                 .per_organization
                 .entry(d.event.organization_id.clone())
                 .or_default() += 1;
-            state
-                .leases
-                .insert(d.event.id.clone(), d.lease_token.clone());
+            state.leases.insert(d.event.id.clone(), d.lease.clone());
         }
         Ok(claimed)
     }
@@ -212,8 +210,7 @@ impl DeliveryEngine {
         let next = self.next_step(&d, &result);
         self.log_attempt(&d, &result, next);
         let outcome = AttemptOutcome {
-            event_id: d.event.id.clone(),
-            lease_token: d.lease_token.clone(),
+            lease: d.lease.clone(),
             record: record_of(&d, &result),
             next,
         };
@@ -338,7 +335,7 @@ impl DeliveryEngine {
         {
             return;
         }
-        let leases: Vec<(EventId, String)> = lock(&self.state).leases.drain().collect();
+        let leases: Vec<Lease> = lock(&self.state).leases.drain().map(|(_, l)| l).collect();
         tracing::warn!(
             released = leases.len(),
             "attempts still running at shutdown; releasing them for retry"

@@ -132,7 +132,10 @@ fn client(
         .wrap_connector(http);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(64)
+        // Up to every slot's connection: several organizations' endpoints can sit behind
+        // one host, and a connection closed after each request costs a new TCP (and TLS)
+        // handshake for the next one.
+        .pool_max_idle_per_host(super::Limits::default().in_flight)
         .build(https)
 }
 

@@ -3,7 +3,8 @@
 use super::{announce_work, select_customer, PgWriter};
 use crate::rows::{self, Get};
 use crate::{
-    AttemptOutcome, ClaimRequest, ClaimedDelivery, Mutation, NextStep, StoreError, WebhookSet,
+    AttemptOutcome, ClaimRequest, ClaimedDelivery, Lease, Mutation, NextStep, StoreError,
+    WebhookSet,
 };
 use sqlx::PgConnection;
 use verihook_core::id::random_token;
@@ -19,9 +20,9 @@ const SAVE_CHANGE: &str = "\
     WITH customer AS ({upsert}), \
     event AS (INSERT INTO events (id, organization_id, customer_id, event_type, occurred_at, body) \
         SELECT * FROM UNNEST($18::text[], $19::text[], $20::text[], $21::text[], $22::bigint[], \
-        $23::text[])), \
-    delivery AS (INSERT INTO deliveries (event_id, organization_id, due_at) \
-        SELECT * FROM UNNEST($18::text[], $19::text[], $22::bigint[])) \
+        $23::text[]) RETURNING seq, organization_id, occurred_at), \
+    delivery AS (INSERT INTO deliveries (event_seq, organization_id, due_at) \
+        SELECT seq, organization_id, occurred_at FROM event) \
     SELECT pg_notify('verihook_work', '') WHERE cardinality($18::text[]) > 0";
 
 async fn save_change(
@@ -191,17 +192,17 @@ pub(super) async fn claim(
 /// and none another node has locked.
 const CLAIM: &str = "\
     WITH picked AS ( \
-        SELECT d.event_id, d.due_at FROM organizations o \
+        SELECT d.event_seq, d.due_at FROM organizations o \
         CROSS JOIN LATERAL ( \
-            SELECT d2.event_id, d2.due_at FROM deliveries d2 \
+            SELECT d2.event_seq, d2.due_at FROM deliveries d2 \
             WHERE d2.organization_id = o.id AND d2.due_at <= $1 \
             ORDER BY d2.due_at LIMIT $5 FOR UPDATE SKIP LOCKED) d \
         WHERE o.webhook_url IS NOT NULL AND NOT (o.id = ANY($2)) \
         ORDER BY d.due_at LIMIT $6 \
     ) \
     UPDATE deliveries SET due_at = $3, lease_token = $4 \
-    WHERE event_id IN (SELECT event_id FROM picked) \
-    RETURNING event_id, attempt, budget_used";
+    WHERE event_seq IN (SELECT event_seq FROM picked) \
+    RETURNING event_seq, attempt, budget_used";
 
 async fn claim_in(
     conn: &mut PgConnection,
@@ -210,7 +211,7 @@ async fn claim_in(
     let token = random_token();
     let lease = i64::try_from(request.lease.as_micros()).unwrap_or(i64::MAX);
     let exclude: Vec<String> = request.exclude.iter().map(|o| o.to_string()).collect();
-    let claimed: Vec<(String, i64, i64)> = sqlx::query_as(CLAIM)
+    let claimed: Vec<(i64, i64, i64)> = sqlx::query_as(CLAIM)
         .bind(request.now.unix_micros())
         .bind(&exclude)
         .bind(request.now.unix_micros().saturating_add(lease))
@@ -222,10 +223,10 @@ async fn claim_in(
     if claimed.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<&str> = claimed.iter().map(|(id, _, _)| id.as_str()).collect();
+    let seqs: Vec<i64> = claimed.iter().map(|c| c.0).collect();
     let sql = crate::sql::CLAIMED_DETAILS.replace("{ids}", "= ANY($1)");
     let details = sqlx::query(&sql)
-        .bind(&ids)
+        .bind(&seqs)
         .fetch_all(&mut *conn)
         .await?
         .iter()
@@ -247,27 +248,27 @@ pub(super) async fn record(
 /// or reschedule it where a due time is given), set final event statuses, log the
 /// attempts. Answers the events whose deliveries moved; a lost lease moves nothing.
 const RECORD: &str = "\
-    WITH input AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], \
+    WITH input AS (SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[], \
         $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], \
-        $11::text[]) AS i(event_id, lease_token, due_at, final_status, attempt, started_at, \
+        $11::text[]) AS i(event_seq, lease_token, due_at, final_status, attempt, started_at, \
         duration_ms, status_code, error_class, error, response_body)), \
     finished AS (DELETE FROM deliveries d USING input i \
-        WHERE d.event_id = i.event_id AND d.lease_token = i.lease_token AND i.due_at IS NULL \
-        RETURNING d.event_id), \
+        WHERE d.event_seq = i.event_seq AND d.lease_token = i.lease_token AND i.due_at IS NULL \
+        RETURNING d.event_seq), \
     rescheduled AS (UPDATE deliveries d SET due_at = i.due_at, attempt = d.attempt + 1, \
         budget_used = d.budget_used + 1, lease_token = NULL FROM input i \
-        WHERE d.event_id = i.event_id AND d.lease_token = i.lease_token \
-        AND i.due_at IS NOT NULL RETURNING d.event_id), \
-    moved AS (SELECT event_id FROM finished UNION ALL SELECT event_id FROM rescheduled), \
+        WHERE d.event_seq = i.event_seq AND d.lease_token = i.lease_token \
+        AND i.due_at IS NOT NULL RETURNING d.event_seq), \
+    moved AS (SELECT event_seq FROM finished UNION ALL SELECT event_seq FROM rescheduled), \
     status AS (UPDATE events e SET delivery_status = i.final_status FROM input i \
-        WHERE e.id = i.event_id AND i.final_status IS NOT NULL \
-        AND e.id IN (SELECT event_id FROM finished)), \
-    logged AS (INSERT INTO attempts (event_id, attempt, started_at, duration_ms, status_code, \
+        WHERE e.seq = i.event_seq AND i.final_status IS NOT NULL \
+        AND e.seq IN (SELECT event_seq FROM finished)), \
+    logged AS (INSERT INTO attempts (event_seq, attempt, started_at, duration_ms, status_code, \
         error_class, error, response_body) \
-        SELECT i.event_id, i.attempt, i.started_at, i.duration_ms, i.status_code, \
+        SELECT i.event_seq, i.attempt, i.started_at, i.duration_ms, i.status_code, \
         i.error_class, i.error, i.response_body FROM input i \
-        WHERE i.event_id IN (SELECT event_id FROM moved)) \
-    SELECT event_id FROM moved";
+        WHERE i.event_seq IN (SELECT event_seq FROM moved)) \
+    SELECT event_seq FROM moved";
 
 async fn record_in(
     conn: &mut PgConnection,
@@ -280,9 +281,9 @@ async fn record_in(
         NextStep::RetryAt(due) => Some(due.unix_micros()),
         NextStep::Delivered | NextStep::Failed => None,
     };
-    let moved: Vec<String> = sqlx::query_scalar(RECORD)
-        .bind(column(outcomes, |o| o.event_id.to_string()))
-        .bind(column(outcomes, |o| o.lease_token.clone()))
+    let moved: Vec<i64> = sqlx::query_scalar(RECORD)
+        .bind(column(outcomes, |o| o.lease.delivery))
+        .bind(column(outcomes, |o| o.lease.token.clone()))
         .bind(column(outcomes, due))
         .bind(column(outcomes, |o| crate::sql::final_status(o.next)))
         .bind(column(outcomes, |o| i64::from(o.record.attempt)))
@@ -296,26 +297,26 @@ async fn record_in(
         .bind(column(outcomes, |o| o.record.response_body.clone()))
         .fetch_all(conn)
         .await?;
-    let moved: std::collections::HashSet<String> = moved.into_iter().collect();
+    let moved: std::collections::HashSet<i64> = moved.into_iter().collect();
     Ok(outcomes
         .iter()
-        .map(|o| moved.contains(o.event_id.as_str()))
+        .map(|o| moved.contains(&o.lease.delivery))
         .collect())
 }
 
 pub(super) async fn release(
     writer: &PgWriter,
-    leases: Vec<(EventId, String)>,
+    leases: Vec<Lease>,
     now: Timestamp,
 ) -> Result<(), StoreError> {
     writer
         .write(move |conn| {
             Box::pin(async move {
-                for (id, token) in &leases {
+                for lease in &leases {
                     sqlx::query(crate::sql::RELEASE_DELIVERY)
                         .bind(now.unix_micros())
-                        .bind(id.as_str())
-                        .bind(token)
+                        .bind(lease.delivery)
+                        .bind(&lease.token)
                         .execute(&mut *conn)
                         .await?;
                 }
@@ -334,20 +335,20 @@ pub(super) async fn redeliver(
     writer
         .write(move |conn| {
             Box::pin(async move {
-                let owner: Option<String> = sqlx::query_scalar(crate::sql::EVENT_OWNER)
+                let owner: Option<(String, i64)> = sqlx::query_as(crate::sql::EVENT_OWNER)
                     .bind(id.as_str())
                     .bind(organization.as_ref().map(OrganizationId::as_str))
                     .fetch_optional(&mut *conn)
                     .await?;
-                let owner = owner.ok_or(StoreError::NotFound)?;
+                let (owner, seq) = owner.ok_or(StoreError::NotFound)?;
                 sqlx::query(crate::sql::REQUEUE_DELIVERY)
-                    .bind(id.as_str())
+                    .bind(seq)
                     .bind(&owner)
                     .bind(now.unix_micros())
                     .execute(&mut *conn)
                     .await?;
                 sqlx::query(crate::sql::SET_PENDING)
-                    .bind(id.as_str())
+                    .bind(seq)
                     .execute(&mut *conn)
                     .await?;
                 announce_work(conn).await

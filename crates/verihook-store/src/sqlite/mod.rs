@@ -11,8 +11,8 @@ use crate::rows::{self, CUSTOMER_COLUMNS, EVENT_COLUMNS};
 use crate::shared::backend_common;
 use crate::{
     AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, EventFilter, EventRecord,
-    EventSummary, Mutation, NextStep, Page, PageRequest, Scope, Store, StoreError, WebhookEndpoint,
-    WebhookSet,
+    EventSummary, Lease, Mutation, NextStep, Page, PageRequest, Scope, Store, StoreError,
+    WebhookEndpoint, WebhookSet,
 };
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
@@ -84,6 +84,9 @@ fn write_connection(path: &std::path::Path) -> Result<rusqlite::Connection, Stor
     // The writer touches index pages all over the tables (ids are random): a 32 MiB page
     // cache instead of the default 2 MiB keeps them in memory rather than re-reading them.
     conn.pragma_update(None, "cache_size", -32_768)?;
+    // Every job runs in a savepoint, so the pages it changes are first copied to a
+    // statement journal: in memory rather than in a temporary file.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }

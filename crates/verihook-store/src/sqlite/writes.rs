@@ -4,7 +4,8 @@
 use super::writer::SqliteWriter;
 use crate::rows::{self, CUSTOMER_COLUMNS};
 use crate::{
-    AttemptOutcome, ClaimRequest, ClaimedDelivery, Mutation, NextStep, StoreError, WebhookSet,
+    AttemptOutcome, ClaimRequest, ClaimedDelivery, Lease, Mutation, NextStep, StoreError,
+    WebhookSet,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use verihook_core::id::random_token;
@@ -71,8 +72,9 @@ fn insert_events(conn: &Connection, events: &[Event]) -> Result<(), StoreError> 
             e.occurred_at.unix_micros(),
             e.body,
         ])?;
+        // The writer thread is the only one writing on this connection.
         delivery.execute(params![
-            e.id.as_str(),
+            conn.last_insert_rowid(),
             e.organization_id.as_str(),
             e.occurred_at.unix_micros()
         ])?;
@@ -193,9 +195,9 @@ pub(super) async fn claim(
 /// (`?N` binds by number; SQLite numbers `$N` by first appearance.)
 const CLAIM: &str = "\
     WITH picked AS ( \
-        SELECT d.event_id FROM organizations o \
-        JOIN deliveries d ON d.event_id IN ( \
-            SELECT d2.event_id FROM deliveries d2 \
+        SELECT d.event_seq FROM organizations o \
+        JOIN deliveries d ON d.event_seq IN ( \
+            SELECT d2.event_seq FROM deliveries d2 \
             WHERE d2.organization_id = o.id AND d2.due_at <= ?1 \
             ORDER BY d2.due_at LIMIT ?5) \
         WHERE o.webhook_url IS NOT NULL \
@@ -203,8 +205,8 @@ const CLAIM: &str = "\
         ORDER BY d.due_at LIMIT ?6 \
     ) \
     UPDATE deliveries SET due_at = ?3, lease_token = ?4 \
-    WHERE event_id IN (SELECT event_id FROM picked) \
-    RETURNING event_id, attempt, budget_used";
+    WHERE event_seq IN (SELECT event_seq FROM picked) \
+    RETURNING event_seq, attempt, budget_used";
 
 fn claim_in(conn: &Connection, request: &ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
     let token = random_token();
@@ -224,14 +226,15 @@ fn claim_in(conn: &Connection, request: &ClaimRequest) -> Result<Vec<ClaimedDeli
             ],
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )?
-        .collect::<Result<Vec<(String, i64, i64)>, _>>()?;
+        .collect::<Result<Vec<(i64, i64, i64)>, _>>()?;
     if claimed.is_empty() {
         return Ok(Vec::new());
     }
-    let ids = json_list(claimed.iter().map(|(id, _, _)| id.as_str()));
+    let seqs: Vec<String> = claimed.iter().map(|c| c.0.to_string()).collect();
+    let seqs = format!("[{}]", seqs.join(","));
     let sql = crate::sql::CLAIMED_DETAILS.replace("{ids}", "IN (SELECT value FROM json_each($1))");
     let mut statement = conn.prepare_cached(&sql)?;
-    let mut found = statement.query(params![ids])?;
+    let mut found = statement.query(params![seqs])?;
     let mut details = Vec::with_capacity(claimed.len());
     while let Some(row) = found.next()? {
         details.push(rows::claim_detail(row)?);
@@ -249,26 +252,26 @@ pub(super) async fn record(
 }
 
 fn record_in(conn: &Connection, o: &AttemptOutcome) -> Result<bool, StoreError> {
-    let id = o.event_id.as_str();
+    let (seq, token) = (o.lease.delivery, &o.lease.token);
     let moved = match o.next {
         NextStep::RetryAt(due) => conn
             .prepare_cached(crate::sql::RESCHEDULE_DELIVERY)?
-            .execute(params![due.unix_micros(), id, o.lease_token])?,
+            .execute(params![due.unix_micros(), seq, token])?,
         NextStep::Delivered | NextStep::Failed => conn
             .prepare_cached(crate::sql::DELETE_DELIVERY)?
-            .execute(params![id, o.lease_token])?,
+            .execute(params![seq, token])?,
     };
     if moved == 0 {
         return Ok(false);
     }
     if let Some(status) = crate::sql::final_status(o.next) {
         conn.prepare_cached(crate::sql::SET_DELIVERY_STATUS)?
-            .execute(params![status, id])?;
+            .execute(params![status, seq])?;
     }
     let r = &o.record;
     conn.prepare_cached(crate::sql::INSERT_ATTEMPT)?
         .execute(params![
-            id,
+            seq,
             i64::from(r.attempt),
             r.started_at.unix_micros(),
             i64::try_from(r.duration_ms).unwrap_or(i64::MAX),
@@ -282,14 +285,14 @@ fn record_in(conn: &Connection, o: &AttemptOutcome) -> Result<bool, StoreError> 
 
 pub(super) async fn release(
     writer: &SqliteWriter,
-    leases: Vec<(EventId, String)>,
+    leases: Vec<Lease>,
     now: Timestamp,
 ) -> Result<(), StoreError> {
     writer
         .write(move |conn| {
             let mut statement = conn.prepare_cached(crate::sql::RELEASE_DELIVERY)?;
-            for (id, token) in &leases {
-                statement.execute(params![now.unix_micros(), id.as_str(), token])?;
+            for lease in &leases {
+                statement.execute(params![now.unix_micros(), lease.delivery, lease.token])?;
             }
             Ok(())
         })
@@ -304,21 +307,21 @@ pub(super) async fn redeliver(
 ) -> Result<(), StoreError> {
     writer
         .write(move |conn| {
-            let owner: String = conn
+            let (owner, seq): (String, i64) = conn
                 .prepare_cached(crate::sql::EVENT_OWNER)?
                 .query_row(
                     params![
                         id.as_str(),
                         organization.as_ref().map(OrganizationId::as_str)
                     ],
-                    |row| row.get(0),
+                    |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()?
                 .ok_or(StoreError::NotFound)?;
             conn.prepare_cached(crate::sql::REQUEUE_DELIVERY)?
-                .execute(params![id.as_str(), owner, now.unix_micros()])?;
+                .execute(params![seq, owner, now.unix_micros()])?;
             conn.prepare_cached(crate::sql::SET_PENDING)?
-                .execute(params![id.as_str()])?;
+                .execute(params![seq])?;
             Ok(())
         })
         .await

@@ -24,6 +24,11 @@ pub trait Backend: Sized {
     fn fail_event_inserts(&self) -> impl Future<Output = ()>;
     /// Closes the store and opens the same database again.
     fn reopen(&mut self) -> impl Future<Output = ()>;
+    /// A database with only the first migration applied and `seed` (SQL) run on it,
+    /// then opened by the store, which applies the rest.
+    fn upgraded_from_first_schema(seed: &str) -> impl Future<Output = Self>;
+    /// How this backend's SQL writes the 32-byte API key digest `[7; 32]`.
+    const DIGEST_LITERAL: &'static str;
 }
 
 async fn organization(store: &dyn Store) -> Organization {
@@ -564,8 +569,7 @@ fn later(t: Timestamp, secs: i64) -> Timestamp {
 
 fn outcome(d: &ClaimedDelivery, next: NextStep, status_code: Option<u16>) -> AttemptOutcome {
     AttemptOutcome {
-        event_id: d.event.id.clone(),
-        lease_token: d.lease_token.clone(),
+        lease: d.lease.clone(),
         record: AttemptRecord {
             attempt: d.attempt,
             started_at: Timestamp::now(),
@@ -620,7 +624,7 @@ pub async fn only_endpoints_with_a_url_are_claimed_once_per_lease<B: Backend>() 
         .await
         .expect("claim");
     assert_eq!(again.len(), 1);
-    assert_ne!(again[0].lease_token, d.lease_token);
+    assert_ne!(again[0].lease, d.lease);
     assert!(!store
         .record_attempt(outcome(d, NextStep::Delivered, Some(200)))
         .await
@@ -782,10 +786,7 @@ pub async fn claims_are_capped_per_organization_and_skip_excluded_ones<B: Backen
         .await
         .expect("claimed")
         .is_empty());
-    let leases = claimed
-        .iter()
-        .map(|d| (d.event.id.clone(), d.lease_token.clone()))
-        .collect();
+    let leases = claimed.iter().map(|d| d.lease.clone()).collect();
     store
         .release_deliveries(leases, now)
         .await
@@ -821,7 +822,8 @@ macro_rules! store_suite {
             only_endpoints_with_a_url_are_claimed_once_per_lease,
             a_delivered_attempt_is_logged_and_final,
             retries_wait_then_fail_and_redelivery_starts_a_fresh_budget,
-            claims_are_capped_per_organization_and_skip_excluded_ones
+            claims_are_capped_per_organization_and_skip_excluded_ones,
+            the_outbox_and_attempt_log_survive_the_upgrade
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {
@@ -832,4 +834,115 @@ macro_rules! store_suite {
             }
         )*
     };
+}
+
+/// Creates the database at `url` with `backend`'s first migration alone, and runs `seed`.
+pub async fn first_schema_with<DB>(url: &str, backend: &str, seed: &str)
+where
+    DB: sqlx::Database,
+    DB::Connection: sqlx::migrate::Migrate,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>
+        + sqlx::Acquire<'c, Database = DB, Connection = &'c mut DB::Connection>,
+{
+    use sqlx::Connection;
+    let mut conn = DB::Connection::connect(url).await.expect("connected");
+    let first = first_migration(backend).await;
+    first.run(&mut conn).await.expect("first migration applied");
+    sqlx::raw_sql(seed)
+        .execute(&mut conn)
+        .await
+        .expect("seeded");
+    conn.close().await.expect("closed");
+}
+
+/// A migrator of `backend`'s first migration alone.
+async fn first_migration(backend: &str) -> sqlx::migrate::Migrator {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let name = "0001_init.sql";
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend)
+        .join(name);
+    std::fs::copy(source, dir.path().join(name)).expect("first migration copied");
+    sqlx::migrate::Migrator::new(dir.path())
+        .await
+        .expect("first migration read")
+}
+
+/// Data of the first schema, where the outbox and the attempt log were keyed by event id:
+/// one event delivered at its first attempt, one waiting for its second.
+fn first_schema_data(digest: &str) -> String {
+    let body =
+        |id: &str| format!(r#"{{"eventType":"customer.created","metadata":{{"eventId":"{id}"}}}}"#);
+    let event = |seq: u32, id: &str, status: &str| {
+        format!(
+            "INSERT INTO events (seq, id, organization_id, customer_id, event_type, \
+             occurred_at, body, delivery_status) VALUES ({seq}, '{id}', '{ORG}', '{CUSTOMER}', \
+             'customer.created', 1700000000000000, '{}', '{status}');",
+            body(id)
+        )
+    };
+    format!(
+        "INSERT INTO organizations (id, name, mode, api_key_digest, webhook_url, \
+         webhook_secret, created_at) VALUES ('{ORG}', 'Before', 'sandbox', {digest}, \
+         'https://hooks.example.com/h', 'whsec_c2VjcmV0', 1700000000000000); \
+         {} {} \
+         INSERT INTO attempts (event_id, attempt, started_at, duration_ms, status_code, \
+         error_class, error, response_body) VALUES \
+         ('{DELIVERED}', 1, 1700000000000000, 5, 200, NULL, NULL, 'ok'), \
+         ('{WAITING}', 1, 1700000000000000, 7, 500, 'status', 'HTTP 500', 'down'); \
+         INSERT INTO deliveries (event_id, organization_id, due_at, attempt, budget_used) \
+         VALUES ('{WAITING}', '{ORG}', 1700000001000000, 2, 1);",
+        event(1, DELIVERED, "delivered"),
+        event(2, WAITING, "pending"),
+    )
+}
+
+const ORG: &str = "org_00000000000000000000000a";
+const CUSTOMER: &str = "cus_00000000000000000000000a";
+const DELIVERED: &str = "evt_00000000000000000000000a";
+const WAITING: &str = "evt_00000000000000000000000b";
+
+pub async fn the_outbox_and_attempt_log_survive_the_upgrade<B: Backend>() {
+    let b = B::upgraded_from_first_schema(&first_schema_data(B::DIGEST_LITERAL)).await;
+    let store = b.store();
+    let attempts = |id: &'static str| {
+        let store = store.clone();
+        async move {
+            let id = id.parse().expect("valid id");
+            let record = store.event(Scope::All, &id).await.expect("read");
+            let record = record.expect("the event is still there");
+            let codes: Vec<_> = record.attempts.iter().map(|a| a.status_code).collect();
+            (record.delivery_status, codes)
+        }
+    };
+    assert_eq!(
+        attempts(DELIVERED).await,
+        (DeliveryStatus::Delivered, vec![Some(200)])
+    );
+    assert_eq!(
+        attempts(WAITING).await,
+        (DeliveryStatus::Pending, vec![Some(500)])
+    );
+    let claimed = store
+        .claim_deliveries(claim_at(Timestamp::now(), 10))
+        .await
+        .expect("claimed");
+    let waiting: Vec<_> = claimed
+        .iter()
+        .map(|d| (d.event.id.as_str(), d.attempt, d.budget_used))
+        .collect();
+    assert_eq!(
+        waiting,
+        [(WAITING, 2, 1)],
+        "only the waiting event, at its second attempt"
+    );
+    assert!(store
+        .record_attempt(outcome(&claimed[0], NextStep::Delivered, Some(200)))
+        .await
+        .expect("recorded"));
+    assert_eq!(
+        attempts(WAITING).await,
+        (DeliveryStatus::Delivered, vec![Some(500), Some(200)])
+    );
 }
