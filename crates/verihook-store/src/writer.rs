@@ -55,8 +55,7 @@ pub(crate) type Connect<C> =
 /// A connection the writer can drive with plain statements. Implemented per backend, on
 /// the concrete connection type.
 pub(crate) trait WriteConnection: Send + 'static {
-    /// How a batch transaction starts (SQLite takes the write lock at once).
-    const BEGIN: &'static str = "BEGIN";
+    /// Runs `sql`, which may be several statements, in one round trip.
     fn exec<'a>(&'a mut self, sql: &'static str) -> BoxFuture<'a, Result<(), sqlx::Error>>;
 }
 
@@ -155,22 +154,33 @@ async fn reconnect<C>(connect: &Connect<C>) -> C {
 
 type BatchOutcome = (Vec<Reply>, Result<(), String>);
 
+/// Each job runs in its own savepoint, so that a failed job is undone without touching the
+/// rest. The savepoint commands between two jobs go in one round trip: on a server, round
+/// trips are what a batch costs.
 async fn run_batch<C: WriteConnection>(
     conn: &mut C,
     batch: &mut Vec<Job<C>>,
 ) -> Result<BatchOutcome, sqlx::Error> {
-    conn.exec(C::BEGIN).await?;
     let mut replies = Vec::with_capacity(batch.len());
+    let mut before_job = "BEGIN; SAVEPOINT job";
+    let mut after_last = "RELEASE SAVEPOINT job";
     for job in batch.drain(..) {
-        // Each job in its own savepoint: a failed job is undone without touching the rest.
-        conn.exec("SAVEPOINT job").await?;
+        conn.exec(before_job).await?;
         let (succeeded, reply) = job(conn).await;
-        if !succeeded {
-            conn.exec("ROLLBACK TO SAVEPOINT job").await?;
-        }
-        conn.exec("RELEASE SAVEPOINT job").await?;
+        (before_job, after_last) = if succeeded {
+            (
+                "RELEASE SAVEPOINT job; SAVEPOINT job",
+                "RELEASE SAVEPOINT job",
+            )
+        } else {
+            (
+                "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; SAVEPOINT job",
+                "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job",
+            )
+        };
         replies.push(reply);
     }
+    conn.exec(after_last).await?;
     let commit = match conn.exec("COMMIT").await {
         Ok(()) => Ok(()),
         Err(e) => {

@@ -47,7 +47,9 @@ const LOCK_CLAUSE: &str = " FOR UPDATE";
 
 impl WriteConnection for PgConnection {
     fn exec<'a>(&'a mut self, sql: &'static str) -> BoxFuture<'a, Result<(), sqlx::Error>> {
-        Box::pin(async move { sqlx::query(sql).execute(self).await.map(|_| ()) })
+        // A bare string without arguments goes by the simple query protocol: several
+        // statements, one round trip.
+        Box::pin(async move { sqlx::Executor::execute(self, sql).await.map(|_| ()) })
     }
 }
 
