@@ -137,6 +137,43 @@ struct RfiPayload<'a> {
     updated_at: Timestamp,
 }
 
+/// The type of the event `POST /v1/webhook/test` sends. It is not one of [`EventType`]
+/// and is never stored: a receiver sees a well-formed, signed event of a type it does not
+/// know, which it should accept (and the toolkit types as unknown).
+pub const TEST_EVENT_TYPE: &str = "webhook.test";
+
+/// A test event: a fresh id and the body, in the envelope of every event.
+#[derive(Debug, Clone)]
+pub struct TestEvent {
+    pub id: EventId,
+    pub body: String,
+}
+
+#[derive(Serialize)]
+struct TestPayload {
+    message: &'static str,
+}
+
+impl TestEvent {
+    pub fn new(organization: &OrganizationId, now: Timestamp) -> Self {
+        let id = EventId::generate();
+        let envelope = Envelope {
+            event_type: TEST_EVENT_TYPE,
+            payload: TestPayload {
+                message: "A test event from verihook: your endpoint is reachable.",
+            },
+            metadata: Metadata {
+                event_id: &id,
+                occurred_at: now,
+                organization_id: organization,
+            },
+        };
+        // Serializing plain structs of strings into a String cannot fail.
+        let body = serde_json::to_string(&envelope).unwrap_or_default();
+        Self { id, body }
+    }
+}
+
 impl Event {
     fn render<P: Serialize>(
         event_type: EventType,

@@ -55,6 +55,17 @@ pub struct ServeConfig {
     /// with /healthz and /readyz), so the two sides can scale apart on PostgreSQL.
     #[arg(long, env = "VERIHOOK_ROLE", value_enum, default_value_t = Role::All)]
     pub role: Role,
+
+    /// Log lines on stderr: `pretty` (one readable line per record) or `json` (one JSON
+    /// object per line, for log collectors). The level comes from `RUST_LOG` (default info).
+    #[arg(long, env = "VERIHOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -93,6 +104,7 @@ impl ServeConfig {
             alert_webhook_url: None,
             dev: false,
             role: Role::All,
+            log_format: LogFormat::Pretty,
         }
     }
 

@@ -17,11 +17,13 @@ pub mod api;
 pub mod config;
 pub mod delivery;
 pub mod dev;
+pub mod metrics;
 
 pub use config::ServeConfig;
 
 use api::{AppState, Auth};
 use delivery::{DeliveryEngine, Limits, Sender, SenderError};
+use metrics::Metrics;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -59,20 +61,22 @@ impl Server {
         config: &ServeConfig,
         limits: Limits,
     ) -> Result<Self, ServerError> {
-        let sender = Sender::new(
+        let sender = Arc::new(Sender::new(
             config.delivery_timeout,
             config.allows_private_networks(),
             config.extra_ca_cert.as_deref(),
-        )?;
+        )?);
         let store = verihook_store::connect(&config.database_url).await?;
+        let metrics = Arc::new(Metrics::new());
         let engine = config.role.delivers().then(|| {
             Arc::new(DeliveryEngine::new(
                 store.clone(),
-                Arc::new(sender),
+                sender.clone(),
                 config.retry_schedule.clone(),
                 config.delivery_timeout,
                 config.alert_webhook_url.as_ref().map(|u| u.to_string()),
                 limits,
+                metrics.clone(),
             ))
         });
         let admin_token = match (&config.admin_token, config.dev) {
@@ -84,6 +88,8 @@ impl Server {
             store,
             auth: Arc::new(Auth::new(admin_token.as_deref())),
             allow_http: config.allows_http(),
+            metrics,
+            sender,
         };
         let dev = match (config.dev, admin_token) {
             (true, Some(token)) => Some(

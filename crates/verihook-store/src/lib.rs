@@ -290,6 +290,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// When the next delivery falls due, if any is waiting.
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
+    /// How many events wait in the outbox (due, scheduled for a retry, or in flight).
+    async fn outbox_size(&self) -> Result<u64, StoreError>;
     /// Notified whenever new deliveries may be due (new events, redeliveries, a webhook URL
     /// set), so senders wake at once instead of polling.
     fn work_signal(&self) -> Arc<Notify>;

@@ -343,6 +343,13 @@ macro_rules! backend_common {
                 Ok(due.map(Timestamp::from_unix_micros))
             }
 
+            async fn outbox_size(&self) -> Result<u64, StoreError> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries")
+                    .fetch_one(&self.readers)
+                    .await?;
+                u64::try_from(n).map_err(StoreError::corrupt)
+            }
+
             fn work_signal(&self) -> Arc<Notify> {
                 self.work.clone()
             }

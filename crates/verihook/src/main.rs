@@ -9,6 +9,7 @@ mod signing;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
+use verihook_server::config::LogFormat;
 use verihook_server::ServeConfig;
 
 #[derive(Parser)]
@@ -38,12 +39,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let format = match &cli.command {
+        Command::Serve(config) => config.log_format,
+        _ => LogFormat::Pretty,
+    };
+    init_logging(format);
     let result = match cli.command {
         Command::Serve(config) => block_on(serve::run(config)),
         Command::Listen(args) => block_on(listen::run(args)),
@@ -57,6 +57,20 @@ fn main() -> ExitCode {
             eprintln!("{message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Log records go to stderr (stdout is for what the command prints), filtered by `RUST_LOG`.
+fn init_logging(format: LogFormat) {
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => logs.init(),
+        // Fields at the top level of each object, beside `timestamp`, `level`, `message`.
+        LogFormat::Json => logs.json().flatten_event(true).init(),
     }
 }
 

@@ -8,6 +8,7 @@ mod error;
 mod events;
 mod extract;
 mod health;
+mod metrics;
 mod views;
 mod webhook;
 
@@ -15,8 +16,10 @@ pub use admin::create as create_organization;
 pub use auth::Auth;
 pub use error::ApiError;
 
+use crate::delivery::Sender;
+use crate::metrics::Metrics;
 use axum::extract::DefaultBodyLimit;
-use axum::Router;
+use axum::{middleware, Router};
 use std::sync::Arc;
 use tower_http::trace::TraceLayer;
 use verihook_store::Store;
@@ -30,12 +33,16 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Accept `http://` webhook URLs.
     pub allow_http: bool,
+    pub metrics: Arc<Metrics>,
+    /// Sends test events for `POST /v1/webhook/test`.
+    pub sender: Arc<Sender>,
 }
 
-/// Only `/healthz` and `/readyz`: what a worker node serves.
+/// Only `/healthz`, `/readyz` and `/metrics`: what a worker node serves.
 pub fn health_router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
+        .merge(metrics::router())
         .fallback(|| async { ApiError::not_found("route (this node runs --role worker)") })
         .with_state(state)
 }
@@ -43,6 +50,7 @@ pub fn health_router(state: AppState) -> Router {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
+        .merge(metrics::router())
         .merge(admin::router())
         .merge(webhook::router())
         .merge(customers::router())
@@ -50,6 +58,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -4,11 +4,13 @@
 use super::error::ApiError;
 use super::extract::{AdminAuth, JsonBody, OrgAuth};
 use super::AppState;
+use crate::delivery::sender::Outgoing;
 use axum::extract::{Path, State};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use verihook_core::{OrganizationId, WebhookSecret, WebhookUrl};
+use verihook_core::event::{TestEvent, TEST_EVENT_TYPE};
+use verihook_core::{EventId, OrganizationId, Timestamp, WebhookSecret, WebhookUrl};
 use verihook_store::WebhookSet;
 
 pub fn router() -> Router<AppState> {
@@ -19,6 +21,7 @@ pub fn router() -> Router<AppState> {
             post(admin_rotate),
         )
         .route("/v1/webhook", get(show).put(set))
+        .route("/v1/webhook/test", post(send_test))
 }
 
 #[derive(Deserialize)]
@@ -131,5 +134,73 @@ async fn set(
     Ok(Json(WebhookView {
         url: Some(set.url),
         secret: set.secret_is_new.then(|| set.secret.expose().to_owned()),
+    }))
+}
+
+/// What came of a test event: the one attempt, as the delivery log would show it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TestOutcome {
+    event_id: EventId,
+    url: String,
+    delivered: bool,
+    status_code: Option<u16>,
+    duration_ms: u64,
+    error_class: Option<&'static str>,
+    error: Option<String>,
+    response_body: Option<String>,
+}
+
+/// `POST /v1/webhook/test`: signs and sends a `webhook.test` event to the organization's
+/// URL now (one attempt, no retry, nothing stored) and answers with what happened, so an
+/// integrator can check an endpoint in one call.
+async fn send_test(
+    OrgAuth(org): OrgAuth,
+    State(state): State<AppState>,
+) -> Result<Json<TestOutcome>, ApiError> {
+    let endpoint = state
+        .store
+        .webhook(&org.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("organization"))?;
+    let (Some(url), Some(secret)) = (endpoint.url, endpoint.secret) else {
+        return Err(ApiError::conflict(
+            "webhook_not_configured",
+            "no webhook URL is set; set one with PUT /v1/webhook first",
+        ));
+    };
+    let event = TestEvent::new(&org.id, Timestamp::now());
+    let result = state
+        .sender
+        .send_webhook(Outgoing {
+            event_id: event.id.as_str(),
+            event_type: TEST_EVENT_TYPE,
+            body: &event.body,
+            url: &url,
+            secret: &secret,
+            attempt: 1,
+        })
+        .await;
+    let (error_class, error) = match result.failure {
+        Some((class, message)) => (Some(class.as_str()), Some(message)),
+        None => (None, None),
+    };
+    tracing::info!(
+        organization_id = %org.id,
+        event_id = %event.id,
+        delivered = error.is_none(),
+        status = result.status_code,
+        error_class,
+        "test webhook sent"
+    );
+    Ok(Json(TestOutcome {
+        event_id: event.id,
+        url,
+        delivered: error.is_none(),
+        status_code: result.status_code,
+        duration_ms: u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),
+        error_class,
+        error,
+        response_body: result.response_excerpt,
     }))
 }

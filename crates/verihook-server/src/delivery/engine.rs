@@ -6,6 +6,7 @@
 
 use super::sender::{AttemptResult, Sender};
 use crate::config::RetrySchedule;
+use crate::metrics::Metrics;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -56,6 +57,7 @@ pub struct DeliveryEngine {
     lease: Duration,
     state: Arc<Mutex<InFlight>>,
     finished: Arc<Notify>,
+    metrics: Arc<Metrics>,
 }
 
 /// What this process has claimed and not yet recorded.
@@ -78,6 +80,7 @@ impl DeliveryEngine {
         delivery_timeout: Duration,
         alert_url: Option<String>,
         limits: Limits,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             recorder: Recorder::spawn(store.clone()),
@@ -91,6 +94,7 @@ impl DeliveryEngine {
             lease: delivery_timeout + Duration::from_secs(10),
             state: Arc::default(),
             finished: Arc::new(Notify::new()),
+            metrics,
         }
     }
 
@@ -164,6 +168,7 @@ impl DeliveryEngine {
                 .or_default() += 1;
             state.leases.insert(d.event.id.clone(), d.lease.clone());
         }
+        self.metrics.set_in_flight(state.leases.len());
         Ok(claimed)
     }
 
@@ -209,6 +214,7 @@ impl DeliveryEngine {
         let result = self.sender.send(&d).await;
         let next = self.next_step(&d, &result);
         self.log_attempt(&d, &result, next);
+        self.measure_attempt(&d, &result, next);
         let outcome = AttemptOutcome {
             lease: d.lease.clone(),
             record: record_of(&d, &result),
@@ -246,12 +252,19 @@ impl DeliveryEngine {
         }
     }
 
+    fn measure_attempt(&self, d: &ClaimedDelivery, result: &AttemptResult, next: NextStep) {
+        let class = result.failure.as_ref().map_or("", |(c, _)| c.as_str());
+        self.metrics
+            .attempt(outcome_name(next), class, result.duration);
+        if next == NextStep::Delivered {
+            let micros = Timestamp::now().unix_micros() - d.event.occurred_at.unix_micros();
+            self.metrics
+                .delivered(Duration::from_micros(u64::try_from(micros).unwrap_or(0)));
+        }
+    }
+
     fn log_attempt(&self, d: &ClaimedDelivery, result: &AttemptResult, next: NextStep) {
-        let outcome = match next {
-            NextStep::Delivered => "delivered",
-            NextStep::RetryAt(_) => "retry",
-            NextStep::Failed => "failed",
-        };
+        let outcome = outcome_name(next);
         let (class, error) = result
             .failure
             .as_ref()
@@ -283,6 +296,7 @@ impl DeliveryEngine {
             last_error,
             "webhook delivery failed after its last attempt"
         );
+        self.metrics.event_failed();
         let Some(url) = self.alert_url.clone() else {
             return;
         };
@@ -299,14 +313,23 @@ impl DeliveryEngine {
         };
         let body = serde_json::to_string(&alert).unwrap_or_default();
         let (sender, event_id) = (self.sender.clone(), d.event.id.clone());
+        let metrics = self.metrics.clone();
         tokio::spawn(async move {
-            match sender.post_json(&url, body).await {
+            let result = match sender.post_json(&url, body).await {
                 Ok(status) if (200..300).contains(&status) => {
                     tracing::info!(%event_id, "failure alert sent");
+                    "sent"
                 }
-                Ok(status) => tracing::error!(%event_id, status, "failure alert refused"),
-                Err(error) => tracing::error!(%event_id, error, "failure alert not sent"),
-            }
+                Ok(status) => {
+                    tracing::error!(%event_id, status, "failure alert refused");
+                    "refused"
+                }
+                Err(error) => {
+                    tracing::error!(%event_id, error, "failure alert not sent");
+                    "error"
+                }
+            };
+            metrics.alert(result);
         });
     }
 
@@ -314,6 +337,7 @@ impl DeliveryEngine {
         {
             let mut state = lock(&self.state);
             state.leases.remove(&d.event.id);
+            self.metrics.set_in_flight(state.leases.len());
             let org = &d.event.organization_id;
             if let Some(n) = state.per_organization.get_mut(org) {
                 *n -= 1;
@@ -348,6 +372,14 @@ impl DeliveryEngine {
             // Their leases will simply expire.
             tracing::error!(error = %e, "releasing leases failed");
         }
+    }
+}
+
+fn outcome_name(next: NextStep) -> &'static str {
+    match next {
+        NextStep::Delivered => "delivered",
+        NextStep::RetryAt(_) => "retry",
+        NextStep::Failed => "failed",
     }
 }
 

@@ -21,7 +21,7 @@ use std::error::Error as StdError;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use verihook_core::{signature, Timestamp};
+use verihook_core::{signature, Timestamp, WebhookSecret};
 use verihook_store::ClaimedDelivery;
 
 /// At most this much of a response body is kept in the attempt log.
@@ -139,6 +139,16 @@ fn client(
         .build(https)
 }
 
+/// One webhook request to make: the stored body, where it goes, how it is signed.
+pub struct Outgoing<'a> {
+    pub event_id: &'a str,
+    pub event_type: &'a str,
+    pub body: &'a str,
+    pub url: &'a str,
+    pub secret: &'a WebhookSecret,
+    pub attempt: u32,
+}
+
 impl Sender {
     pub fn new(
         timeout: Duration,
@@ -155,10 +165,23 @@ impl Sender {
     }
 
     /// Signs and POSTs the delivery's stored body, exactly as stored.
-    pub async fn send(&self, delivery: &ClaimedDelivery) -> AttemptResult {
+    pub async fn send(&self, d: &ClaimedDelivery) -> AttemptResult {
+        self.send_webhook(Outgoing {
+            event_id: d.event.id.as_str(),
+            event_type: d.event.event_type.as_str(),
+            body: &d.event.body,
+            url: &d.url,
+            secret: &d.secret,
+            attempt: d.attempt,
+        })
+        .await
+    }
+
+    /// Signs and POSTs a webhook, timing it and classifying what came back.
+    pub async fn send_webhook(&self, webhook: Outgoing<'_>) -> AttemptResult {
         let started_at = Timestamp::now();
         let clock = Instant::now();
-        let outcome = self.exchange(delivery, started_at).await;
+        let outcome = self.exchange(&webhook, started_at).await;
         let duration = clock.elapsed();
         match outcome {
             Ok((status, excerpt)) if (200..300).contains(&status) => AttemptResult {
@@ -187,7 +210,7 @@ impl Sender {
 
     async fn exchange(
         &self,
-        d: &ClaimedDelivery,
+        d: &Outgoing<'_>,
         started_at: Timestamp,
     ) -> Result<(u16, Option<String>), (ErrorClass, String)> {
         let uri: Uri = d
@@ -199,7 +222,7 @@ impl Sender {
                 .map_err(|e| (ErrorClass::Blocked, e.to_string()))?;
         }
         let timestamp = started_at.unix_seconds();
-        let body = Bytes::from(d.event.body.clone());
+        let body = Bytes::copy_from_slice(d.body.as_bytes());
         let signature = signature::sign(d.secret.key(), timestamp, &body);
         let request = Request::builder()
             .method(Method::POST)
@@ -208,8 +231,8 @@ impl Sender {
             .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE))
             .header("X-Webhook-Timestamp", timestamp)
             .header("X-Webhook-Signature", signature)
-            .header("X-Webhook-Event-Id", d.event.id.as_str())
-            .header("X-Webhook-Event-Type", d.event.event_type.as_str())
+            .header("X-Webhook-Event-Id", d.event_id)
+            .header("X-Webhook-Event-Type", d.event_type)
             .header("X-Webhook-Attempt", d.attempt)
             .body(Full::new(body))
             .map_err(|e| (ErrorClass::Connect, format!("invalid request: {e}")))?;

@@ -7,5 +7,6 @@ mod errors;
 mod events;
 mod helpers;
 mod isolation;
+mod operations;
 mod statuses;
 mod webhook;

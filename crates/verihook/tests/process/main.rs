@@ -2,6 +2,7 @@
 
 mod crash;
 mod env;
+mod logs;
 mod nodes;
 mod shutdown;
 mod support;

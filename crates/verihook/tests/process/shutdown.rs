@@ -17,22 +17,9 @@ async fn sigterm_finishes_the_attempt_in_flight() {
     let client = reqwest::Client::new();
     wait_ready(&client, &running.base).await;
     let base = running.base.clone();
-    let org = call(
-        client
-            .post(format!("{base}/v1/admin/organizations"))
-            .bearer_auth("term-admin")
-            .json(&json!({ "name": "T" })),
-    )
-    .await;
-    let key = org["apiKey"].as_str().expect("key").to_owned();
-    let org_id = org["id"].as_str().expect("id");
-    call(
-        client
-            .put(format!("{base}/v1/admin/organizations/{org_id}/webhook"))
-            .bearer_auth("term-admin")
-            .json(&json!({ "url": receiver.url })),
-    )
-    .await;
+    let key = org_sending_to(&client, &base, "term-admin", &receiver.url)
+        .await
+        .key;
     let body =
         json!({ "type": "BUSINESS", "email": "t@example.com", "firstName": "T", "lastName": "S" });
     call(

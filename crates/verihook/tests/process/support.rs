@@ -41,12 +41,17 @@ pub fn vars_for(database_url: String, admin_token: &str) -> Vec<(&'static str, S
 /// Starts `verihook serve` with nothing but `vars` in its environment, and waits for the
 /// line that says where it listens.
 pub fn start(vars: &[(&str, String)]) -> Running {
+    start_logging_to(vars, Stdio::null())
+}
+
+/// [`start`] with the server's log (stderr) going to `log`.
+pub fn start_logging_to(vars: &[(&str, String)], log: impl Into<Stdio>) -> Running {
     let mut child = Command::new(binary())
         .arg("serve")
         .env_clear()
         .envs(vars.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("binary starts");
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
@@ -112,4 +117,40 @@ pub async fn call(request: reqwest::RequestBuilder) -> serde_json::Value {
     let response = request.send().await.expect("sent");
     assert!(response.status().is_success(), "{}", response.status());
     response.json().await.expect("JSON")
+}
+
+/// An organization created through the admin API, with its webhook set to `url`.
+pub struct SendingOrg {
+    pub id: String,
+    pub key: String,
+    pub secret: String,
+}
+
+pub async fn org_sending_to(
+    client: &reqwest::Client,
+    base: &str,
+    admin_token: &str,
+    url: &str,
+) -> SendingOrg {
+    let org = call(
+        client
+            .post(format!("{base}/v1/admin/organizations"))
+            .bearer_auth(admin_token)
+            .json(&serde_json::json!({ "name": "Process test" })),
+    )
+    .await;
+    let text = |v: &serde_json::Value| v.as_str().expect("a string").to_owned();
+    let (id, key) = (text(&org["id"]), text(&org["apiKey"]));
+    let hook = call(
+        client
+            .put(format!("{base}/v1/admin/organizations/{id}/webhook"))
+            .bearer_auth(admin_token)
+            .json(&serde_json::json!({ "url": url })),
+    )
+    .await;
+    SendingOrg {
+        id,
+        key,
+        secret: text(&hook["secret"]),
+    }
 }

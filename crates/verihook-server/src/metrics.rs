@@ -1,0 +1,191 @@
+//! Prometheus metrics, served as OpenMetrics text at `GET /metrics`.
+//!
+//! The seed's figures to watch (delivery success rate, response time) and what an operator
+//! of the delivery engine needs besides: attempts by outcome and error class, attempt
+//! duration, change→delivery latency, pending and in-flight deliveries, finally failed
+//! events, alerts, and API requests by route and status. No label carries an organization,
+//! event or customer id: their number is unbounded, and the delivery log answers
+//! per-organization questions. Each server has its own registry (no global state), so
+//! several servers can run in one process, as the tests do.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+/// An attempt's outcome (`delivered`, `retry`, `failed`) and error class (empty when it
+/// succeeded).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabels {
+    outcome: &'static str,
+    error_class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertLabels {
+    result: &'static str,
+}
+
+/// `route` is the route's template (`/v1/customers/{id}`), never the path itself.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    attempts: Family<AttemptLabels, Counter>,
+    attempt_seconds: Histogram,
+    latency_seconds: Histogram,
+    pending: Gauge,
+    in_flight: Gauge,
+    failed_events: Counter,
+    alerts: Family<AlertLabels, Counter>,
+    requests: Family<RequestLabels, Counter>,
+    request_seconds: Family<RouteLabels, Histogram>,
+}
+
+/// 1 ms to ~65 s: from a receiver on the same host to the delivery timeout and beyond.
+fn seconds_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut metrics = Self {
+            registry: Registry::default(),
+            attempts: Family::default(),
+            attempt_seconds: seconds_buckets(),
+            latency_seconds: seconds_buckets(),
+            pending: Gauge::default(),
+            in_flight: Gauge::default(),
+            failed_events: Counter::default(),
+            alerts: Family::default(),
+            requests: Family::default(),
+            request_seconds: Family::new_with_constructor(seconds_buckets),
+        };
+        // The registry holds handles to the same metrics (they are shared counters).
+        let mut registry = Registry::with_prefix("verihook");
+        metrics.register(&mut registry);
+        metrics.registry = registry;
+        metrics
+    }
+
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "delivery_attempts",
+            "Webhook delivery attempts by outcome (delivered, retry, failed) and error class",
+            self.attempts.clone(),
+        );
+        r.register(
+            "delivery_attempt_duration_seconds",
+            "Time from sending a webhook to its response (or failure)",
+            self.attempt_seconds.clone(),
+        );
+        r.register(
+            "delivery_latency_seconds",
+            "Time from the change that made an event to its successful delivery",
+            self.latency_seconds.clone(),
+        );
+        r.register(
+            "deliveries_pending",
+            "Events waiting in the outbox (due, scheduled for retry, or in flight)",
+            self.pending.clone(),
+        );
+        r.register(
+            "deliveries_in_flight",
+            "Attempts this process is sending now",
+            self.in_flight.clone(),
+        );
+        r.register(
+            "events_failed",
+            "Events that failed their last attempt",
+            self.failed_events.clone(),
+        );
+        r.register(
+            "alerts",
+            "Failure alerts to the operator, by result (sent, refused, error)",
+            self.alerts.clone(),
+        );
+        r.register(
+            "http_requests",
+            "API requests by route template, method and status",
+            self.requests.clone(),
+        );
+        r.register(
+            "http_request_duration_seconds",
+            "API request duration by route template",
+            self.request_seconds.clone(),
+        );
+    }
+
+    /// One webhook attempt and what came of it.
+    pub fn attempt(&self, outcome: &'static str, error_class: &'static str, took: Duration) {
+        self.attempts
+            .get_or_create(&AttemptLabels {
+                outcome,
+                error_class,
+            })
+            .inc();
+        self.attempt_seconds.observe(took.as_secs_f64());
+    }
+
+    /// An event delivered `latency` after its change.
+    pub fn delivered(&self, latency: Duration) {
+        self.latency_seconds.observe(latency.as_secs_f64());
+    }
+
+    pub fn event_failed(&self) {
+        self.failed_events.inc();
+    }
+
+    pub fn alert(&self, result: &'static str) {
+        self.alerts.get_or_create(&AlertLabels { result }).inc();
+    }
+
+    pub fn set_in_flight(&self, n: usize) {
+        self.in_flight.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub fn request(&self, route: &str, method: &'static str, status: u16, took: Duration) {
+        let route = route.to_owned();
+        self.request_seconds
+            .get_or_create(&RouteLabels {
+                route: route.clone(),
+            })
+            .observe(took.as_secs_f64());
+        self.requests
+            .get_or_create(&RequestLabels {
+                route,
+                method,
+                status,
+            })
+            .inc();
+    }
+
+    /// The OpenMetrics text of every metric, with the outbox size read just now.
+    pub fn render(&self, pending: u64) -> String {
+        self.pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
+        let mut text = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!(error = %e, "encoding the metrics failed");
+        }
+        text
+    }
+}
