@@ -184,30 +184,67 @@ impl Address {
     }
 }
 
-/// The address as it arrives in a request.
+/// The address as it arrives in a request. In a patch, the parts given replace those
+/// stored; the others stay.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AddressInput {
+    #[cfg_attr(feature = "openapi", schema(example = "1 Main St", nullable = false))]
     pub line1: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub line2: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(example = "Berlin", nullable = false))]
     pub city: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub state: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(example = "10115", nullable = false))]
     pub postal_code: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "DE", pattern = "^[A-Z]{2}$", nullable = false)
+    )]
     pub country: Option<String>,
 }
 
 /// A customer's fields as they arrive, everything optional: a missing field is reported
 /// by [`NewCustomer::parse`] as a validation error naming it, and in a patch it stays as
 /// it is.
+///
+/// On creation `type`, `email`, `firstName` and `lastName` are required; `type` is
+/// `INDIVIDUAL` or `BUSINESS` and cannot change later.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CustomerInput {
+    /// `INDIVIDUAL` or `BUSINESS`; set on creation, never changed.
     #[serde(rename = "type")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            example = "INDIVIDUAL",
+            nullable = false,
+            pattern = "^(INDIVIDUAL|BUSINESS)$"
+        )
+    )]
     pub customer_type: Option<String>,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "jane.smith@example.com", format = Email, nullable = false)
+    )]
     pub email: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(example = "Jane", nullable = false))]
     pub first_name: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(example = "Smith", nullable = false))]
     pub last_name: Option<String>,
+    /// A past date.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "1990-04-01", format = Date, nullable = false)
+    )]
     pub date_of_birth: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub address: Option<AddressInput>,
 }
 

@@ -1,29 +1,59 @@
 //! Customers: create, read, list, update; and status decisions by the verification team
 //! (admin, following the workflow) and by sandbox organizations (forced).
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{parse_limit, parse_param, AdminAuth, JsonBody, OrgAuth, QueryParams};
 use super::views::{CustomerView, PageView};
 use super::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
-use verihook_core::customer::{parse_reason, CustomerPatchInput, NewCustomerInput};
+use std::borrow::Cow;
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use verihook_core::customer::{parse_reason, CustomerInput, CustomerPatchInput, NewCustomerInput};
 use verihook_core::{
     Customer, CustomerId, CustomerPatch, CustomerStatus, Mode, NewCustomer, Timestamp,
     TransitionPolicy,
 };
 use verihook_store::{Mutation, PageRequest, Scope};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/customers", post(create).get(list))
-        .route("/v1/customers/{id}", get(show).patch(update))
-        .route("/v1/sandbox/customers/{id}/status", post(sandbox_status))
-        .route("/v1/admin/customers/{id}/status", post(admin_status))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(show, update))
+        .routes(routes!(sandbox_status))
+        .routes(routes!(admin_status))
+}
+
+/// `POST /v1/customers`'s body as documented: [`CustomerInput`] with the fields a new
+/// customer needs marked required. The body is parsed as `CustomerInput` (everything
+/// optional) so that a missing field answers 422 naming it.
+struct NewCustomerBody;
+
+impl utoipa::PartialSchema for NewCustomerBody {
+    fn schema() -> RefOr<Schema> {
+        let mut schema = CustomerInput::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            object.required = ["type", "email", "firstName", "lastName"]
+                .map(String::from)
+                .into();
+        }
+        schema
+    }
+}
+
+impl ToSchema for NewCustomerBody {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("NewCustomer")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        <CustomerInput as ToSchema>::schemas(schemas);
+    }
 }
 
 fn customer_id(raw: &str) -> Result<CustomerId, ApiError> {
@@ -35,6 +65,17 @@ fn respond(status: StatusCode, customer: &Customer) -> Response {
 }
 
 /// `POST /v1/customers` → 201, with `customer.created` in the same transaction.
+#[utoipa::path(post, path = "/v1/customers", tag = "customers",
+    security(("organizationKey" = [])),
+    request_body = NewCustomerBody,
+    responses(
+        (status = 201, description = "Created in status CREATED; emits customer.created", body = CustomerView),
+        (status = 400, description = "Malformed JSON, a wrong type or an unknown field", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "A value is missing or not acceptable; `field` names it", body = ErrorBody),
+    ))]
 async fn create(
     OrgAuth(org): OrgAuth,
     State(state): State<AppState>,
@@ -49,6 +90,14 @@ async fn create(
     Ok(respond(StatusCode::CREATED, &customer))
 }
 
+#[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers",
+    security(("organizationKey" = [])),
+    params(("id" = String, Path, description = "A customer id (`cus_…`)")),
+    responses(
+        (status = 200, body = CustomerView),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such customer in this organization", body = ErrorBody),
+    ))]
 async fn show(
     OrgAuth(org): OrgAuth,
     State(state): State<AppState>,
@@ -63,14 +112,32 @@ async fn show(
     Ok(respond(StatusCode::OK, &customer))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// Only customers in this status.
+    #[param(
+        pattern = "^(CREATED|UNDER_REVIEW|NEEDS_ADDITIONAL_INFORMATION|ACTIVE|REJECTED|DEACTIVATED)$"
+    )]
     status: Option<String>,
+    /// 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+    /// The `nextCursor` of the previous page: a customer of this organization.
+    #[param(pattern = "^cus_[0-9a-z]{24}$")]
     after: Option<String>,
 }
 
 /// `GET /v1/customers?status=&limit=&after=`: newest first, in cursor pages.
+#[utoipa::path(get, path = "/v1/customers", tag = "customers",
+    security(("organizationKey" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "Newest first", body = PageView<CustomerView>),
+        (status = 400, description = "A malformed query string", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 422, description = "An unknown status, a bad limit or cursor", body = ErrorBody),
+    ))]
 async fn list(
     OrgAuth(org): OrgAuth,
     State(state): State<AppState>,
@@ -99,6 +166,21 @@ async fn list(
 
 /// `PATCH /v1/customers/{id}`: a partial update (`customer.updated`); completing
 /// dateOfBirth and address moves a customer awaiting data to UNDER_REVIEW.
+#[utoipa::path(patch, path = "/v1/customers/{id}", tag = "customers",
+    security(("organizationKey" = [])),
+    params(("id" = String, Path, description = "A customer id (`cus_…`)")),
+    request_body(content = CustomerInput,
+        description = "Any of the fields; those given replace the stored ones (address parts merge). `type` cannot change."),
+    responses(
+        (status = 200, description = "Updated; emits customer.updated (and the status events of a move to UNDER_REVIEW)", body = CustomerView),
+        (status = 400, description = "Malformed JSON, a wrong type or an unknown field", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such customer in this organization", body = ErrorBody),
+        (status = 409, description = "The change is not allowed in the customer's status", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "A value is not acceptable; `field` names it", body = ErrorBody),
+    ))]
 async fn update(
     OrgAuth(org): OrgAuth,
     State(state): State<AppState>,
@@ -118,10 +200,19 @@ async fn update(
     Ok(respond(StatusCode::OK, &change.customer))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StatusInput {
+    /// The status to move to.
+    #[schema(
+        example = "ACTIVE",
+        required = true,
+        nullable = false,
+        pattern = "^(CREATED|UNDER_REVIEW|NEEDS_ADDITIONAL_INFORMATION|ACTIVE|REJECTED|DEACTIVATED)$"
+    )]
     status: Option<String>,
+    /// Why; sent in `verification.rfi_required` for NEEDS_ADDITIONAL_INFORMATION.
+    #[schema(nullable = false)]
     reason: Option<String>,
 }
 
@@ -153,6 +244,21 @@ async fn decide(
 }
 
 /// `POST /v1/sandbox/customers/{id}/status`: sandbox organizations force any status.
+#[utoipa::path(post, path = "/v1/sandbox/customers/{id}/status", tag = "sandbox",
+    security(("organizationKey" = [])),
+    params(("id" = String, Path, description = "A customer id (`cus_…`)")),
+    request_body = StatusInput,
+    responses(
+        (status = 200, description = "Changed; emits the status events", body = CustomerView),
+        (status = 400, description = "Malformed JSON, a wrong type or an unknown field", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 403, description = "A live organization", body = ErrorBody),
+        (status = 404, description = "No such customer in this organization", body = ErrorBody),
+        (status = 409, description = "Already in that status", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "An unknown status or a bad reason", body = ErrorBody),
+    ))]
 async fn sandbox_status(
     OrgAuth(org): OrgAuth,
     State(state): State<AppState>,
@@ -176,6 +282,20 @@ async fn sandbox_status(
 
 /// `POST /v1/admin/customers/{id}/status`: the verification team's decision on any
 /// organization's customer, following the workflow.
+#[utoipa::path(post, path = "/v1/admin/customers/{id}/status", tag = "admin",
+    security(("adminToken" = [])),
+    params(("id" = String, Path, description = "A customer id (`cus_…`)")),
+    request_body = StatusInput,
+    responses(
+        (status = 200, description = "Changed; emits the status events", body = CustomerView),
+        (status = 400, description = "Malformed JSON, a wrong type or an unknown field", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such customer", body = ErrorBody),
+        (status = 409, description = "A transition the workflow does not allow", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "An unknown status or a bad reason", body = ErrorBody),
+    ))]
 async fn admin_status(
     _: AdminAuth,
     State(state): State<AppState>,

@@ -146,23 +146,29 @@ impl From<StoreError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Detail<'a>,
+/// Every error answer: `{"error":{"code","message","field"?}}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Stable, machine-readable: `validation_failed`, `invalid_transition`, `not_found`, …
+    #[schema(example = "validation_failed")]
     code: &'a str,
+    /// For people; may change.
     message: &'a str,
+    /// The request field that is wrong, when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "email")]
     field: Option<&'a str>,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            error: Detail {
+        let body = ErrorBody {
+            error: ErrorDetail {
                 code: self.code,
                 message: &self.message,
                 field: self.field.as_deref(),

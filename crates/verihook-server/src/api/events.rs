@@ -1,36 +1,60 @@
 //! The event log: an organization's events (and the account manager's view across
 //! organizations), each with its delivery status and attempts.
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{parse_limit, parse_param, AdminAuth, OrgAuth, QueryParams};
 use super::views::{EventListItem, EventView, PageView};
 use super::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use verihook_core::{CustomerId, EventId, EventType, Timestamp};
 use verihook_store::{DeliveryStatus, EventFilter, PageRequest, Scope};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/events", get(list))
-        .route("/v1/events/{event_id}", get(show))
-        .route("/v1/events/{event_id}/redeliver", post(redeliver))
-        .route("/v1/admin/events", get(admin_list))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show))
+        .routes(routes!(redeliver))
+        .routes(routes!(admin_list))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// Only events of this type.
     #[serde(rename = "type")]
+    #[param(
+        rename = "type",
+        pattern = "^(customer\\.created|customer\\.updated|customer\\.status_changed|verification\\.completed|verification\\.rfi_required)$"
+    )]
     event_type: Option<String>,
+    /// Only this customer's events.
+    #[param(pattern = "^cus_[0-9a-z]{24}$")]
     customer_id: Option<String>,
+    /// Only events in this delivery status.
+    #[param(pattern = "^(pending|delivered|failed)$")]
     delivery_status: Option<String>,
+    /// 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+    /// The `nextCursor` of the previous page: an event of this listing.
+    #[param(pattern = "^evt_[0-9a-z]{24}$")]
     after: Option<String>,
+}
+
+/// The answer to a redelivery request.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Redelivery<'a> {
+    event_id: &'a str,
+    /// Always `pending`: the event waits for its next attempt.
+    delivery_status: &'static str,
 }
 
 fn filter(params: &ListParams) -> Result<(EventFilter, PageRequest<EventId>), ApiError> {
@@ -78,6 +102,15 @@ async fn list_in(
 }
 
 /// `GET /v1/events?type=&customerId=&deliveryStatus=&limit=&after=`: newest first.
+#[utoipa::path(get, path = "/v1/events", tag = "events",
+    security(("organizationKey" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "Newest first", body = PageView<EventListItem>),
+        (status = 400, description = "A malformed query string", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 422, description = "An unknown filter value, a bad limit or cursor", body = ErrorBody),
+    ))]
 async fn list(
     OrgAuth(org): OrgAuth,
     State(state): State<AppState>,
@@ -87,6 +120,15 @@ async fn list(
 }
 
 /// `GET /v1/admin/events?deliveryStatus=failed`: across organizations.
+#[utoipa::path(get, path = "/v1/admin/events", tag = "admin",
+    security(("adminToken" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "Newest first, every organization", body = PageView<EventListItem>),
+        (status = 400, description = "A malformed query string", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 422, description = "An unknown filter value, a bad limit or cursor", body = ErrorBody),
+    ))]
 async fn admin_list(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -96,6 +138,14 @@ async fn admin_list(
 }
 
 /// `GET /v1/events/{eventId}`: the exact webhook body, delivery status and attempts.
+#[utoipa::path(get, path = "/v1/events/{event_id}", tag = "events",
+    security(("organizationKey" = [])),
+    params(("event_id" = String, Path, description = "An event id (`evt_…`)")),
+    responses(
+        (status = 200, description = "The event as sent, its delivery status and every attempt", body = EventView),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such event in this organization", body = ErrorBody),
+    ))]
 async fn show(
     OrgAuth(org): OrgAuth,
     State(state): State<AppState>,
@@ -112,6 +162,14 @@ async fn show(
 
 /// `POST /v1/events/{eventId}/redeliver` → 202: the same event (same id, same body) is
 /// queued again with a fresh attempt budget, whether it was delivered or failed.
+#[utoipa::path(post, path = "/v1/events/{event_id}/redeliver", tag = "events",
+    security(("organizationKey" = [])),
+    params(("event_id" = String, Path, description = "An event id (`evt_…`)")),
+    responses(
+        (status = 202, description = "Queued: the same id and body, signed afresh, a fresh attempt budget", body = Redelivery),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such event in this organization", body = ErrorBody),
+    ))]
 async fn redeliver(
     OrgAuth(org): OrgAuth,
     State(state): State<AppState>,
@@ -124,6 +182,9 @@ async fn redeliver(
         .await
         .map_err(|e| ApiError::from_store(e, "event"))?;
     tracing::info!(event_id = %id, organization_id = %org.id, "redelivery requested");
-    let body = serde_json::json!({ "eventId": id.as_str(), "deliveryStatus": "pending" });
+    let body = Redelivery {
+        event_id: id.as_str(),
+        delivery_status: "pending",
+    };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

@@ -5,17 +5,23 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use std::time::Instant;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// What Prometheus asks for and gets: OpenMetrics text.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics))
 }
 
+/// Prometheus metrics of this process (no auth; no label carries an organization).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "OpenMetrics text", body = String,
+            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        (status = 503, description = "The database does not answer", body = super::error::ErrorBody),
+    ))]
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let pending = state.store.outbox_size().await?;
     let text = state.metrics.render(pending);

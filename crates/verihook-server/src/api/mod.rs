@@ -9,6 +9,7 @@ mod events;
 mod extract;
 mod health;
 mod metrics;
+mod openapi;
 mod views;
 mod webhook;
 
@@ -19,9 +20,11 @@ pub use error::ApiError;
 use crate::delivery::Sender;
 use crate::metrics::Metrics;
 use axum::extract::DefaultBodyLimit;
-use axum::{middleware, Router};
+use axum::{middleware, Extension, Router};
 use std::sync::Arc;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use verihook_store::Store;
 
 /// Request bodies above this answer 413.
@@ -40,21 +43,32 @@ pub struct AppState {
 
 /// Only `/healthz`, `/readyz` and `/metrics`: what a worker node serves.
 pub fn health_router(state: AppState) -> Router {
-    Router::new()
+    let (routes, _) = OpenApiRouter::new()
         .merge(health::router())
         .merge(metrics::router())
+        .split_for_parts();
+    routes
         .fallback(|| async { ApiError::not_found("route (this node runs --role worker)") })
         .with_state(state)
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// Every route, and the OpenAPI document of exactly those routes.
+pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
         .merge(metrics::router())
+        .routes(routes!(openapi::openapi_json))
         .merge(admin::router())
         .merge(webhook::router())
         .merge(customers::router())
         .merge(events::router())
+        .split_for_parts()
+}
+
+pub fn router(state: AppState) -> Router {
+    let (routes, doc) = documented_routes();
+    routes
+        .layer(Extension(openapi::Rendered::of(&doc)))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

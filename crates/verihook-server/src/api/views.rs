@@ -3,11 +3,12 @@
 
 use serde::Serialize;
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
 use verihook_core::customer::{format_date, Text};
 use verihook_core::{Address, Customer, Timestamp};
 use verihook_store::{AttemptRecord, EventRecord, EventSummary, Page};
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomerView<'a> {
     id: &'a str,
@@ -21,11 +22,13 @@ pub struct CustomerView<'a> {
     last_name: &'a str,
     date_of_birth: Option<String>,
     address: Option<AddressView<'a>>,
+    #[schema(value_type = String, format = DateTime)]
     created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     updated_at: Timestamp,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AddressView<'a> {
     line1: Option<&'a str>,
@@ -82,7 +85,7 @@ fn raw(body: &str) -> Box<RawValue> {
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventListItem<'a> {
     id: &'a str,
@@ -90,8 +93,12 @@ pub struct EventListItem<'a> {
     event_type: &'static str,
     organization_id: &'a str,
     customer_id: &'a str,
+    #[schema(value_type = String, format = DateTime)]
     occurred_at: Timestamp,
+    /// `pending`, `delivered` or `failed`.
     delivery_status: &'static str,
+    /// The webhook body, exactly as sent.
+    #[schema(value_type = Object)]
     event: Box<RawValue>,
 }
 
@@ -109,18 +116,21 @@ impl<'a> EventListItem<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventView<'a> {
+    /// The webhook body, exactly as sent.
+    #[schema(value_type = Object)]
     event: Box<RawValue>,
     delivery_status: &'static str,
     attempts: Vec<AttemptView<'a>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AttemptView<'a> {
     attempt: u32,
+    #[schema(value_type = String, format = DateTime)]
     started_at: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
     status_code: Option<u16>,
@@ -159,7 +169,7 @@ impl<'a> EventView<'a> {
 
 /// A page of a listing: `{"data":[…],"hasMore":…,"nextCursor":…}`. Pass `nextCursor` as
 /// `after` to get the next page.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PageView<T> {
     data: Vec<T>,

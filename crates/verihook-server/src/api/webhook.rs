@@ -1,43 +1,49 @@
 //! Webhook endpoints: the account manager's configuration and rotation, and the
 //! organization's self-service view and change.
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{AdminAuth, JsonBody, OrgAuth};
 use super::AppState;
 use crate::delivery::sender::Outgoing;
 use axum::extract::{Path, State};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use verihook_core::event::{TestEvent, TEST_EVENT_TYPE};
 use verihook_core::{EventId, OrganizationId, Timestamp, WebhookSecret, WebhookUrl};
 use verihook_store::WebhookSet;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/admin/organizations/{org_id}/webhook", put(admin_set))
-        .route(
-            "/v1/admin/organizations/{org_id}/webhook/rotate-secret",
-            post(admin_rotate),
-        )
-        .route("/v1/webhook", get(show).put(set))
-        .route("/v1/webhook/test", post(send_test))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(admin_set))
+        .routes(routes!(admin_rotate))
+        .routes(routes!(show, set))
+        .routes(routes!(send_test))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct WebhookInput {
+    /// `https://…` (plain `http://` only where the server allows it).
+    #[schema(
+        example = "https://example.com/webhooks/verification",
+        required = true,
+        nullable = false,
+        pattern = "^https?://"
+    )]
     url: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct WebhookView {
     url: Option<String>,
+    /// The signing secret (`whsec_…`): shown when it is generated, never by GET.
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct SecretView {
     secret: String,
 }
@@ -70,6 +76,18 @@ async fn store_url(
 
 /// `PUT /v1/admin/organizations/{orgId}/webhook`: sets the URL and returns it with the
 /// secret (generated on first configuration, unchanged afterwards).
+#[utoipa::path(put, path = "/v1/admin/organizations/{org_id}/webhook", tag = "admin",
+    security(("adminToken" = [])),
+    params(("org_id" = String, Path, description = "An organization id (`org_…`)")),
+    request_body = WebhookInput,
+    responses(
+        (status = 200, description = "The URL and the secret", body = WebhookView),
+        (status = 400, description = "Malformed JSON, or a URL that is not HTTPS", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such organization", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+    ))]
 async fn admin_set(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -87,6 +105,14 @@ async fn admin_set(
 }
 
 /// `POST /v1/admin/organizations/{orgId}/webhook/rotate-secret`.
+#[utoipa::path(post, path = "/v1/admin/organizations/{org_id}/webhook/rotate-secret", tag = "admin",
+    security(("adminToken" = [])),
+    params(("org_id" = String, Path, description = "An organization id (`org_…`)")),
+    responses(
+        (status = 200, description = "The new secret; the old one no longer signs", body = SecretView),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such organization", body = ErrorBody),
+    ))]
 async fn admin_rotate(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -106,6 +132,12 @@ async fn admin_rotate(
 }
 
 /// `GET /v1/webhook`: the URL only; the secret is shown on configuration and rotation.
+#[utoipa::path(get, path = "/v1/webhook", tag = "webhook",
+    security(("organizationKey" = [])),
+    responses(
+        (status = 200, description = "The URL (null when none is set)", body = WebhookView),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+    ))]
 async fn show(
     OrgAuth(org): OrgAuth,
     State(state): State<AppState>,
@@ -123,6 +155,16 @@ async fn show(
 
 /// `PUT /v1/webhook`: the organization changes its URL. The secret is returned only when
 /// this call generated it (the first configuration).
+#[utoipa::path(put, path = "/v1/webhook", tag = "webhook",
+    security(("organizationKey" = [])),
+    request_body = WebhookInput,
+    responses(
+        (status = 200, description = "The URL, and the secret if this call generated it", body = WebhookView),
+        (status = 400, description = "Malformed JSON, or a URL that is not HTTPS", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+    ))]
 async fn set(
     OrgAuth(org): OrgAuth,
     State(state): State<AppState>,
@@ -138,9 +180,10 @@ async fn set(
 }
 
 /// What came of a test event: the one attempt, as the delivery log would show it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TestOutcome {
+    #[schema(value_type = String)]
     event_id: EventId,
     url: String,
     delivered: bool,
@@ -154,6 +197,13 @@ struct TestOutcome {
 /// `POST /v1/webhook/test`: signs and sends a `webhook.test` event to the organization's
 /// URL now (one attempt, no retry, nothing stored) and answers with what happened, so an
 /// integrator can check an endpoint in one call.
+#[utoipa::path(post, path = "/v1/webhook/test", tag = "webhook",
+    security(("organizationKey" = [])),
+    responses(
+        (status = 200, description = "The attempt's outcome (`delivered` false when the endpoint failed)", body = TestOutcome),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 409, description = "No webhook URL is set", body = ErrorBody),
+    ))]
 async fn send_test(
     OrgAuth(org): OrgAuth,
     State(state): State<AppState>,

@@ -7,6 +7,7 @@ mod errors;
 mod events;
 mod helpers;
 mod isolation;
+mod openapi;
 mod operations;
 mod statuses;
 mod webhook;
