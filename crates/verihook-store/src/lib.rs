@@ -104,6 +104,14 @@ pub struct AttemptRecord {
     pub response_body: Option<String>,
 }
 
+/// An attempt reduced to what delivery statistics need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptSample {
+    pub started_at: Timestamp,
+    pub duration_ms: u64,
+    pub status_code: Option<u16>,
+}
+
 /// An event with its delivery status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventSummary {
@@ -290,6 +298,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// When the next delivery falls due, if any is waiting.
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
+    /// The attempts since `since` of the organization's `recent` newest events (bounded
+    /// work however busy the organization is), oldest first.
+    async fn recent_attempts(
+        &self,
+        organization: &OrganizationId,
+        since: Timestamp,
+        recent: u32,
+    ) -> Result<Vec<AttemptSample>, StoreError>;
     /// How many events wait in the outbox (due, scheduled for a retry, or in flight).
     async fn outbox_size(&self) -> Result<u64, StoreError>;
     /// Notified whenever new deliveries may be due (new events, redeliveries, a webhook URL

@@ -343,6 +343,38 @@ macro_rules! backend_common {
                 Ok(due.map(Timestamp::from_unix_micros))
             }
 
+            async fn recent_attempts(
+                &self,
+                organization: &OrganizationId,
+                since: Timestamp,
+                recent: u32,
+            ) -> Result<Vec<AttemptSample>, StoreError> {
+                let rows: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
+                    "SELECT a.started_at, a.duration_ms, a.status_code FROM ( \
+                     SELECT seq FROM events WHERE organization_id = $1 \
+                     ORDER BY seq DESC LIMIT $2) recent \
+                     JOIN attempts a ON a.event_seq = recent.seq \
+                     WHERE a.started_at >= $3 ORDER BY a.started_at",
+                )
+                .bind(organization.as_str())
+                .bind(i64::from(recent))
+                .bind(since.unix_micros())
+                .fetch_all(&self.readers)
+                .await?;
+                rows.into_iter()
+                    .map(|(started_at, duration_ms, status_code)| {
+                        Ok(AttemptSample {
+                            started_at: Timestamp::from_unix_micros(started_at),
+                            duration_ms: u64::try_from(duration_ms).map_err(StoreError::corrupt)?,
+                            status_code: status_code
+                                .map(u16::try_from)
+                                .transpose()
+                                .map_err(StoreError::corrupt)?,
+                        })
+                    })
+                    .collect()
+            }
+
             async fn outbox_size(&self) -> Result<u64, StoreError> {
                 let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries")
                     .fetch_one(&self.readers)

@@ -6,6 +6,7 @@
 //! delays, redirects); and a fresh database per test ([`TestDatabase`]), SQLite or
 //! PostgreSQL.
 
+pub mod browser;
 mod database;
 
 pub use database::{postgres_selected, postgres_server, TestDatabase};

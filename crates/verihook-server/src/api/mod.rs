@@ -4,12 +4,14 @@
 mod admin;
 mod auth;
 mod customers;
+mod dashboard;
 mod error;
 mod events;
 mod extract;
 mod health;
 mod metrics;
 mod openapi;
+mod stats;
 mod views;
 mod webhook;
 
@@ -62,6 +64,7 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(webhook::router())
         .merge(customers::router())
         .merge(events::router())
+        .merge(stats::router())
         .split_for_parts()
 }
 
@@ -69,6 +72,8 @@ pub fn router(state: AppState) -> Router {
     let (routes, doc) = documented_routes();
     routes
         .layer(Extension(openapi::Rendered::of(&doc)))
+        // The user interface, not part of the API document.
+        .merge(dashboard::router())
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -2,6 +2,7 @@
 
 mod admin;
 mod customers;
+mod dashboard;
 mod delivery;
 mod errors;
 mod events;

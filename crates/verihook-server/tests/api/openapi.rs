@@ -30,6 +30,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/v1/events"),
     ("get", "/v1/events/{event_id}"),
     ("post", "/v1/events/{event_id}/redeliver"),
+    ("get", "/v1/stats/deliveries"),
 ];
 
 async fn document(app: &TestApp) -> Value {

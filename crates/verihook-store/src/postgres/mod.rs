@@ -14,9 +14,9 @@ use crate::rows::{self, CUSTOMER_COLUMNS, EVENT_COLUMNS};
 use crate::shared::backend_common;
 use crate::writer::{WriteConnection, Writer};
 use crate::{
-    AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, EventFilter, EventRecord,
-    EventSummary, Lease, Mutation, NextStep, Page, PageRequest, Scope, Store, StoreError,
-    WebhookEndpoint, WebhookSet,
+    AttemptOutcome, AttemptRecord, AttemptSample, ClaimRequest, ClaimedDelivery, EventFilter,
+    EventRecord, EventSummary, Lease, Mutation, NextStep, Page, PageRequest, Scope, Store,
+    StoreError, WebhookEndpoint, WebhookSet,
 };
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;

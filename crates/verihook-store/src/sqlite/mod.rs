@@ -10,9 +10,9 @@ mod writes;
 use crate::rows::{self, CUSTOMER_COLUMNS, EVENT_COLUMNS};
 use crate::shared::backend_common;
 use crate::{
-    AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, EventFilter, EventRecord,
-    EventSummary, Lease, Mutation, NextStep, Page, PageRequest, Scope, Store, StoreError,
-    WebhookEndpoint, WebhookSet,
+    AttemptOutcome, AttemptRecord, AttemptSample, ClaimRequest, ClaimedDelivery, EventFilter,
+    EventRecord, EventSummary, Lease, Mutation, NextStep, Page, PageRequest, Scope, Store,
+    StoreError, WebhookEndpoint, WebhookSet,
 };
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;

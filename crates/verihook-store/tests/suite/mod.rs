@@ -665,6 +665,28 @@ pub async fn a_delivered_attempt_is_logged_and_final<B: Backend>() {
         .expect("claim")
         .is_empty());
     assert_eq!(store.next_due().await.expect("read"), None);
+    assert_eq!(store.outbox_size().await.expect("read"), 0);
+    let samples = |org: Organization, since: Timestamp| {
+        let store = store.clone();
+        async move {
+            let found = store.recent_attempts(&org.id, since, 10).await;
+            found
+                .expect("read")
+                .iter()
+                .map(|a| a.status_code)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(samples(org.clone(), later(now, -60)).await, [Some(204)]);
+    assert!(
+        samples(org, later(now, 60)).await.is_empty(),
+        "only since then"
+    );
+    let other = organization(&*store).await;
+    assert!(
+        samples(other, later(now, -60)).await.is_empty(),
+        "only the organization's"
+    );
 }
 
 pub async fn retries_wait_then_fail_and_redelivery_starts_a_fresh_budget<B: Backend>() {

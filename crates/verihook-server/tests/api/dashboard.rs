@@ -1,0 +1,138 @@
+//! The dashboard end to end in headless Chromium: log in with the API key, see a delivered
+//! and a failed event, open the failed one, press Redeliver, see the new attempt.
+//!
+//! Needs Chromium (Debian: `apt-get install chromium`). Without it the test says so and
+//! passes, unless `VERIHOOK_REQUIRE_BROWSER=1` (CI sets it), when it fails.
+
+use crate::helpers::*;
+use reqwest::{Method, StatusCode};
+use std::time::Duration;
+use verihook_testkit::browser::{chromium, Browser};
+use verihook_testkit::{Receiver, Reply, TestPki};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn browser_binary() -> Option<String> {
+    let found = chromium();
+    if found.is_none() {
+        let required = std::env::var("VERIHOOK_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "VERIHOOK_REQUIRE_BROWSER=1 but no chromium is installed"
+        );
+        eprintln!("dashboard test skipped: no chromium installed (apt-get install chromium)");
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_in_see_events_and_redeliver_a_failed_one() {
+    let Some(chromium) = browser_binary() else {
+        return;
+    };
+    let pki = TestPki::new();
+    let receiver = Receiver::https(&pki).await;
+    // One attempt per event: the first fails for good, the second is delivered.
+    receiver.script([Reply::Status(500)]);
+    let app = TestApp::delivering(&pki, "").await;
+    let (org, _) = app.org_sending_to(&receiver.url).await;
+    let failed = text(&app.customer(&org).await["id"]);
+    let failed_event = event_of(&app, &org, &failed).await;
+    app.wait_for_status(&org, &failed_event, "failed").await;
+    let delivered = text(&app.customer(&org).await["id"]);
+    let delivered_event = event_of(&app, &org, &delivered).await;
+    app.wait_for_status(&org, &delivered_event, "delivered")
+        .await;
+
+    let mut page = Browser::open(&chromium, &format!("{}/dashboard", app.base)).await;
+    // The tab starts on about:blank: log in once the dashboard has set up its handlers.
+    let log_in = format!(
+        "(() => {{ const input = document.getElementById('api-key'); \
+         if (!input || document.body.dataset.ready !== 'true') return false; \
+         input.value = '{}'; document.querySelector('#login button').click(); return true; }})()",
+        org.key
+    );
+    page.wait_until(&log_in, "the login form", WAIT).await;
+    let row_status = |id: &str| {
+        format!("(document.querySelector('tr[data-id=\"{id}\"] .status') || {{}}).textContent")
+    };
+    page.wait_until(
+        &format!(
+            "{} === 'failed' && {} === 'delivered'",
+            row_status(&failed_event),
+            row_status(&delivered_event)
+        ),
+        "both events listed with their delivery status",
+        WAIT,
+    )
+    .await;
+    page.wait_until(
+        &format!(
+            "document.getElementById('webhook-url').textContent === '{}'",
+            receiver.url
+        ),
+        "the webhook URL shown",
+        WAIT,
+    )
+    .await;
+    page.wait_until(
+        "document.getElementById('chart-summary').textContent.startsWith('2 attempts')",
+        "the chart's summary of the hour",
+        WAIT,
+    )
+    .await;
+
+    page.eval(&format!(
+        "document.querySelector('tr[data-id=\"{failed_event}\"]').click(); true"
+    ))
+    .await;
+    page.wait_until(
+        "document.querySelectorAll('#attempts tr.attempt').length === 1 && \
+         document.querySelector('#attempts tr.attempt').cells[2].textContent === '500'",
+        "the failed attempt shown with its status",
+        WAIT,
+    )
+    .await;
+    page.eval("document.getElementById('redeliver').click(); true")
+        .await;
+    page.wait_until(
+        "document.querySelectorAll('#attempts tr.attempt').length === 2 && \
+         document.querySelectorAll('#attempts tr.attempt')[1].cells[2].textContent === '200' && \
+         document.getElementById('detail-status').textContent === 'delivered'",
+        "the redelivery's attempt shown as delivered",
+        WAIT,
+    )
+    .await;
+    let shown = app.wait_for_status(&org, &failed_event, "delivered").await;
+    assert_eq!(shown["attempts"].as_array().map(Vec::len), Some(2));
+}
+
+async fn event_of(app: &TestApp, org: &Org, customer_id: &str) -> String {
+    let path = format!("/v1/events?customerId={customer_id}");
+    let page = expect(app.as_org(org, Method::GET, &path), StatusCode::OK).await;
+    text(&page["data"][0]["id"])
+}
+
+#[tokio::test]
+async fn the_page_and_its_files_are_served_with_a_strict_policy() {
+    let app = TestApp::spawn().await;
+    for (path, kind) in [
+        ("/dashboard", "text/html"),
+        ("/dashboard/app.js", "text/javascript"),
+        ("/dashboard/app.css", "text/css"),
+    ] {
+        let response = app.request(Method::GET, path).send().await.expect("sent");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let header = |name: &str| {
+            response.headers()[name]
+                .to_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(header("content-type").starts_with(kind), "{path}");
+        assert!(
+            header("content-security-policy").contains("script-src 'self'"),
+            "{path}"
+        );
+    }
+}
