@@ -6,6 +6,7 @@ use crate::helpers::*;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::time::{Duration, Instant};
+use verihook_server::delivery::Limits;
 use verihook_testkit::{Receiver, Reply, TestPki};
 
 /// Scrapes `/metrics` until every `line` is in it (metrics of work still finishing, such
@@ -40,9 +41,17 @@ async fn only_event(app: &TestApp, org: &Org) -> String {
 async fn metrics_count_attempts_failures_latency_and_requests() {
     let pki = TestPki::new();
     let (flaky, down) = (Receiver::https(&pki).await, Receiver::https(&pki).await);
+    let alerts = Receiver::https(&pki).await;
     flaky.script([Reply::Status(500)]);
     down.always(Reply::Status(503));
-    let app = TestApp::delivering(&pki, "50ms").await;
+    let alert_url = alerts.url.parse().expect("a URL");
+    let app = TestApp::delivering_with(
+        &pki,
+        "50ms",
+        |c| c.alert_webhook_url = Some(alert_url),
+        Limits::default(),
+    )
+    .await;
     let (recovers, _) = app.org_sending_to(&flaky.url).await;
     let (fails, _) = app.org_sending_to(&down.url).await;
     app.customer(&recovers).await;
@@ -66,6 +75,7 @@ async fn metrics_count_attempts_failures_latency_and_requests() {
             "verihook_delivery_attempt_duration_seconds_count 4",
             "verihook_delivery_latency_seconds_count 1",
             "verihook_events_failed_total 1",
+            r#"verihook_alerts_total{result="sent"} 1"#,
             "verihook_deliveries_pending 0",
             "verihook_deliveries_in_flight 0",
             r#"verihook_http_requests_total{route="/v1/customers",method="POST",status="201"} 2"#,
