@@ -15,8 +15,14 @@ pub(crate) const CUSTOMER_COLUMNS: &str = "id, organization_id, customer_type, s
     status_reason, email, first_name, last_name, date_of_birth, address_line1, address_line2, \
     address_city, address_state, address_postal_code, address_country, created_at, updated_at";
 
-pub(crate) const EVENT_COLUMNS: &str =
-    "id, organization_id, customer_id, event_type, occurred_at, body, delivery_status";
+/// The columns of an event, read `FROM events` (unaliased); the delivery status follows
+/// from where the event is (see [`crate::sql::DELIVERY_STATUS`]).
+pub(crate) const EVENT_COLUMNS: &str = concat!(
+    "id, organization_id, customer_id, event_type, occurred_at, body, ",
+    "CASE WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq) THEN 'pending' ",
+    "WHEN EXISTS (SELECT 1 FROM failed_events f WHERE f.event_seq = events.seq) THEN 'failed' ",
+    "ELSE 'delivered' END AS delivery_status"
+);
 
 /// The column reads the mappings need, on each backend's concrete row type.
 pub(crate) trait Get {

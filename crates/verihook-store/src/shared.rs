@@ -270,9 +270,7 @@ macro_rules! backend_common {
                     q.push(" AND customer_id = ").push_bind(c.as_str());
                 }
                 if let Some(d) = filter.delivery_status {
-                    // A literal of a fixed enum, not a bound value, so that the partial
-                    // index on undelivered events can serve it.
-                    q.push(format!(" AND delivery_status = '{}'", d.as_str()));
+                    q.push(crate::sql::delivery_status_filter(d));
                 }
                 if let Some(after) = &page.after {
                     let seq = cursor_seq(

@@ -53,7 +53,7 @@ pub(crate) const NEXT_DUE: &str = "\
 /// The claimed deliveries' events, URLs and secrets; `{ids}` is the backend's list form.
 pub(crate) const CLAIMED_DETAILS: &str = "\
     SELECT e.seq, e.id, e.organization_id, e.customer_id, e.event_type, e.occurred_at, e.body, \
-    e.delivery_status, o.webhook_url, o.webhook_secret FROM events e \
+    'pending' AS delivery_status, o.webhook_url, o.webhook_secret FROM events e \
     JOIN organizations o ON o.id = e.organization_id WHERE e.seq {ids}";
 
 pub(crate) const INSERT_ORGANIZATION: &str = "\
@@ -67,10 +67,27 @@ pub(crate) const SET_WEBHOOK_URL: &str = "\
 
 pub(crate) const ROTATE_SECRET: &str = "UPDATE organizations SET webhook_secret = $1 WHERE id = $2";
 
-pub(crate) const SET_DELIVERY_STATUS: &str =
-    "UPDATE events SET delivery_status = $1 WHERE seq = $2";
+/// An event whose last attempt failed. (`WHERE true`: SQLite's parser needs it before an
+/// upsert clause after a SELECT.)
+pub(crate) const MARK_FAILED: &str = "\
+    INSERT INTO failed_events (event_seq, organization_id) \
+    SELECT seq, organization_id FROM events WHERE seq = $1 \
+    ON CONFLICT (event_seq) DO NOTHING";
 
-pub(crate) const SET_PENDING: &str = "UPDATE events SET delivery_status = 'pending' WHERE seq = $1";
+/// A redelivered event is pending again: it has an outbox row, and is no longer failed.
+pub(crate) const UNMARK_FAILED: &str = "DELETE FROM failed_events WHERE event_seq = $1";
+
+/// Where an event is, in the status filter of a listing of `events`.
+pub(crate) fn delivery_status_filter(status: crate::DeliveryStatus) -> &'static str {
+    match status {
+        crate::DeliveryStatus::Pending => " AND seq IN (SELECT event_seq FROM deliveries)",
+        crate::DeliveryStatus::Failed => " AND seq IN (SELECT event_seq FROM failed_events)",
+        crate::DeliveryStatus::Delivered => {
+            " AND seq NOT IN (SELECT event_seq FROM deliveries) \
+             AND seq NOT IN (SELECT event_seq FROM failed_events)"
+        }
+    }
+}
 
 /// The organization and `seq` of an event within a scope (`$2` NULL: any).
 pub(crate) const EVENT_OWNER: &str = "\

@@ -260,9 +260,10 @@ const RECORD: &str = "\
         WHERE d.event_seq = i.event_seq AND d.lease_token = i.lease_token \
         AND i.due_at IS NOT NULL RETURNING d.event_seq), \
     moved AS (SELECT event_seq FROM finished UNION ALL SELECT event_seq FROM rescheduled), \
-    status AS (UPDATE events e SET delivery_status = i.final_status FROM input i \
-        WHERE e.seq = i.event_seq AND i.final_status IS NOT NULL \
-        AND e.seq IN (SELECT event_seq FROM finished)), \
+    failed AS (INSERT INTO failed_events (event_seq, organization_id) \
+        SELECT e.seq, e.organization_id FROM events e JOIN input i ON i.event_seq = e.seq \
+        WHERE i.final_status = 'failed' AND e.seq IN (SELECT event_seq FROM finished) \
+        ON CONFLICT (event_seq) DO NOTHING), \
     logged AS (INSERT INTO attempts (event_seq, attempt, started_at, duration_ms, status_code, \
         error_class, error, response_body) \
         SELECT i.event_seq, i.attempt, i.started_at, i.duration_ms, i.status_code, \
@@ -347,7 +348,7 @@ pub(super) async fn redeliver(
                     .bind(now.unix_micros())
                     .execute(&mut *conn)
                     .await?;
-                sqlx::query(crate::sql::SET_PENDING)
+                sqlx::query(crate::sql::UNMARK_FAILED)
                     .bind(seq)
                     .execute(&mut *conn)
                     .await?;

@@ -264,9 +264,9 @@ fn record_in(conn: &Connection, o: &AttemptOutcome) -> Result<bool, StoreError> 
     if moved == 0 {
         return Ok(false);
     }
-    if let Some(status) = crate::sql::final_status(o.next) {
-        conn.prepare_cached(crate::sql::SET_DELIVERY_STATUS)?
-            .execute(params![status, seq])?;
+    if o.next == NextStep::Failed {
+        conn.prepare_cached(crate::sql::MARK_FAILED)?
+            .execute(params![seq])?;
     }
     let r = &o.record;
     conn.prepare_cached(crate::sql::INSERT_ATTEMPT)?
@@ -320,7 +320,7 @@ pub(super) async fn redeliver(
                 .ok_or(StoreError::NotFound)?;
             conn.prepare_cached(crate::sql::REQUEUE_DELIVERY)?
                 .execute(params![seq, owner, now.unix_micros()])?;
-            conn.prepare_cached(crate::sql::SET_PENDING)?
+            conn.prepare_cached(crate::sql::UNMARK_FAILED)?
                 .execute(params![seq])?;
             Ok(())
         })

@@ -908,15 +908,17 @@ fn first_schema_data(digest: &str) -> String {
         "INSERT INTO organizations (id, name, mode, api_key_digest, webhook_url, \
          webhook_secret, created_at) VALUES ('{ORG}', 'Before', 'sandbox', {digest}, \
          'https://hooks.example.com/h', 'whsec_c2VjcmV0', 1700000000000000); \
-         {} {} \
+         {} {} {} \
          INSERT INTO attempts (event_id, attempt, started_at, duration_ms, status_code, \
          error_class, error, response_body) VALUES \
          ('{DELIVERED}', 1, 1700000000000000, 5, 200, NULL, NULL, 'ok'), \
-         ('{WAITING}', 1, 1700000000000000, 7, 500, 'status', 'HTTP 500', 'down'); \
+         ('{WAITING}', 1, 1700000000000000, 7, 500, 'status', 'HTTP 500', 'down'), \
+         ('{FAILED}', 1, 1700000000000000, 9, 500, 'status', 'HTTP 500', 'down'); \
          INSERT INTO deliveries (event_id, organization_id, due_at, attempt, budget_used) \
          VALUES ('{WAITING}', '{ORG}', 1700000001000000, 2, 1);",
         event(1, DELIVERED, "delivered"),
         event(2, WAITING, "pending"),
+        event(3, FAILED, "failed"),
     )
 }
 
@@ -924,6 +926,7 @@ const ORG: &str = "org_00000000000000000000000a";
 const CUSTOMER: &str = "cus_00000000000000000000000a";
 const DELIVERED: &str = "evt_00000000000000000000000a";
 const WAITING: &str = "evt_00000000000000000000000b";
+const FAILED: &str = "evt_00000000000000000000000c";
 
 pub async fn the_outbox_and_attempt_log_survive_the_upgrade<B: Backend>() {
     let b = B::upgraded_from_first_schema(&first_schema_data(B::DIGEST_LITERAL)).await;
@@ -946,6 +949,27 @@ pub async fn the_outbox_and_attempt_log_survive_the_upgrade<B: Backend>() {
         attempts(WAITING).await,
         (DeliveryStatus::Pending, vec![Some(500)])
     );
+    assert_eq!(
+        attempts(FAILED).await,
+        (DeliveryStatus::Failed, vec![Some(500)])
+    );
+    let failed = EventFilter {
+        delivery_status: Some(DeliveryStatus::Failed),
+        ..Default::default()
+    };
+    let listed = store
+        .list_events(
+            Scope::All,
+            &failed,
+            PageRequest {
+                limit: 10,
+                after: None,
+            },
+        )
+        .await
+        .expect("listed");
+    let ids: Vec<_> = listed.items.iter().map(|e| e.event.id.as_str()).collect();
+    assert_eq!(ids, [FAILED]);
     let claimed = store
         .claim_deliveries(claim_at(Timestamp::now(), 10))
         .await
