@@ -16,6 +16,6 @@ for _ in $(seq "$runs"); do
   $bin bench --events 20000 --concurrency 64 --json 2>/dev/null | last
   $bin bench --events 20000 --concurrency 64 --json --database-url "$(fresh_pg)" 2>/dev/null | last
   $bin bench --rate 1000 --duration 20s --json 2>/dev/null | last
-  $bin bench --scenario dead-endpoint --events 10000 --concurrency 32 --json 2>/dev/null | last
+  $bin bench --scenario dead-endpoint --events 30000 --concurrency 32 --json 2>/dev/null | last
   $bin bench --scenario backlog --events 200000 --concurrency 64 --json 2>/dev/null | last
 done
