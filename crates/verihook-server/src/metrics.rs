@@ -163,16 +163,14 @@ impl Metrics {
         self.in_flight.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
-    pub fn request(&self, route: &str, method: &'static str, status: u16, took: Duration) {
-        let route = route.to_owned();
+    pub fn request(&self, route: String, method: &'static str, status: u16, took: Duration) {
+        let route = RouteLabels { route };
         self.request_seconds
-            .get_or_create(&RouteLabels {
-                route: route.clone(),
-            })
+            .get_or_create(&route)
             .observe(took.as_secs_f64());
         self.requests
             .get_or_create(&RequestLabels {
-                route,
+                route: route.route,
                 method,
                 status,
             })

@@ -39,12 +39,9 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
-    state.metrics.request(
-        &route,
-        method,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    state
+        .metrics
+        .request(route, method, response.status().as_u16(), started.elapsed());
     response
 }
 

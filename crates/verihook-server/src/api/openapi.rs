@@ -5,7 +5,7 @@
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use std::sync::Arc;
+use bytes::Bytes;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -54,9 +54,9 @@ impl Modify for BearerSchemes {
     }
 }
 
-/// The document, rendered once at start.
+/// The document, rendered once at start (cheap to clone into each response).
 #[derive(Clone)]
-pub struct Rendered(pub Arc<String>);
+pub struct Rendered(pub Bytes);
 
 impl Rendered {
     pub fn of(doc: &utoipa::openapi::OpenApi) -> Self {
@@ -64,7 +64,7 @@ impl Rendered {
             tracing::error!(error = %e, "rendering the OpenAPI document failed");
             "{}".to_owned()
         });
-        Self(Arc::new(json))
+        Self(Bytes::from(json))
     }
 }
 
@@ -72,9 +72,5 @@ impl Rendered {
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
 pub async fn openapi_json(Extension(doc): Extension<Rendered>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        doc.0.as_str().to_owned(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], doc.0).into_response()
 }

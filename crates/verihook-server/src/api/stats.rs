@@ -83,14 +83,15 @@ fn buckets(first: i64, samples: &[AttemptSample]) -> Vec<Bucket> {
         .collect();
     let mut total_ms = vec![0u64; BUCKETS];
     for s in samples {
-        let index = (s.started_at.unix_micros() - first) / BUCKET;
-        let Some(b) = usize::try_from(index).ok().and_then(|i| buckets.get_mut(i)) else {
+        let index = usize::try_from((s.started_at.unix_micros() - first) / BUCKET);
+        let Some(i) = index.ok().filter(|i| *i < BUCKETS) else {
             continue;
         };
+        let b = &mut buckets[i];
         b.attempts += 1;
         b.succeeded += u32::from(s.status_code.is_some_and(|c| (200..300).contains(&c)));
         b.max_duration_ms = b.max_duration_ms.max(Some(s.duration_ms));
-        total_ms[usize::try_from(index).unwrap_or(0)] += s.duration_ms;
+        total_ms[i] += s.duration_ms;
     }
     for (b, total) in buckets.iter_mut().zip(total_ms) {
         b.avg_duration_ms = (b.attempts > 0).then(|| total / u64::from(b.attempts));

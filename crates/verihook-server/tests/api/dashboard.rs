@@ -37,10 +37,10 @@ async fn log_in_see_events_and_redeliver_a_failed_one() {
     let app = TestApp::delivering(&pki, "").await;
     let (org, _) = app.org_sending_to(&receiver.url).await;
     let failed = text(&app.customer(&org).await["id"]);
-    let failed_event = event_of(&app, &org, &failed).await;
+    let failed_event = app.newest_event_id(&org, Some(&failed)).await;
     app.wait_for_status(&org, &failed_event, "failed").await;
     let delivered = text(&app.customer(&org).await["id"]);
-    let delivered_event = event_of(&app, &org, &delivered).await;
+    let delivered_event = app.newest_event_id(&org, Some(&delivered)).await;
     app.wait_for_status(&org, &delivered_event, "delivered")
         .await;
 
@@ -105,12 +105,6 @@ async fn log_in_see_events_and_redeliver_a_failed_one() {
     .await;
     let shown = app.wait_for_status(&org, &failed_event, "delivered").await;
     assert_eq!(shown["attempts"].as_array().map(Vec::len), Some(2));
-}
-
-async fn event_of(app: &TestApp, org: &Org, customer_id: &str) -> String {
-    let path = format!("/v1/events?customerId={customer_id}");
-    let page = expect(app.as_org(org, Method::GET, &path), StatusCode::OK).await;
-    text(&page["data"][0]["id"])
 }
 
 #[tokio::test]

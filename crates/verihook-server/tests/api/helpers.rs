@@ -125,6 +125,16 @@ impl TestApp {
         (org, text(&set["secret"]))
     }
 
+    /// The id of the organization's newest event (of `customer_id`'s, when given).
+    pub async fn newest_event_id(&self, org: &Org, customer_id: Option<&str>) -> String {
+        let path = match customer_id {
+            Some(c) => format!("/v1/events?customerId={c}"),
+            None => "/v1/events".to_owned(),
+        };
+        let page = expect(self.as_org(org, Method::GET, &path), StatusCode::OK).await;
+        text(&page["data"][0]["id"])
+    }
+
     /// Polls `GET /v1/events/{id}` until its delivery status is `status`.
     pub async fn wait_for_status(&self, org: &Org, event_id: &str, status: &str) -> Value {
         let path = format!("/v1/events/{event_id}");

@@ -32,11 +32,6 @@ async fn scrape_until(app: &TestApp, lines: &[&str]) -> String {
     }
 }
 
-async fn only_event(app: &TestApp, org: &Org) -> String {
-    let page = expect(app.as_org(org, Method::GET, "/v1/events"), StatusCode::OK).await;
-    text(&page["data"][0]["id"])
-}
-
 #[tokio::test]
 async fn metrics_count_attempts_failures_latency_and_requests() {
     let pki = TestPki::new();
@@ -56,9 +51,13 @@ async fn metrics_count_attempts_failures_latency_and_requests() {
     let (fails, _) = app.org_sending_to(&down.url).await;
     app.customer(&recovers).await;
     app.customer(&fails).await;
-    app.wait_for_status(&recovers, &only_event(&app, &recovers).await, "delivered")
-        .await;
-    app.wait_for_status(&fails, &only_event(&app, &fails).await, "failed")
+    app.wait_for_status(
+        &recovers,
+        &app.newest_event_id(&recovers, None).await,
+        "delivered",
+    )
+    .await;
+    app.wait_for_status(&fails, &app.newest_event_id(&fails, None).await, "failed")
         .await;
     expect(
         app.request(Method::GET, "/no/such/route"),

@@ -7,18 +7,13 @@ use verihook_testkit::{Receiver, Reply, TestPki};
 
 const WAIT: Duration = Duration::from_secs(15);
 
-async fn first_event_id(app: &TestApp, org: &Org) -> String {
-    let page = expect(app.as_org(org, Method::GET, "/v1/events"), StatusCode::OK).await;
-    text(&page["data"][0]["id"])
-}
-
 /// With a single attempt allowed: the log entry of that attempt to `url`.
 async fn the_only_attempt(pki: &TestPki, url: &str) -> Value {
     let app = TestApp::delivering(pki, "").await;
     let (org, _) = app.org_sending_to(url).await;
     app.customer(&org).await;
     let shown = app
-        .wait_for_status(&org, &first_event_id(&app, &org).await, "failed")
+        .wait_for_status(&org, &app.newest_event_id(&org, None).await, "failed")
         .await;
     shown["attempts"][0].clone()
 }
@@ -46,7 +41,7 @@ async fn a_failed_attempt_is_retried_until_it_succeeds() {
         assert_eq!(r.body, got[0].body, "every attempt sends the same bytes");
     }
     let shown = app
-        .wait_for_status(&org, &first_event_id(&app, &org).await, "delivered")
+        .wait_for_status(&org, &app.newest_event_id(&org, None).await, "delivered")
         .await;
     let log: Vec<(Value, Value)> = shown["attempts"]
         .as_array()
@@ -85,7 +80,7 @@ async fn retries_wait_as_the_schedule_says() {
             "retried only after {gap:?} for a {wait:?} wait"
         );
     }
-    app.wait_for_status(&org, &first_event_id(&app, &org).await, "failed")
+    app.wait_for_status(&org, &app.newest_event_id(&org, None).await, "failed")
         .await;
     assert_eq!(receiver.received().len(), 3, "1 + 2 retries, then no more");
 }
@@ -105,7 +100,7 @@ async fn a_final_failure_is_listed_for_the_admin_and_alerted() {
     .await;
     let (org, _) = app.org_sending_to(&receiver.url).await;
     app.customer(&org).await;
-    let event_id = first_event_id(&app, &org).await;
+    let event_id = app.newest_event_id(&org, None).await;
     let shown = app.wait_for_status(&org, &event_id, "failed").await;
     assert_eq!(shown["attempts"].as_array().map(Vec::len), Some(2));
     let failed = expect(
@@ -139,7 +134,7 @@ async fn a_slow_endpoint_times_out() {
     let (org, _) = app.org_sending_to(&receiver.url).await;
     app.customer(&org).await;
     let shown = app
-        .wait_for_status(&org, &first_event_id(&app, &org).await, "delivered")
+        .wait_for_status(&org, &app.newest_event_id(&org, None).await, "delivered")
         .await;
     let first = &shown["attempts"][0];
     assert_eq!(first["errorClass"], "timeout");
@@ -191,7 +186,7 @@ async fn a_failed_event_is_redelivered_with_the_same_id_and_body() {
     let app = TestApp::delivering(&pki, "").await;
     let (org, secret) = app.org_sending_to(&receiver.url).await;
     app.customer(&org).await;
-    let event_id = first_event_id(&app, &org).await;
+    let event_id = app.newest_event_id(&org, None).await;
     app.wait_for_status(&org, &event_id, "failed").await;
     let path = format!("/v1/events/{event_id}/redeliver");
     let accepted = expect(app.as_org(&org, Method::POST, &path), StatusCode::ACCEPTED).await;
