@@ -156,10 +156,12 @@ pub struct ClaimRequest {
     pub lease: Duration,
     /// At most this many deliveries in all.
     pub limit: u32,
-    /// At most this many of one organization, so one endpoint cannot take every slot.
+    /// At most this many of one organization in flight, so one endpoint cannot take every
+    /// slot.
     pub per_organization: u32,
-    /// Organizations whose endpoints have no free slot in this process.
-    pub exclude: Vec<OrganizationId>,
+    /// The attempts of each organization this sender already has running: the claim takes
+    /// at most `per_organization` minus that many more of it (none at the limit).
+    pub in_flight: Vec<(OrganizationId, u32)>,
 }
 
 /// A delivery claimed under a lease: the event, where it goes, and how it is signed.

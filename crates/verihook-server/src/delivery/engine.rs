@@ -104,7 +104,7 @@ impl DeliveryEngine {
         let tasks = TaskTracker::new();
         let work = self.store.work_signal();
         while !shutdown.is_cancelled() {
-            let (free, saturated) = self.capacity();
+            let (free, running, saturated) = self.capacity();
             if free == 0 {
                 tokio::select! {
                     () = self.finished.notified() => {}
@@ -113,7 +113,7 @@ impl DeliveryEngine {
                 continue;
             }
             let wanted = free.min(self.limits.batch);
-            let claimed = match self.claim(wanted, saturated.clone()).await {
+            let claimed = match self.claim(wanted, running).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
                     tracing::error!(error = %e, "claiming deliveries failed; retrying");
@@ -128,36 +128,40 @@ impl DeliveryEngine {
             }
             if got < wanted {
                 let wait = self.until_next_due().await;
-                self.idle(&shutdown, &work, wait, !saturated.is_empty())
-                    .await;
+                self.idle(&shutdown, &work, wait, saturated).await;
             }
         }
         self.drain(tasks).await;
     }
 
-    fn capacity(&self) -> (usize, Vec<OrganizationId>) {
+    /// Free slots in all, the attempts running per organization, and whether an
+    /// organization is at its limit.
+    fn capacity(&self) -> (usize, Vec<(OrganizationId, u32)>, bool) {
         let state = lock(&self.state);
         let free = self.limits.in_flight.saturating_sub(state.leases.len());
         let saturated = state
             .per_organization
+            .values()
+            .any(|n| *n >= self.limits.per_organization);
+        let running = state
+            .per_organization
             .iter()
-            .filter(|(_, n)| **n >= self.limits.per_organization)
-            .map(|(org, _)| org.clone())
+            .map(|(org, n)| (org.clone(), u32::try_from(*n).unwrap_or(u32::MAX)))
             .collect();
-        (free, saturated)
+        (free, running, saturated)
     }
 
     async fn claim(
         &self,
         wanted: usize,
-        exclude: Vec<OrganizationId>,
+        in_flight: Vec<(OrganizationId, u32)>,
     ) -> Result<Vec<ClaimedDelivery>, verihook_store::StoreError> {
         let request = ClaimRequest {
             now: Timestamp::now(),
             lease: self.lease,
             limit: u32::try_from(wanted).unwrap_or(u32::MAX),
             per_organization: u32::try_from(self.limits.per_organization).unwrap_or(u32::MAX),
-            exclude,
+            in_flight,
         };
         let claimed = self.store.claim_deliveries(request).await?;
         let mut state = lock(&self.state);

@@ -188,16 +188,20 @@ pub(super) async fn claim(
 
 /// Claims due deliveries: each organization's oldest first (an index seek per
 /// organization, so a long backlog of one costs the others nothing), at most
-/// `per_organization` of one, none of the excluded ones, only where a webhook URL is set,
-/// and none another node has locked.
+/// `per_organization` of one minus those this sender has in flight (`$2`, `$7`;
+/// organizations at the limit are not looked at), only where a webhook URL is set, and
+/// none another node has locked.
 const CLAIM: &str = "\
-    WITH picked AS ( \
+    WITH busy AS (SELECT * FROM UNNEST($2::text[], $7::bigint[]) AS b(organization_id, n)), \
+    picked AS ( \
         SELECT d.event_seq, d.due_at FROM organizations o \
+        LEFT JOIN busy b ON b.organization_id = o.id \
         CROSS JOIN LATERAL ( \
             SELECT d2.event_seq, d2.due_at FROM deliveries d2 \
             WHERE d2.organization_id = o.id AND d2.due_at <= $1 \
-            ORDER BY d2.due_at LIMIT $5 FOR UPDATE SKIP LOCKED) d \
-        WHERE o.webhook_url IS NOT NULL AND NOT (o.id = ANY($2)) \
+            ORDER BY d2.due_at LIMIT GREATEST($5 - COALESCE(b.n, 0), 0) \
+            FOR UPDATE SKIP LOCKED) d \
+        WHERE o.webhook_url IS NOT NULL AND COALESCE(b.n, 0) < $5 \
         ORDER BY d.due_at LIMIT $6 \
     ) \
     UPDATE deliveries SET due_at = $3, lease_token = $4 \
@@ -210,14 +214,19 @@ async fn claim_in(
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
     let token = random_token();
     let lease = i64::try_from(request.lease.as_micros()).unwrap_or(i64::MAX);
-    let exclude: Vec<String> = request.exclude.iter().map(|o| o.to_string()).collect();
+    let (busy, running): (Vec<String>, Vec<i64>) = request
+        .in_flight
+        .iter()
+        .map(|(org, n)| (org.to_string(), i64::from(*n)))
+        .unzip();
     let claimed: Vec<(i64, i64, i64)> = sqlx::query_as(CLAIM)
         .bind(request.now.unix_micros())
-        .bind(&exclude)
+        .bind(&busy)
         .bind(request.now.unix_micros().saturating_add(lease))
         .bind(&token)
         .bind(i64::from(request.per_organization))
         .bind(i64::from(request.limit))
+        .bind(&running)
         .fetch_all(&mut *conn)
         .await?;
     if claimed.is_empty() {

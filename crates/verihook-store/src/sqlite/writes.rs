@@ -178,10 +178,6 @@ pub(super) async fn modify_customer(
         .await
 }
 
-fn json_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
-    serde_json::to_string(&items.collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
-}
-
 pub(super) async fn claim(
     writer: &SqliteWriter,
     request: ClaimRequest,
@@ -191,18 +187,29 @@ pub(super) async fn claim(
 
 /// Claims due deliveries: each organization's oldest first (an index seek per
 /// organization, so a long backlog of one costs the others nothing), at most
-/// `per_organization` of one, none of the excluded ones, only where a webhook URL is set.
-/// (`?N` binds by number; SQLite numbers `$N` by first appearance.)
+/// `per_organization` of one minus those already in flight (`?2`, a JSON object of counts;
+/// organizations at the limit are not even looked at), only where a webhook URL is set.
+/// SQLite's LIMIT cannot depend on the row, so the candidates are ranked per organization
+/// and cut at each one's headroom. (`?N` binds by number; SQLite numbers `$N` by first
+/// appearance.)
 const CLAIM: &str = "\
-    WITH picked AS ( \
-        SELECT d.event_seq FROM organizations o \
+    WITH busy AS (SELECT key AS organization_id, value AS n FROM json_each(?2)), \
+    candidates AS ( \
+        SELECT d.event_seq, d.due_at, d.organization_id, ROW_NUMBER() OVER ( \
+            PARTITION BY d.organization_id ORDER BY d.due_at) AS rank \
+        FROM organizations o \
         JOIN deliveries d ON d.event_seq IN ( \
             SELECT d2.event_seq FROM deliveries d2 \
             WHERE d2.organization_id = o.id AND d2.due_at <= ?1 \
             ORDER BY d2.due_at LIMIT ?5) \
         WHERE o.webhook_url IS NOT NULL \
-          AND o.id NOT IN (SELECT value FROM json_each(?2)) \
-        ORDER BY d.due_at LIMIT ?6 \
+          AND o.id NOT IN (SELECT organization_id FROM busy WHERE n >= ?5) \
+    ), \
+    picked AS ( \
+        SELECT c.event_seq FROM candidates c \
+        LEFT JOIN busy b ON b.organization_id = c.organization_id \
+        WHERE c.rank <= ?5 - COALESCE(b.n, 0) \
+        ORDER BY c.due_at LIMIT ?6 \
     ) \
     UPDATE deliveries SET due_at = ?3, lease_token = ?4 \
     WHERE event_seq IN (SELECT event_seq FROM picked) \
@@ -211,14 +218,19 @@ const CLAIM: &str = "\
 fn claim_in(conn: &Connection, request: &ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
     let token = random_token();
     let lease = i64::try_from(request.lease.as_micros()).unwrap_or(i64::MAX);
-    let exclude = json_list(request.exclude.iter().map(OrganizationId::as_str));
+    let in_flight: serde_json::Map<String, serde_json::Value> = request
+        .in_flight
+        .iter()
+        .map(|(org, n)| (org.to_string(), (*n).into()))
+        .collect();
+    let in_flight = serde_json::Value::Object(in_flight).to_string();
     let sql = CLAIM;
     let mut statement = conn.prepare_cached(sql)?;
     let claimed = statement
         .query_map(
             params![
                 request.now.unix_micros(),
-                exclude,
+                in_flight,
                 request.now.unix_micros().saturating_add(lease),
                 token,
                 i64::from(request.per_organization),

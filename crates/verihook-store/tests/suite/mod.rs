@@ -559,7 +559,7 @@ fn claim_at(now: Timestamp, limit: u32) -> ClaimRequest {
         lease: Duration::from_secs(30),
         limit,
         per_organization: 100,
-        exclude: Vec::new(),
+        in_flight: Vec::new(),
     }
 }
 
@@ -778,7 +778,7 @@ pub async fn retries_wait_then_fail_and_redelivery_starts_a_fresh_budget<B: Back
     assert_eq!(third.event.body, first.event.body);
 }
 
-pub async fn claims_are_capped_per_organization_and_skip_excluded_ones<B: Backend>() {
+pub async fn claims_are_capped_by_each_organizations_headroom<B: Backend>() {
     let b = B::fresh().await;
     let store = b.store();
     let (busy, quiet) = (with_webhook(&*store).await, with_webhook(&*store).await);
@@ -799,8 +799,17 @@ pub async fn claims_are_capped_per_organization_and_skip_excluded_ones<B: Backen
             .count()
     };
     assert_eq!((of(&busy), of(&quiet)), (2, 1));
+    // With two running here and a limit of three, one more of `busy`: only its headroom.
+    let topped_up = ClaimRequest {
+        per_organization: 3,
+        in_flight: vec![(busy.id.clone(), 2)],
+        ..claim_at(now, 10)
+    };
+    let more = store.claim_deliveries(topped_up).await.expect("claimed");
+    assert_eq!(more.len(), 1);
+    assert_eq!(more[0].event.organization_id, busy.id);
     let excluding = ClaimRequest {
-        exclude: vec![busy.id.clone()],
+        in_flight: vec![(busy.id.clone(), 100)],
         ..claim_at(now, 10)
     };
     assert!(store
@@ -808,7 +817,11 @@ pub async fn claims_are_capped_per_organization_and_skip_excluded_ones<B: Backen
         .await
         .expect("claimed")
         .is_empty());
-    let leases = claimed.iter().map(|d| d.lease.clone()).collect();
+    let leases = claimed
+        .iter()
+        .chain(&more)
+        .map(|d| d.lease.clone())
+        .collect();
     store
         .release_deliveries(leases, now)
         .await
@@ -844,7 +857,7 @@ macro_rules! store_suite {
             only_endpoints_with_a_url_are_claimed_once_per_lease,
             a_delivered_attempt_is_logged_and_final,
             retries_wait_then_fail_and_redelivery_starts_a_fresh_budget,
-            claims_are_capped_per_organization_and_skip_excluded_ones,
+            claims_are_capped_by_each_organizations_headroom,
             the_outbox_and_attempt_log_survive_the_upgrade
         );
     };
