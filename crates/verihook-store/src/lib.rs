@@ -104,6 +104,18 @@ pub struct AttemptRecord {
     pub response_body: Option<String>,
 }
 
+impl AttemptRecord {
+    /// When the attempt ended (its start plus its duration).
+    pub fn ended_at(&self) -> Timestamp {
+        let millis = i64::try_from(self.duration_ms).unwrap_or(i64::MAX);
+        Timestamp::from_unix_micros(
+            self.started_at
+                .unix_micros()
+                .saturating_add(millis.saturating_mul(1_000)),
+        )
+    }
+}
+
 /// An attempt reduced to what delivery statistics need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttemptSample {
@@ -195,6 +207,17 @@ pub enum NextStep {
     Delivered,
     RetryAt(Timestamp),
     Failed,
+}
+
+/// What recording one outcome did to its delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recorded {
+    /// Delivered, failed or rescheduled, as the outcome said.
+    Moved,
+    /// Due again at once with a fresh budget: a redelivery was asked for meanwhile.
+    Requeued,
+    /// The lease had run out and the delivery was claimed again: nothing was written.
+    LeaseLost,
 }
 
 /// An attempt's result, recorded under the lease it was claimed with.

@@ -306,12 +306,13 @@ macro_rules! backend_common {
                 let retry = outcomes
                     .iter()
                     .any(|o| matches!(o.next, NextStep::RetryAt(_)));
-                let applied = writes::record(&self.writer, outcomes).await?;
-                if retry {
-                    // The dispatcher sleeps until the earliest due time; a retry may be earlier.
+                let recorded = writes::record(&self.writer, outcomes).await?;
+                if retry || recorded.contains(&Recorded::Requeued) {
+                    // The dispatcher sleeps until the earliest due time; a retry may be
+                    // earlier, and a requeued delivery is due now.
                     self.work.notify_one();
                 }
-                Ok(applied)
+                Ok(recorded.iter().map(|r| *r != Recorded::LeaseLost).collect())
             }
 
             async fn release_deliveries(

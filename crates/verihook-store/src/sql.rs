@@ -22,10 +22,16 @@ pub(crate) const INSERT_DELIVERY: &str =
 
 pub(crate) const RESCHEDULE_DELIVERY: &str = "\
     UPDATE deliveries SET due_at = $1, attempt = attempt + 1, budget_used = budget_used + 1, \
-    lease_token = NULL WHERE event_seq = $2 AND lease_token = $3";
+    lease_token = NULL WHERE event_seq = $2 AND lease_token = $3 AND NOT requeued";
 
 pub(crate) const DELETE_DELIVERY: &str =
-    "DELETE FROM deliveries WHERE event_seq = $1 AND lease_token = $2";
+    "DELETE FROM deliveries WHERE event_seq = $1 AND lease_token = $2 AND NOT requeued";
+
+/// The attempt of a delivery whose redelivery was asked for while it ran: whatever its
+/// outcome, the delivery is due again at once (`$1`) with a fresh budget.
+pub(crate) const REQUEUE_AFTER_ATTEMPT: &str = "\
+    UPDATE deliveries SET due_at = $1, attempt = attempt + 1, budget_used = 0, \
+    lease_token = NULL, requeued = FALSE WHERE event_seq = $2 AND lease_token = $3 AND requeued";
 
 pub(crate) const RELEASE_DELIVERY: &str = "\
     UPDATE deliveries SET due_at = $1, lease_token = NULL WHERE event_seq = $2 AND lease_token = $3";
@@ -35,11 +41,13 @@ pub(crate) const INSERT_ATTEMPT: &str = "\
     error, response_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// A delivery already queued keeps its place and attempt number but gets a fresh budget;
-/// one in flight (leased) is left to finish its attempt.
+/// one in flight (leased) is left to finish its attempt and marked `requeued`, so that
+/// attempt leaves it due again rather than ending it (see [`REQUEUE_AFTER_ATTEMPT`]).
 pub(crate) const REQUEUE_DELIVERY: &str = "\
     INSERT INTO deliveries (event_seq, organization_id, due_at, attempt, budget_used) \
     VALUES ($1, $2, $3, (SELECT COALESCE(MAX(attempt), 0) + 1 FROM attempts WHERE event_seq = $1), 0) \
-    ON CONFLICT (event_seq) DO UPDATE SET budget_used = 0, due_at = CASE \
+    ON CONFLICT (event_seq) DO UPDATE SET budget_used = 0, \
+    requeued = (deliveries.lease_token IS NOT NULL), due_at = CASE \
         WHEN deliveries.lease_token IS NULL AND excluded.due_at < deliveries.due_at \
         THEN excluded.due_at ELSE deliveries.due_at END";
 

@@ -15,8 +15,8 @@ use crate::shared::backend_common;
 use crate::writer::{WriteConnection, Writer};
 use crate::{
     AttemptOutcome, AttemptRecord, AttemptSample, ClaimRequest, ClaimedDelivery, EventFilter,
-    EventRecord, EventSummary, Lease, Mutation, NextStep, Page, PageRequest, Scope, Store,
-    StoreError, WebhookEndpoint, WebhookSet,
+    EventRecord, EventSummary, Lease, Mutation, NextStep, Page, PageRequest, Recorded, Scope,
+    Store, StoreError, WebhookEndpoint, WebhookSet,
 };
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;

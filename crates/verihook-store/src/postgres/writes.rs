@@ -3,7 +3,7 @@
 use super::{announce_work, select_customer, PgWriter};
 use crate::rows::{self, Get};
 use crate::{
-    AttemptOutcome, ClaimRequest, ClaimedDelivery, Lease, Mutation, NextStep, StoreError,
+    AttemptOutcome, ClaimRequest, ClaimedDelivery, Lease, Mutation, NextStep, Recorded, StoreError,
     WebhookSet,
 };
 use sqlx::PgConnection;
@@ -204,7 +204,7 @@ const CLAIM: &str = "\
         WHERE o.webhook_url IS NOT NULL AND COALESCE(b.n, 0) < $5 \
         ORDER BY d.due_at LIMIT $6 \
     ) \
-    UPDATE deliveries SET due_at = $3, lease_token = $4 \
+    UPDATE deliveries SET due_at = $3, lease_token = $4, requeued = FALSE \
     WHERE event_seq IN (SELECT event_seq FROM picked) \
     RETURNING event_seq, attempt, budget_used";
 
@@ -247,15 +247,17 @@ async fn claim_in(
 pub(super) async fn record(
     writer: &PgWriter,
     outcomes: Vec<AttemptOutcome>,
-) -> Result<Vec<bool>, StoreError> {
+) -> Result<Vec<Recorded>, StoreError> {
     writer
         .write(move |conn| Box::pin(async move { record_in(conn, &outcomes).await }))
         .await
 }
 
 /// Attempts' outcomes in one statement: move each delivery on under its lease (delete it,
-/// or reschedule it where a due time is given), set final event statuses, log the
-/// attempts. Answers the events whose deliveries moved; a lost lease moves nothing.
+/// or reschedule it where a due time is given; make it due at once with a fresh budget
+/// where a redelivery was asked for meanwhile), mark finally failed events, log the
+/// attempts. Answers the events whose deliveries moved, and whether each was requeued; a
+/// lost lease moves nothing.
 const RECORD: &str = "\
     WITH input AS (SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[], \
         $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], \
@@ -263,12 +265,18 @@ const RECORD: &str = "\
         duration_ms, status_code, error_class, error, response_body)), \
     finished AS (DELETE FROM deliveries d USING input i \
         WHERE d.event_seq = i.event_seq AND d.lease_token = i.lease_token AND i.due_at IS NULL \
-        RETURNING d.event_seq), \
+        AND NOT d.requeued RETURNING d.event_seq), \
     rescheduled AS (UPDATE deliveries d SET due_at = i.due_at, attempt = d.attempt + 1, \
         budget_used = d.budget_used + 1, lease_token = NULL FROM input i \
         WHERE d.event_seq = i.event_seq AND d.lease_token = i.lease_token \
-        AND i.due_at IS NOT NULL RETURNING d.event_seq), \
-    moved AS (SELECT event_seq FROM finished UNION ALL SELECT event_seq FROM rescheduled), \
+        AND i.due_at IS NOT NULL AND NOT d.requeued RETURNING d.event_seq), \
+    requeued AS (UPDATE deliveries d SET due_at = i.started_at + i.duration_ms * 1000, \
+        attempt = d.attempt + 1, budget_used = 0, lease_token = NULL, requeued = FALSE \
+        FROM input i WHERE d.event_seq = i.event_seq AND d.lease_token = i.lease_token \
+        AND d.requeued RETURNING d.event_seq), \
+    moved AS (SELECT event_seq, FALSE AS requeued FROM finished \
+        UNION ALL SELECT event_seq, FALSE FROM rescheduled \
+        UNION ALL SELECT event_seq, TRUE FROM requeued), \
     failed AS (INSERT INTO failed_events (event_seq, organization_id) \
         SELECT e.seq, e.organization_id FROM events e JOIN input i ON i.event_seq = e.seq \
         WHERE i.final_status = 'failed' AND e.seq IN (SELECT event_seq FROM finished) \
@@ -278,12 +286,12 @@ const RECORD: &str = "\
         SELECT i.event_seq, i.attempt, i.started_at, i.duration_ms, i.status_code, \
         i.error_class, i.error, i.response_body FROM input i \
         WHERE i.event_seq IN (SELECT event_seq FROM moved)) \
-    SELECT event_seq FROM moved";
+    SELECT event_seq, requeued FROM moved";
 
 async fn record_in(
     conn: &mut PgConnection,
     outcomes: &[AttemptOutcome],
-) -> Result<Vec<bool>, StoreError> {
+) -> Result<Vec<Recorded>, StoreError> {
     fn column<T>(outcomes: &[AttemptOutcome], f: impl Fn(&AttemptOutcome) -> T) -> Vec<T> {
         outcomes.iter().map(f).collect()
     }
@@ -291,7 +299,7 @@ async fn record_in(
         NextStep::RetryAt(due) => Some(due.unix_micros()),
         NextStep::Delivered | NextStep::Failed => None,
     };
-    let moved: Vec<i64> = sqlx::query_scalar(RECORD)
+    let moved: Vec<(i64, bool)> = sqlx::query_as(RECORD)
         .bind(column(outcomes, |o| o.lease.delivery))
         .bind(column(outcomes, |o| o.lease.token.clone()))
         .bind(column(outcomes, due))
@@ -307,10 +315,14 @@ async fn record_in(
         .bind(column(outcomes, |o| o.record.response_body.clone()))
         .fetch_all(conn)
         .await?;
-    let moved: std::collections::HashSet<i64> = moved.into_iter().collect();
+    let moved: std::collections::HashMap<i64, bool> = moved.into_iter().collect();
     Ok(outcomes
         .iter()
-        .map(|o| moved.contains(&o.lease.delivery))
+        .map(|o| match moved.get(&o.lease.delivery) {
+            Some(true) => Recorded::Requeued,
+            Some(false) => Recorded::Moved,
+            None => Recorded::LeaseLost,
+        })
         .collect())
 }
 

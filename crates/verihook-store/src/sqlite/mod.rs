@@ -11,8 +11,8 @@ use crate::rows::{self, CUSTOMER_COLUMNS, EVENT_COLUMNS};
 use crate::shared::backend_common;
 use crate::{
     AttemptOutcome, AttemptRecord, AttemptSample, ClaimRequest, ClaimedDelivery, EventFilter,
-    EventRecord, EventSummary, Lease, Mutation, NextStep, Page, PageRequest, Scope, Store,
-    StoreError, WebhookEndpoint, WebhookSet,
+    EventRecord, EventSummary, Lease, Mutation, NextStep, Page, PageRequest, Recorded, Scope,
+    Store, StoreError, WebhookEndpoint, WebhookSet,
 };
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;

@@ -4,7 +4,7 @@
 use super::writer::SqliteWriter;
 use crate::rows::{self, CUSTOMER_COLUMNS};
 use crate::{
-    AttemptOutcome, ClaimRequest, ClaimedDelivery, Lease, Mutation, NextStep, StoreError,
+    AttemptOutcome, ClaimRequest, ClaimedDelivery, Lease, Mutation, NextStep, Recorded, StoreError,
     WebhookSet,
 };
 use rusqlite::{params, Connection, OptionalExtension};
@@ -211,7 +211,7 @@ const CLAIM: &str = "\
         WHERE c.rank <= ?5 - COALESCE(b.n, 0) \
         ORDER BY c.due_at LIMIT ?6 \
     ) \
-    UPDATE deliveries SET due_at = ?3, lease_token = ?4 \
+    UPDATE deliveries SET due_at = ?3, lease_token = ?4, requeued = FALSE \
     WHERE event_seq IN (SELECT event_seq FROM picked) \
     RETURNING event_seq, attempt, budget_used";
 
@@ -257,13 +257,13 @@ fn claim_in(conn: &Connection, request: &ClaimRequest) -> Result<Vec<ClaimedDeli
 pub(super) async fn record(
     writer: &SqliteWriter,
     outcomes: Vec<AttemptOutcome>,
-) -> Result<Vec<bool>, StoreError> {
+) -> Result<Vec<Recorded>, StoreError> {
     writer
         .write(move |conn| outcomes.iter().map(|o| record_in(conn, o)).collect())
         .await
 }
 
-fn record_in(conn: &Connection, o: &AttemptOutcome) -> Result<bool, StoreError> {
+fn record_in(conn: &Connection, o: &AttemptOutcome) -> Result<Recorded, StoreError> {
     let (seq, token) = (o.lease.delivery, &o.lease.token);
     let moved = match o.next {
         NextStep::RetryAt(due) => conn
@@ -273,10 +273,18 @@ fn record_in(conn: &Connection, o: &AttemptOutcome) -> Result<bool, StoreError> 
             .prepare_cached(crate::sql::DELETE_DELIVERY)?
             .execute(params![seq, token])?,
     };
-    if moved == 0 {
-        return Ok(false);
-    }
-    if o.next == NextStep::Failed {
+    let recorded = if moved > 0 {
+        Recorded::Moved
+    } else if conn
+        .prepare_cached(crate::sql::REQUEUE_AFTER_ATTEMPT)?
+        .execute(params![o.record.ended_at().unix_micros(), seq, token])?
+        > 0
+    {
+        Recorded::Requeued
+    } else {
+        return Ok(Recorded::LeaseLost);
+    };
+    if recorded == Recorded::Moved && o.next == NextStep::Failed {
         conn.prepare_cached(crate::sql::MARK_FAILED)?
             .execute(params![seq])?;
     }
@@ -292,7 +300,7 @@ fn record_in(conn: &Connection, o: &AttemptOutcome) -> Result<bool, StoreError> 
             r.error.as_deref(),
             r.response_body.as_deref(),
         ])?;
-    Ok(true)
+    Ok(recorded)
 }
 
 pub(super) async fn release(

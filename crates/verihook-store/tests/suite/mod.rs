@@ -836,6 +836,103 @@ pub async fn claims_are_capped_by_each_organizations_headroom<B: Backend>() {
     );
 }
 
+/// A redelivery asked for while an attempt is running is not swallowed by that attempt:
+/// whatever the attempt's outcome, the event is sent again with a fresh budget.
+pub async fn a_redelivery_requested_during_an_attempt_sends_again<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = with_webhook(&*store).await;
+    for next in [NextStep::Delivered, NextStep::Failed] {
+        customer(&*store, &org).await;
+        let now = Timestamp::now();
+        let running = store
+            .claim_deliveries(claim_at(now, 10))
+            .await
+            .expect("claimed")
+            .remove(0);
+        store
+            .redeliver(Scope::Organization(&org.id), &running.event.id, now)
+            .await
+            .expect("redelivery accepted");
+        assert!(store
+            .record_attempt(outcome(&running, next, Some(200)))
+            .await
+            .expect("recorded"));
+        let record = store
+            .event(Scope::All, &running.event.id)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(record.delivery_status, DeliveryStatus::Pending, "{next:?}");
+        assert_eq!(record.attempts.len(), 1, "the running attempt is logged");
+        let again = store
+            .claim_deliveries(claim_at(later(now, 1), 10))
+            .await
+            .expect("claimed");
+        assert_eq!(again.len(), 1, "sent again after {next:?}");
+        assert_eq!(again[0].event.id, running.event.id);
+        assert_eq!((again[0].attempt, again[0].budget_used), (2, 0));
+        assert!(store
+            .record_attempt(outcome(&again[0], NextStep::Delivered, Some(200)))
+            .await
+            .expect("recorded"));
+    }
+    assert_eq!(store.outbox_size().await.expect("read"), 0);
+}
+
+/// An attempt whose lease ran out (and whose delivery another sender claimed) records
+/// nothing: no attempt in the log, no change to the outbox row the other sender holds.
+pub async fn an_outcome_under_a_lost_lease_changes_nothing<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = with_webhook(&*store).await;
+    customer(&*store, &org).await;
+    let now = Timestamp::now();
+    let lost = store
+        .claim_deliveries(claim_at(now, 10))
+        .await
+        .expect("claimed")
+        .remove(0);
+    let holder = store
+        .claim_deliveries(claim_at(later(now, 31), 10))
+        .await
+        .expect("claimed")
+        .remove(0);
+    for next in [
+        NextStep::Delivered,
+        NextStep::Failed,
+        NextStep::RetryAt(later(now, 1)),
+    ] {
+        assert!(!store
+            .record_attempt(outcome(&lost, next, Some(500)))
+            .await
+            .expect("answered"));
+    }
+    store
+        .release_deliveries(vec![lost.lease.clone()], now)
+        .await
+        .expect("answered");
+    let record = store
+        .event(Scope::All, &lost.event.id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(record.delivery_status, DeliveryStatus::Pending);
+    assert!(record.attempts.is_empty());
+    assert!(
+        store
+            .claim_deliveries(claim_at(later(now, 32), 10))
+            .await
+            .expect("claim")
+            .is_empty(),
+        "the holder's lease still stands"
+    );
+    assert!(store
+        .record_attempt(outcome(&holder, NextStep::Delivered, Some(200)))
+        .await
+        .expect("recorded"));
+}
+
 /// One `#[tokio::test]` per suite function for a backend.
 #[macro_export]
 macro_rules! store_suite {
@@ -858,6 +955,8 @@ macro_rules! store_suite {
             a_delivered_attempt_is_logged_and_final,
             retries_wait_then_fail_and_redelivery_starts_a_fresh_budget,
             claims_are_capped_by_each_organizations_headroom,
+            a_redelivery_requested_during_an_attempt_sends_again,
+            an_outcome_under_a_lost_lease_changes_nothing,
             the_outbox_and_attempt_log_survive_the_upgrade
         );
     };
