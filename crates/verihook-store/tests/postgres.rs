@@ -15,6 +15,10 @@ struct Postgres {
 }
 
 impl suite::Backend for Postgres {
+    async fn available(test: &str) -> bool {
+        verihook_testkit::postgres_available(test).await
+    }
+
     async fn fresh() -> Self {
         let db = TestDatabase::postgres().await;
         let store = PostgresStore::open(db.url()).await.expect("opened");

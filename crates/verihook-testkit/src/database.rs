@@ -16,6 +16,31 @@ pub fn postgres_selected() -> bool {
     std::env::var("VERIHOOK_TEST_DATABASE").is_ok_and(|v| v == "postgres")
 }
 
+/// Whether a PostgreSQL test can run here. On a machine without a server (a newcomer's
+/// laptop) it says that the test is skipped and why, and the test passes; with
+/// `VERIHOOK_REQUIRE_POSTGRES=1` (CI sets it) a missing server fails the test instead.
+pub async fn postgres_available(test: &str) -> bool {
+    let server = postgres_server();
+    match PgConnection::connect(&format!("{server}/postgres")).await {
+        Ok(conn) => {
+            let _ = conn.close().await;
+            true
+        }
+        Err(e) => {
+            let required = std::env::var("VERIHOOK_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "VERIHOOK_REQUIRE_POSTGRES=1 but PostgreSQL at {server} is unreachable: {e}"
+            );
+            eprintln!(
+                "{test} skipped: no PostgreSQL at {server} ({e}); set VERIHOOK_TEST_POSTGRES_URL \
+                 to a server's URL, or VERIHOOK_REQUIRE_POSTGRES=1 to fail instead"
+            );
+            false
+        }
+    }
+}
+
 pub enum TestDatabase {
     Sqlite {
         url: String,
@@ -41,6 +66,16 @@ impl TestDatabase {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("verihook.db").display());
         Self::Sqlite { url, _dir: dir }
+    }
+
+    /// A fresh PostgreSQL database, or `None` (and a line saying so) where no server is
+    /// reachable and `VERIHOOK_REQUIRE_POSTGRES` is not set: see [`postgres_available`].
+    pub async fn postgres_or_skip(test: &str) -> Option<Self> {
+        if postgres_available(test).await {
+            Some(Self::postgres().await)
+        } else {
+            None
+        }
     }
 
     pub async fn postgres() -> Self {

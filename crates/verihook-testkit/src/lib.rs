@@ -9,7 +9,7 @@
 pub mod browser;
 mod database;
 
-pub use database::{postgres_selected, postgres_server, TestDatabase};
+pub use database::{postgres_available, postgres_selected, postgres_server, TestDatabase};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
