@@ -23,6 +23,8 @@ pub enum CustomerType {
 }
 
 impl CustomerType {
+    pub const ALL: [CustomerType; 2] = [Self::Individual, Self::Business];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Individual => "INDIVIDUAL",
@@ -31,11 +33,7 @@ impl CustomerType {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "INDIVIDUAL" => Some(Self::Individual),
-            "BUSINESS" => Some(Self::Business),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
     }
 }
 

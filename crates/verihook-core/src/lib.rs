@@ -12,12 +12,15 @@
 //! - [`customer`]: customer data, its validation, and the changes a customer goes through.
 //! - [`event`]: the five webhook event types, rendered once to compact JSON bytes.
 //! - [`signature`]: HMAC-SHA256 signing and verification, re-exported from
-//!   `verihook-receiver` so that sender and receivers share one implementation.
+//!   `verihook-receiver` so that sender and receivers share one implementation (and, as
+//!   [`headers`], the names of the headers it is sent in).
 //! - [`webhook`]: webhook URLs and secrets.
 //! - [`organization`]: organizations and their mode (sandbox or live).
+//! - [`delivery`]: delivery statuses, attempt error classes and the retry policy.
 
 pub mod country;
 pub mod customer;
+pub mod delivery;
 pub mod error;
 pub mod event;
 pub mod id;
@@ -26,9 +29,10 @@ pub mod status;
 pub mod timestamp;
 pub mod webhook;
 
-pub use verihook_receiver::signature;
+pub use verihook_receiver::{headers, signature};
 
 pub use customer::{Address, Customer, CustomerChange, CustomerPatch, CustomerType, NewCustomer};
+pub use delivery::{DeliveryStatus, ErrorClass, RetryPolicy};
 pub use error::{DomainError, ValidationError};
 pub use event::{Event, EventType};
 pub use id::{ApiKey, CustomerId, EventId, OrganizationId};

@@ -7,9 +7,13 @@ use url::Url;
 const MAX_URL_LEN: usize = 2_048;
 
 /// A URL events may be sent to: absolute, `https` (or `http` where the operator allows it),
-/// with a host, and without credentials or a fragment.
+/// with a host, and without credentials or a fragment. It carries the `http::Uri` a request
+/// is sent to, built once here, so that the sender never parses the URL again.
 #[derive(Clone, PartialEq, Eq)]
-pub struct WebhookUrl(Url);
+pub struct WebhookUrl {
+    url: Url,
+    uri: http::Uri,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidWebhookUrl {
@@ -45,21 +49,33 @@ impl WebhookUrl {
         if url.fragment().is_some() {
             return Err(InvalidWebhookUrl::Fragment);
         }
-        Ok(Self(url))
+        let uri = http::Uri::try_from(url.as_str()).map_err(|_| InvalidWebhookUrl::Malformed)?;
+        Ok(Self { url, uri })
+    }
+
+    /// A URL read back from storage, validated when it was stored: only the scheme rule,
+    /// which the operator may have tightened since (`--allow-http`), is left to the caller.
+    pub fn from_stored(s: &str) -> Result<Self, InvalidWebhookUrl> {
+        Self::parse(s, true)
     }
 
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        self.url.as_str()
     }
 
     pub fn url(&self) -> &Url {
-        &self.0
+        &self.url
+    }
+
+    /// The request target, ready for an HTTP client.
+    pub fn uri(&self) -> &http::Uri {
+        &self.uri
     }
 }
 
 impl fmt::Debug for WebhookUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.as_str())
+        f.write_str(self.url.as_str())
     }
 }
 

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use verihook_core::RetryPolicy;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeConfig {
@@ -24,7 +25,7 @@ pub struct ServeConfig {
 
     /// Waits before retries 1..n, e.g. `1s,2s,4s`; attempts = 1 + number of entries.
     #[arg(long, env = "VERIHOOK_RETRY_SCHEDULE", default_value = "1s,2s,4s", value_parser = parse_schedule)]
-    pub retry_schedule: RetrySchedule,
+    pub retry_schedule: RetryPolicy,
 
     /// Per-attempt timeout, from connecting to the full response.
     #[arg(long, env = "VERIHOOK_DELIVERY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
@@ -92,11 +93,7 @@ impl ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: database_url.into(),
             admin_token: None,
-            retry_schedule: RetrySchedule(vec![
-                Duration::from_secs(1),
-                Duration::from_secs(2),
-                Duration::from_secs(4),
-            ]),
+            retry_schedule: RetryPolicy::default(),
             delivery_timeout: Duration::from_secs(10),
             allow_http: false,
             allow_private_networks: false,
@@ -114,17 +111,6 @@ impl ServeConfig {
 
     pub fn allows_private_networks(&self) -> bool {
         self.allow_private_networks || self.dev
-    }
-}
-
-/// The waits before each retry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetrySchedule(pub Vec<Duration>);
-
-impl RetrySchedule {
-    /// First attempt plus one per wait.
-    pub fn attempts(&self) -> usize {
-        1 + self.0.len()
     }
 }
 
@@ -155,14 +141,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// `1s,2s,4s`; an empty string means no retries.
-pub fn parse_schedule(s: &str) -> Result<RetrySchedule, String> {
+pub fn parse_schedule(s: &str) -> Result<RetryPolicy, String> {
     if s.trim().is_empty() {
-        return Ok(RetrySchedule(Vec::new()));
+        return Ok(RetryPolicy::new(Vec::new()));
     }
     s.split(',')
         .map(parse_duration)
         .collect::<Result<_, _>>()
-        .map(RetrySchedule)
+        .map(RetryPolicy::new)
 }
 
 fn parse_url(s: &str) -> Result<url::Url, String> {

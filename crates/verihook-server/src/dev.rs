@@ -35,12 +35,13 @@ impl DevSandbox {
             .map_err(|e| ApiError::invalid("url", e.to_string()))?;
         let set = state
             .store
+            .organizations
             .set_webhook_url(&org.id, &url, WebhookSecret::generate())
             .await?;
         Ok(Self {
             organization_id: org.id.to_string(),
             api_key: key.expose().to_owned(),
-            webhook_url: set.url,
+            webhook_url: set.url.as_str().to_owned(),
             webhook_secret: set.secret.expose().to_owned(),
             admin_token,
         })

@@ -28,7 +28,7 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use verihook_store::{Store, StoreError};
+use verihook_store::{Storage, StoreError};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +70,7 @@ impl Server {
         let metrics = Arc::new(Metrics::new());
         let engine = config.role.delivers().then(|| {
             Arc::new(DeliveryEngine::new(
-                store.clone(),
+                store.outbox.clone(),
                 sender.clone(),
                 config.retry_schedule.clone(),
                 config.delivery_timeout,
@@ -112,7 +112,7 @@ impl Server {
         self.dev.as_ref()
     }
 
-    pub fn store(&self) -> Arc<dyn Store> {
+    pub fn store(&self) -> Storage {
         self.state.store.clone()
     }
 

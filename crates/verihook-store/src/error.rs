@@ -1,5 +1,6 @@
 //! The storage layer's one error type.
 
+use std::sync::Arc;
 use verihook_core::DomainError;
 
 #[derive(Debug, thiserror::Error)]
@@ -13,7 +14,7 @@ pub enum StoreError {
     /// The domain refused the change; nothing was written.
     #[error(transparent)]
     Domain(#[from] DomainError),
-    /// The database URL or options are unusable.
+    /// The database URL or options are unusable, or the schema is not this build's.
     #[error("{0}")]
     Config(String),
     /// A stored value no longer parses: the database was changed outside verihook.
@@ -25,14 +26,21 @@ pub enum StoreError {
     WriterStopped,
     /// The transaction holding this change failed to commit; nothing was written.
     #[error("commit failed: {0}")]
-    CommitFailed(String),
+    CommitFailed(#[source] Arc<StoreError>),
+    /// Recording the attempt outcomes merged into one write failed; none was recorded.
+    #[error("recording the outcomes failed: {0}")]
+    RecordFailed(#[source] Arc<StoreError>),
+    /// PostgreSQL (sqlx).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    /// An error of the embedded SQLite write path.
+    /// SQLite (rusqlite).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A task running database work panicked or was cancelled.
+    #[error("a database task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl StoreError {

@@ -1,99 +1,190 @@
-//! Rows to domain values. Stored values were validated on the way in; a value that no
-//! longer parses means the database was changed behind verihook's back: `Corrupt`.
+//! Values in and out of the database, the same on every backend: [`Value`] for parameters
+//! and cells, [`Row`] for a result row, and the mappings between rows and domain values.
+//!
+//! Stored values were validated on the way in; a value that no longer parses means the
+//! database was changed behind verihook's back: `Corrupt`.
 
-use crate::{AttemptRecord, DeliveryStatus, EventSummary, StoreError};
-use sqlx::Row;
+use crate::{AttemptRecord, AttemptSample, EventSummary, StoreError};
+use std::borrow::Cow;
+use std::sync::Arc;
 use time::{macros::format_description, Date};
 use verihook_core::country::CountryCode;
-use verihook_core::customer::{Email, Text};
+use verihook_core::customer::{format_date, Email, Text};
 use verihook_core::{
-    Address, Customer, CustomerId, CustomerStatus, CustomerType, Event, EventId, EventType, Mode,
-    Organization, OrganizationId, Timestamp,
+    Address, Customer, CustomerId, CustomerStatus, CustomerType, DeliveryStatus, ErrorClass, Event,
+    EventId, EventType, Mode, Organization, OrganizationId, Timestamp,
 };
+
+/// A parameter or a cell. Parameters borrow where they can; cells are owned. Integers and
+/// texts carry their type even when NULL, which PostgreSQL needs to bind them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Value<'a> {
+    Int(Option<i64>),
+    Text(Option<Cow<'a, str>>),
+    Bytes(Cow<'a, [u8]>),
+}
+
+impl<'a> Value<'a> {
+    pub(crate) fn int(v: i64) -> Self {
+        Self::Int(Some(v))
+    }
+
+    pub(crate) fn text(s: &'a str) -> Self {
+        Self::Text(Some(Cow::Borrowed(s)))
+    }
+
+    pub(crate) fn opt_text(s: Option<&'a str>) -> Self {
+        Self::Text(s.map(Cow::Borrowed))
+    }
+
+    pub(crate) fn owned_text(s: Option<String>) -> Self {
+        Self::Text(s.map(Cow::Owned))
+    }
+
+    pub(crate) fn time(t: Timestamp) -> Self {
+        Self::int(t.unix_micros())
+    }
+
+    /// The same value, owning its data (to cross a thread or a `'static` bound).
+    pub(crate) fn into_owned(self) -> Value<'static> {
+        match self {
+            Self::Int(v) => Value::Int(v),
+            Self::Text(t) => Value::Text(t.map(|t| Cow::Owned(t.into_owned()))),
+            Self::Bytes(b) => Value::Bytes(Cow::Owned(b.into_owned())),
+        }
+    }
+}
+
+/// Owned parameters, as reads take them.
+pub(crate) fn owned(params: Vec<Value<'_>>) -> Vec<Value<'static>> {
+    params.into_iter().map(Value::into_owned).collect()
+}
+
+/// One result row: its cells by column name.
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    columns: Arc<[String]>,
+    cells: Vec<Value<'static>>,
+}
+
+impl Row {
+    pub(crate) fn new(columns: Arc<[String]>, cells: Vec<Value<'static>>) -> Self {
+        Self { columns, cells }
+    }
+
+    fn cell(&self, column: &str) -> Result<&Value<'static>, StoreError> {
+        self.columns
+            .iter()
+            .position(|c| c == column)
+            .and_then(|i| self.cells.get(i))
+            .ok_or_else(|| StoreError::corrupt(format!("no column {column}")))
+    }
+
+    pub(crate) fn opt_string(&self, column: &str) -> Result<Option<String>, StoreError> {
+        match self.cell(column)? {
+            Value::Text(t) => Ok(t.as_ref().map(|t| t.to_string())),
+            Value::Int(None) => Ok(None),
+            _ => Err(StoreError::corrupt(format!("{column} is not text"))),
+        }
+    }
+
+    pub(crate) fn string(&self, column: &str) -> Result<String, StoreError> {
+        self.opt_string(column)?
+            .ok_or_else(|| StoreError::corrupt(format!("{column} is NULL")))
+    }
+
+    pub(crate) fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        match self.cell(column)? {
+            Value::Int(v) => Ok(*v),
+            Value::Text(None) => Ok(None),
+            _ => Err(StoreError::corrupt(format!("{column} is not an integer"))),
+        }
+    }
+
+    pub(crate) fn int(&self, column: &str) -> Result<i64, StoreError> {
+        self.opt_int(column)?
+            .ok_or_else(|| StoreError::corrupt(format!("{column} is NULL")))
+    }
+
+    fn time(&self, column: &str) -> Result<Timestamp, StoreError> {
+        Ok(Timestamp::from_unix_micros(self.int(column)?))
+    }
+}
 
 pub(crate) const CUSTOMER_COLUMNS: &str = "id, organization_id, customer_type, status, \
     status_reason, email, first_name, last_name, date_of_birth, address_line1, address_line2, \
     address_city, address_state, address_postal_code, address_country, created_at, updated_at";
 
-/// The columns of an event, read `FROM events` (unaliased); the delivery status follows
-/// from where the event is (see [`crate::sql::DELIVERY_STATUS`]).
+/// The columns of an event, read `FROM events` (unaliased), with its delivery status, which
+/// follows from where the event is: in the outbox (pending), among the failed, or neither.
 pub(crate) const EVENT_COLUMNS: &str = concat!(
-    "id, organization_id, customer_id, event_type, occurred_at, body, ",
+    "seq, id, organization_id, customer_id, event_type, occurred_at, body, ",
     "CASE WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq) THEN 'pending' ",
     "WHEN EXISTS (SELECT 1 FROM failed_events f WHERE f.event_seq = events.seq) THEN 'failed' ",
     "ELSE 'delivered' END AS delivery_status"
 );
 
-/// The column reads the mappings need, on each backend's concrete row type.
-pub(crate) trait Get {
-    fn string(&self, column: &str) -> Result<String, StoreError>;
-    fn opt_string(&self, column: &str) -> Result<Option<String>, StoreError>;
-    fn int(&self, column: &str) -> Result<i64, StoreError>;
-    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
+/// A customer as the parameters of [`crate::sql::UPSERT_CUSTOMER`], in the order of
+/// [`CUSTOMER_COLUMNS`]: the one place the column list is bound.
+pub(crate) fn customer_params(c: &Customer) -> Vec<Value<'_>> {
+    fn text(t: &Option<Text>) -> Value<'_> {
+        Value::opt_text(t.as_ref().map(Text::as_str))
+    }
+    let a = &c.address;
+    vec![
+        Value::text(c.id.as_str()),
+        Value::text(c.organization_id.as_str()),
+        Value::text(c.customer_type.as_str()),
+        Value::text(c.status.as_str()),
+        Value::opt_text(c.status_reason.as_deref()),
+        Value::text(c.email.as_str()),
+        Value::text(c.first_name.as_str()),
+        Value::text(c.last_name.as_str()),
+        Value::owned_text(c.date_of_birth.map(format_date)),
+        text(&a.line1),
+        text(&a.line2),
+        text(&a.city),
+        text(&a.state),
+        text(&a.postal_code),
+        Value::opt_text(a.country.as_ref().map(CountryCode::as_str)),
+        Value::time(c.created_at),
+        Value::time(c.updated_at),
+    ]
 }
 
-macro_rules! impl_get {
-    ($row:ty, $get:ident) => {
-        impl Get for $row {
-            fn string(&self, column: &str) -> Result<String, StoreError> {
-                Ok(self.$get(column)?)
-            }
-            fn opt_string(&self, column: &str) -> Result<Option<String>, StoreError> {
-                Ok(self.$get(column)?)
-            }
-            fn int(&self, column: &str) -> Result<i64, StoreError> {
-                Ok(self.$get(column)?)
-            }
-            fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
-                Ok(self.$get(column)?)
-            }
-        }
-    };
+fn text(row: &Row, column: &str) -> Result<Text, StoreError> {
+    Text::parse(&row.string(column)?).map_err(|_| StoreError::corrupt(column))
 }
 
-impl_get!(sqlx::sqlite::SqliteRow, try_get);
-impl_get!(sqlx::postgres::PgRow, try_get);
-impl_get!(rusqlite::Row<'_>, get);
-
-fn text(row: &impl Get, column: &str) -> Result<Text, StoreError> {
-    let value = row.string(column)?;
-    Text::parse(&value).map_err(|_| StoreError::corrupt(column))
-}
-
-fn optional_text(row: &impl Get, column: &str) -> Result<Option<Text>, StoreError> {
-    let value = row.opt_string(column)?;
-    value
+fn optional_text(row: &Row, column: &str) -> Result<Option<Text>, StoreError> {
+    row.opt_string(column)?
         .map(|v| Text::parse(&v).map_err(|_| StoreError::corrupt(column)))
         .transpose()
 }
 
-pub(crate) fn organization(row: &impl Get) -> Result<Organization, StoreError> {
-    let id = row.string("id")?;
+pub(crate) fn organization(row: &Row) -> Result<Organization, StoreError> {
     let mode = row.string("mode")?;
     Ok(Organization {
-        id: OrganizationId::parse(&id).map_err(StoreError::corrupt)?,
+        id: OrganizationId::parse(&row.string("id")?).map_err(StoreError::corrupt)?,
         name: row.string("name")?,
         mode: Mode::parse(&mode).ok_or_else(|| StoreError::corrupt("organizations.mode"))?,
-        created_at: Timestamp::from_unix_micros(row.int("created_at")?),
+        created_at: row.time("created_at")?,
     })
 }
 
-pub(crate) fn customer(row: &impl Get) -> Result<Customer, StoreError> {
-    let id = row.string("id")?;
-    let organization_id = row.string("organization_id")?;
+pub(crate) fn customer(row: &Row) -> Result<Customer, StoreError> {
     let customer_type = row.string("customer_type")?;
-    let status = row.string("status")?;
-    let email = row.string("email")?;
     let date_of_birth = row.opt_string("date_of_birth")?;
     let country = row.opt_string("address_country")?;
     Ok(Customer {
-        id: CustomerId::parse(&id).map_err(StoreError::corrupt)?,
-        organization_id: OrganizationId::parse(&organization_id).map_err(StoreError::corrupt)?,
+        id: CustomerId::parse(&row.string("id")?).map_err(StoreError::corrupt)?,
+        organization_id: OrganizationId::parse(&row.string("organization_id")?)
+            .map_err(StoreError::corrupt)?,
         customer_type: CustomerType::parse(&customer_type)
             .ok_or_else(|| StoreError::corrupt("customers.customer_type"))?,
-        status: CustomerStatus::parse(&status).map_err(StoreError::corrupt)?,
+        status: CustomerStatus::parse(&row.string("status")?).map_err(StoreError::corrupt)?,
         status_reason: row.opt_string("status_reason")?,
-        email: Email::parse(&email).map_err(StoreError::corrupt)?,
+        email: Email::parse(&row.string("email")?).map_err(StoreError::corrupt)?,
         first_name: text(row, "first_name")?,
         last_name: text(row, "last_name")?,
         date_of_birth: date_of_birth.as_deref().map(parse_date).transpose()?,
@@ -107,8 +198,8 @@ pub(crate) fn customer(row: &impl Get) -> Result<Customer, StoreError> {
                 .map(|c| CountryCode::parse(&c).ok_or_else(|| StoreError::corrupt("country")))
                 .transpose()?,
         },
-        created_at: Timestamp::from_unix_micros(row.int("created_at")?),
-        updated_at: Timestamp::from_unix_micros(row.int("updated_at")?),
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
     })
 }
 
@@ -117,89 +208,66 @@ fn parse_date(s: &str) -> Result<Date, StoreError> {
         .map_err(|_| StoreError::corrupt("customers.date_of_birth"))
 }
 
-pub(crate) fn event_summary(row: &impl Get) -> Result<EventSummary, StoreError> {
-    let id = row.string("id")?;
-    let organization_id = row.string("organization_id")?;
-    let customer_id = row.string("customer_id")?;
+pub(crate) fn event(row: &Row) -> Result<Event, StoreError> {
     let event_type = row.string("event_type")?;
+    Ok(Event {
+        id: EventId::parse(&row.string("id")?).map_err(StoreError::corrupt)?,
+        organization_id: OrganizationId::parse(&row.string("organization_id")?)
+            .map_err(StoreError::corrupt)?,
+        customer_id: CustomerId::parse(&row.string("customer_id")?).map_err(StoreError::corrupt)?,
+        event_type: EventType::parse(&event_type)
+            .ok_or_else(|| StoreError::corrupt("events.event_type"))?,
+        occurred_at: row.time("occurred_at")?,
+        body: row.string("body")?,
+    })
+}
+
+pub(crate) fn event_summary(row: &Row) -> Result<EventSummary, StoreError> {
     let delivery_status = row.string("delivery_status")?;
     Ok(EventSummary {
-        event: Event {
-            id: EventId::parse(&id).map_err(StoreError::corrupt)?,
-            organization_id: OrganizationId::parse(&organization_id)
-                .map_err(StoreError::corrupt)?,
-            customer_id: CustomerId::parse(&customer_id).map_err(StoreError::corrupt)?,
-            event_type: EventType::parse(&event_type)
-                .ok_or_else(|| StoreError::corrupt("events.event_type"))?,
-            occurred_at: Timestamp::from_unix_micros(row.int("occurred_at")?),
-            body: row.string("body")?,
-        },
+        event: event(row)?,
         delivery_status: DeliveryStatus::parse(&delivery_status)
             .ok_or_else(|| StoreError::corrupt("events.delivery_status"))?,
     })
 }
 
-pub(crate) fn attempt(row: &impl Get) -> Result<AttemptRecord, StoreError> {
-    let attempt = row.int("attempt")?;
-    let duration_ms = row.int("duration_ms")?;
-    let status_code = row.opt_int("status_code")?;
-    Ok(AttemptRecord {
-        attempt: u32::try_from(attempt).map_err(StoreError::corrupt)?,
-        started_at: Timestamp::from_unix_micros(row.int("started_at")?),
-        duration_ms: u64::try_from(duration_ms).map_err(StoreError::corrupt)?,
-        status_code: status_code
+pub(crate) fn attempt_sample(row: &Row) -> Result<AttemptSample, StoreError> {
+    Ok(AttemptSample {
+        started_at: row.time("started_at")?,
+        duration_ms: u64::try_from(row.int("duration_ms")?).map_err(StoreError::corrupt)?,
+        status_code: row
+            .opt_int("status_code")?
             .map(u16::try_from)
             .transpose()
             .map_err(StoreError::corrupt)?,
-        error_class: row.opt_string("error_class")?,
+    })
+}
+
+pub(crate) fn attempt(row: &Row) -> Result<AttemptRecord, StoreError> {
+    let error_class = row.opt_string("error_class")?;
+    let sample = attempt_sample(row)?;
+    Ok(AttemptRecord {
+        attempt: u32::try_from(row.int("attempt")?).map_err(StoreError::corrupt)?,
+        started_at: sample.started_at,
+        duration_ms: sample.duration_ms,
+        status_code: sample.status_code,
+        error_class: error_class
+            .map(|c| ErrorClass::parse(&c).ok_or_else(|| StoreError::corrupt("error_class")))
+            .transpose()?,
         error: row.opt_string("error")?,
         response_body: row.opt_string("response_body")?,
     })
 }
 
-/// What a claim needs of each claimed event: its `seq`, the event, its URL and its secret
-/// (a row of [`crate::sql::CLAIMED_DETAILS`]).
-pub(crate) type ClaimDetail = (i64, verihook_core::Event, Option<String>, Option<String>);
-
-pub(crate) fn claim_detail(row: &impl Get) -> Result<ClaimDetail, StoreError> {
-    let summary = event_summary(row)?;
-    Ok((
-        row.int("seq")?,
-        summary.event,
-        row.opt_string("webhook_url")?,
-        row.opt_string("webhook_secret")?,
-    ))
-}
-
-/// Claimed rows `(event_seq, attempt, budget_used)` joined with their details, in claim
-/// order.
-pub(crate) fn claimed_deliveries(
-    claimed: Vec<(i64, i64, i64)>,
-    details: Vec<ClaimDetail>,
-    lease_token: &str,
-) -> Result<Vec<crate::ClaimedDelivery>, StoreError> {
-    use verihook_core::WebhookSecret;
-    let mut by_seq: std::collections::HashMap<i64, ClaimDetail> =
-        details.into_iter().map(|d| (d.0, d)).collect();
-    claimed
-        .into_iter()
-        .map(|(seq, attempt, budget_used)| {
-            let (_, event, url, secret) = by_seq
-                .remove(&seq)
-                .ok_or_else(|| StoreError::corrupt("delivery without its event"))?;
-            Ok(crate::ClaimedDelivery {
-                event,
-                url: url.ok_or_else(|| StoreError::corrupt("claimed without a URL"))?,
-                secret: WebhookSecret::from_stored(
-                    secret.ok_or_else(|| StoreError::corrupt("webhook URL without a secret"))?,
-                ),
-                attempt: u32::try_from(attempt).map_err(StoreError::corrupt)?,
-                budget_used: u32::try_from(budget_used).map_err(StoreError::corrupt)?,
-                lease: crate::Lease {
-                    delivery: seq,
-                    token: lease_token.to_owned(),
-                },
-            })
-        })
-        .collect()
+/// An attempt as the parameters of [`crate::sql::INSERT_ATTEMPT`] (after the event's seq).
+pub(crate) fn attempt_params(r: &AttemptRecord) -> [Value<'_>; 7] {
+    [
+        Value::int(i64::from(r.attempt)),
+        Value::time(r.started_at),
+        Value::int(i64::try_from(r.duration_ms).unwrap_or(i64::MAX)),
+        Value::Int(r.status_code.map(i64::from)),
+        Value::opt_text(r.error_class.map(ErrorClass::as_str)),
+        Value::opt_text(r.error.as_deref()),
+        Value::opt_text(r.response_body.as_deref()),
+    ]
 }

@@ -1,4 +1,10 @@
-//! SQL both backends run as it is (`$n` placeholders, which SQLite accepts too).
+//! SQL both backends run as it is (`$n` placeholders, numbered in order of first
+//! appearance, which SQLite requires and PostgreSQL does not mind), and [`Query`], which
+//! builds the listings' statements with their parameters.
+
+use crate::rows::Value;
+use std::fmt::Write;
+use verihook_core::DeliveryStatus;
 
 pub(crate) const UPSERT_CUSTOMER: &str = "\
     INSERT INTO customers (id, organization_id, customer_type, status, status_reason, email, \
@@ -16,9 +22,6 @@ pub(crate) const UPSERT_CUSTOMER: &str = "\
 pub(crate) const INSERT_EVENT: &str = "\
     INSERT INTO events (id, organization_id, customer_id, event_type, occurred_at, body) \
     VALUES ($1, $2, $3, $4, $5, $6)";
-
-pub(crate) const INSERT_DELIVERY: &str =
-    "INSERT INTO deliveries (event_seq, organization_id, due_at) VALUES ($1, $2, $3)";
 
 pub(crate) const RESCHEDULE_DELIVERY: &str = "\
     UPDATE deliveries SET due_at = $1, attempt = attempt + 1, budget_used = budget_used + 1, \
@@ -55,18 +58,29 @@ pub(crate) const REQUEUE_DELIVERY: &str = "\
 /// that no planner turns it into a scan of the outbox (on PostgreSQL, with the dead rows
 /// the outbox's churn leaves until vacuum, that scan dominated the database's CPU).
 pub(crate) const NEXT_DUE: &str = "\
-    SELECT MIN((SELECT MIN(d.due_at) FROM deliveries d WHERE d.organization_id = o.id)) \
+    SELECT MIN((SELECT MIN(d.due_at) FROM deliveries d WHERE d.organization_id = o.id)) AS due \
     FROM organizations o WHERE o.webhook_url IS NOT NULL";
 
-/// The claimed deliveries' events, URLs and secrets; `{ids}` is the backend's list form.
+pub(crate) const OUTBOX_SIZE: &str = "SELECT COUNT(*) AS n FROM deliveries";
+
+/// The claimed deliveries' events, URLs and secrets; `{seqs}` is the backend's list form.
 pub(crate) const CLAIMED_DETAILS: &str = "\
     SELECT e.seq, e.id, e.organization_id, e.customer_id, e.event_type, e.occurred_at, e.body, \
-    'pending' AS delivery_status, o.webhook_url, o.webhook_secret FROM events e \
-    JOIN organizations o ON o.id = e.organization_id WHERE e.seq {ids}";
+    o.webhook_url, o.webhook_secret FROM events e \
+    JOIN organizations o ON o.id = e.organization_id WHERE e.seq {seqs}";
 
 pub(crate) const INSERT_ORGANIZATION: &str = "\
     INSERT INTO organizations (id, name, mode, api_key_digest, created_at) \
     VALUES ($1, $2, $3, $4, $5)";
+
+pub(crate) const ORGANIZATION_BY_KEY: &str =
+    "SELECT id, name, mode, created_at FROM organizations WHERE api_key_digest = $1";
+
+pub(crate) const ORGANIZATION: &str =
+    "SELECT id, name, mode, created_at FROM organizations WHERE id = $1";
+
+pub(crate) const WEBHOOK: &str =
+    "SELECT webhook_url, webhook_secret FROM organizations WHERE id = $1";
 
 /// Sets the URL; the secret only if there is none yet.
 pub(crate) const SET_WEBHOOK_URL: &str = "\
@@ -75,8 +89,7 @@ pub(crate) const SET_WEBHOOK_URL: &str = "\
 
 pub(crate) const ROTATE_SECRET: &str = "UPDATE organizations SET webhook_secret = $1 WHERE id = $2";
 
-/// An event whose last attempt failed. (`WHERE true`: SQLite's parser needs it before an
-/// upsert clause after a SELECT.)
+/// An event whose last attempt failed.
 pub(crate) const MARK_FAILED: &str = "\
     INSERT INTO failed_events (event_seq, organization_id) \
     SELECT seq, organization_id FROM events WHERE seq = $1 \
@@ -85,28 +98,86 @@ pub(crate) const MARK_FAILED: &str = "\
 /// A redelivered event is pending again: it has an outbox row, and is no longer failed.
 pub(crate) const UNMARK_FAILED: &str = "DELETE FROM failed_events WHERE event_seq = $1";
 
+/// The organization and `seq` of an event within a scope (`$2` NULL: any).
+pub(crate) const EVENT_OWNER: &str = "\
+    SELECT organization_id, seq FROM events WHERE id = $1 \
+    AND (CAST($2 AS TEXT) IS NULL OR organization_id = $2)";
+
+/// One customer within a scope (`$2` NULL: any); the backend's lock clause may follow.
+pub(crate) fn select_customer(lock: &str) -> String {
+    format!(
+        "SELECT {} FROM customers WHERE id = $1 \
+         AND (CAST($2 AS TEXT) IS NULL OR organization_id = $2){lock}",
+        crate::rows::CUSTOMER_COLUMNS
+    )
+}
+
+/// One event within a scope (`$2` NULL: any).
+pub(crate) fn select_event() -> String {
+    format!(
+        "SELECT {} FROM events WHERE id = $1 \
+         AND (CAST($2 AS TEXT) IS NULL OR organization_id = $2)",
+        crate::rows::EVENT_COLUMNS
+    )
+}
+
+pub(crate) const ATTEMPTS_OF_EVENT: &str = "\
+    SELECT attempt, started_at, duration_ms, status_code, error_class, error, response_body \
+    FROM attempts WHERE event_seq = $1 ORDER BY attempt";
+
+pub(crate) const RECENT_ATTEMPTS: &str = "\
+    SELECT a.started_at, a.duration_ms, a.status_code FROM ( \
+    SELECT seq FROM events WHERE organization_id = $1 \
+    ORDER BY seq DESC LIMIT $2) recent \
+    JOIN attempts a ON a.event_seq = recent.seq \
+    WHERE a.started_at >= $3 ORDER BY a.started_at";
+
+/// The `seq` of a listing's cursor item, which must lie in the listing's scope.
+pub(crate) fn cursor_seq(table: &str) -> String {
+    format!(
+        "SELECT seq FROM {table} WHERE id = $1 \
+         AND (CAST($2 AS TEXT) IS NULL OR organization_id = $2)"
+    )
+}
+
+pub(crate) const MIGRATIONS_APPLIED: &str =
+    "SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE success = TRUE";
+
 /// Where an event is, in the status filter of a listing of `events`.
-pub(crate) fn delivery_status_filter(status: crate::DeliveryStatus) -> &'static str {
+pub(crate) fn delivery_status_filter(status: DeliveryStatus) -> &'static str {
     match status {
-        crate::DeliveryStatus::Pending => " AND seq IN (SELECT event_seq FROM deliveries)",
-        crate::DeliveryStatus::Failed => " AND seq IN (SELECT event_seq FROM failed_events)",
-        crate::DeliveryStatus::Delivered => {
+        DeliveryStatus::Pending => " AND seq IN (SELECT event_seq FROM deliveries)",
+        DeliveryStatus::Failed => " AND seq IN (SELECT event_seq FROM failed_events)",
+        DeliveryStatus::Delivered => {
             " AND seq NOT IN (SELECT event_seq FROM deliveries) \
              AND seq NOT IN (SELECT event_seq FROM failed_events)"
         }
     }
 }
 
-/// The organization and `seq` of an event within a scope (`$2` NULL: any).
-pub(crate) const EVENT_OWNER: &str = "\
-    SELECT organization_id, seq FROM events WHERE id = $1 \
-    AND (CAST($2 AS TEXT) IS NULL OR organization_id = $2)";
+/// A statement built piece by piece, each bound value numbered in order.
+pub(crate) struct Query {
+    pub(crate) sql: String,
+    pub(crate) params: Vec<Value<'static>>,
+}
 
-/// The event's final delivery status after an attempt, if the attempt ends its delivery.
-pub(crate) fn final_status(next: crate::NextStep) -> Option<&'static str> {
-    match next {
-        crate::NextStep::Delivered => Some("delivered"),
-        crate::NextStep::Failed => Some("failed"),
-        crate::NextStep::RetryAt(_) => None,
+impl Query {
+    pub(crate) fn new(sql: impl Into<String>) -> Self {
+        Self {
+            sql: sql.into(),
+            params: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    pub(crate) fn bind(&mut self, value: Value<'static>) -> &mut Self {
+        self.params.push(value);
+        // Writing to a String cannot fail.
+        let _ = write!(self.sql, "${}", self.params.len());
+        self
     }
 }

@@ -3,14 +3,13 @@
 mod suite;
 
 use sqlx::Connection;
-use std::sync::Arc;
-use verihook_store::postgres::PostgresStore;
-use verihook_store::Store;
+use verihook_store::postgres;
+use verihook_store::Storage;
 use verihook_testkit::TestDatabase;
 
 struct Postgres {
     // Declared first so the store (and its connections) go before the database is dropped.
-    store: Arc<dyn Store>,
+    store: Storage,
     db: TestDatabase,
 }
 
@@ -21,14 +20,11 @@ impl suite::Backend for Postgres {
 
     async fn fresh() -> Self {
         let db = TestDatabase::postgres().await;
-        let store = PostgresStore::open(db.url()).await.expect("opened");
-        Self {
-            store: Arc::new(store),
-            db,
-        }
+        let store = postgres::open(db.url()).await.expect("opened");
+        Self { store, db }
     }
 
-    fn store(&self) -> Arc<dyn Store> {
+    fn store(&self) -> Storage {
         self.store.clone()
     }
 
@@ -48,20 +44,14 @@ impl suite::Backend for Postgres {
     }
 
     async fn reopen(&mut self) {
-        let store = PostgresStore::open(self.db.url()).await.expect("reopened");
-        self.store = Arc::new(store);
+        self.store = postgres::open(self.db.url()).await.expect("reopened");
     }
 
     async fn upgraded_from_first_schema(seed: &str) -> Self {
         let db = TestDatabase::postgres().await;
         suite::first_schema_with::<sqlx::Postgres>(db.url(), "postgres", seed).await;
-        let store = PostgresStore::open(db.url())
-            .await
-            .expect("opened and upgraded");
-        Self {
-            store: Arc::new(store),
-            db,
-        }
+        let store = postgres::open(db.url()).await.expect("opened and upgraded");
+        Self { store, db }
     }
 
     const DIGEST_LITERAL: &'static str = "decode(repeat('07', 32), 'hex')";

@@ -3,27 +3,23 @@
 mod suite;
 
 use sqlx::Connection;
-use std::sync::Arc;
-use verihook_store::sqlite::SqliteStore;
-use verihook_store::Store;
+use verihook_store::sqlite;
+use verihook_store::Storage;
 use verihook_testkit::TestDatabase;
 
 struct Sqlite {
     db: TestDatabase,
-    store: Arc<dyn Store>,
+    store: Storage,
 }
 
 impl suite::Backend for Sqlite {
     async fn fresh() -> Self {
         let db = TestDatabase::sqlite();
-        let store = SqliteStore::open(db.url()).await.expect("opened");
-        Self {
-            db,
-            store: Arc::new(store),
-        }
+        let store = sqlite::open(db.url()).await.expect("opened");
+        Self { db, store }
     }
 
-    fn store(&self) -> Arc<dyn Store> {
+    fn store(&self) -> Storage {
         self.store.clone()
     }
 
@@ -41,8 +37,7 @@ impl suite::Backend for Sqlite {
     }
 
     async fn reopen(&mut self) {
-        let store = SqliteStore::open(self.db.url()).await.expect("reopened");
-        self.store = Arc::new(store);
+        self.store = sqlite::open(self.db.url()).await.expect("reopened");
     }
 
     async fn upgraded_from_first_schema(seed: &str) -> Self {
@@ -50,13 +45,8 @@ impl suite::Backend for Sqlite {
         // `mode=rwc`: create the file.
         let url = format!("{}?mode=rwc", db.url());
         suite::first_schema_with::<sqlx::Sqlite>(&url, "sqlite", seed).await;
-        let store = SqliteStore::open(db.url())
-            .await
-            .expect("opened and upgraded");
-        Self {
-            db,
-            store: Arc::new(store),
-        }
+        let store = sqlite::open(db.url()).await.expect("opened and upgraded");
+        Self { db, store }
     }
 
     const DIGEST_LITERAL: &'static str =

@@ -95,6 +95,7 @@ pub async fn create(
     let key = ApiKey::generate();
     state
         .store
+        .organizations
         .create_organization(&org, ApiKey::digest(key.expose()))
         .await?;
     Ok((org, key))

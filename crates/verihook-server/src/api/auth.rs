@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use subtle::ConstantTimeEq;
 use verihook_core::Organization;
-use verihook_store::Store;
+use verihook_store::Organizations;
 
 pub struct Auth {
     admin_digest: Option<[u8; 32]>,
@@ -35,13 +35,13 @@ impl Auth {
 
     pub async fn organization(
         &self,
-        store: &dyn Store,
+        organizations: &dyn Organizations,
         key_digest: [u8; 32],
     ) -> Result<Option<Organization>, ApiError> {
         if let Some(org) = self.cached(&key_digest) {
             return Ok(Some(org));
         }
-        let found = store.organization_by_key(key_digest).await?;
+        let found = organizations.organization_by_key(key_digest).await?;
         if let (Some(org), Ok(mut cache)) = (&found, self.organizations.write()) {
             cache.insert(key_digest, org.clone());
         }

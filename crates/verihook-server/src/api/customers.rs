@@ -4,7 +4,7 @@
 use super::error::{ApiError, ErrorBody};
 use super::extract::{parse_limit, parse_param, AdminAuth, JsonBody, OrgAuth, QueryParams};
 use super::views::{CustomerView, PageView};
-use super::AppState;
+use super::{schemas, AppState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -86,7 +86,7 @@ async fn create(
         .map_err(|e| ApiError::invalid(e.field, e.message))?;
     let change = Customer::create(org.id, new, now);
     let customer = change.customer.clone();
-    state.store.insert_customer(change).await?;
+    state.store.customers.insert_customer(change).await?;
     Ok(respond(StatusCode::CREATED, &customer))
 }
 
@@ -106,6 +106,7 @@ async fn show(
     let id = customer_id(&id)?;
     let customer = state
         .store
+        .customers
         .customer(Scope::Organization(&org.id), &id)
         .await?
         .ok_or_else(|| ApiError::not_found("customer"))?;
@@ -116,9 +117,7 @@ async fn show(
 #[into_params(parameter_in = Query)]
 struct ListParams {
     /// Only customers in this status.
-    #[param(
-        pattern = "^(CREATED|UNDER_REVIEW|NEEDS_ADDITIONAL_INFORMATION|ACTIVE|REJECTED|DEACTIVATED)$"
-    )]
+    #[param(schema_with = schemas::customer_status)]
     status: Option<String>,
     /// 1 to 100 (default 20).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
@@ -158,6 +157,7 @@ async fn list(
     let limit = parse_limit(params.limit.as_deref())?;
     let page = state
         .store
+        .customers
         .list_customers(&org.id, status, PageRequest { limit, after })
         .await?;
     let view = PageView::of(&page, CustomerView::of, |c| c.id.to_string());
@@ -194,6 +194,7 @@ async fn update(
     let mutation: Mutation = Box::new(move |c: &Customer| c.apply_patch(&patch, now));
     let change = state
         .store
+        .customers
         .modify_customer(Scope::Organization(&org.id), &id, mutation)
         .await
         .map_err(|e| ApiError::from_store(e, "customer"))?;
@@ -208,7 +209,7 @@ struct StatusInput {
         example = "ACTIVE",
         required = true,
         nullable = false,
-        pattern = "^(CREATED|UNDER_REVIEW|NEEDS_ADDITIONAL_INFORMATION|ACTIVE|REJECTED|DEACTIVATED)$"
+        schema_with = schemas::customer_status
     )]
     status: Option<String>,
     /// Why; sent in `verification.rfi_required` for NEEDS_ADDITIONAL_INFORMATION.
@@ -237,6 +238,7 @@ async fn decide(
     let mutation: Mutation = Box::new(move |c: &Customer| c.change_status(to, reason, policy, now));
     let change = state
         .store
+        .customers
         .modify_customer(scope, &id, mutation)
         .await
         .map_err(|e| ApiError::from_store(e, "customer"))?;

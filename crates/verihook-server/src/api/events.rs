@@ -4,7 +4,7 @@
 use super::error::{ApiError, ErrorBody};
 use super::extract::{parse_limit, parse_param, AdminAuth, OrgAuth, QueryParams};
 use super::views::{EventListItem, EventView, PageView};
-use super::AppState;
+use super::{schemas, AppState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -12,8 +12,9 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
+use verihook_core::DeliveryStatus;
 use verihook_core::{CustomerId, EventId, EventType, Timestamp};
-use verihook_store::{DeliveryStatus, EventFilter, PageRequest, Scope};
+use verihook_store::{EventFilter, PageRequest, Scope};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -29,16 +30,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 struct ListParams {
     /// Only events of this type.
     #[serde(rename = "type")]
-    #[param(
-        rename = "type",
-        pattern = "^(customer\\.created|customer\\.updated|customer\\.status_changed|verification\\.completed|verification\\.rfi_required)$"
-    )]
+    #[param(rename = "type", schema_with = schemas::event_type)]
     event_type: Option<String>,
     /// Only this customer's events.
     #[param(pattern = "^cus_[0-9a-z]{24}$")]
     customer_id: Option<String>,
     /// Only events in this delivery status.
-    #[param(pattern = "^(pending|delivered|failed)$")]
+    #[param(schema_with = schemas::delivery_status)]
     delivery_status: Option<String>,
     /// 1 to 100 (default 20).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
@@ -54,6 +52,7 @@ struct ListParams {
 struct Redelivery<'a> {
     event_id: &'a str,
     /// Always `pending`: the event waits for its next attempt.
+    #[schema(schema_with = schemas::delivery_status)]
     delivery_status: &'static str,
 }
 
@@ -96,7 +95,7 @@ async fn list_in(
     params: &ListParams,
 ) -> Result<Response, ApiError> {
     let (filter, page) = filter(params)?;
-    let page = state.store.list_events(scope, &filter, page).await?;
+    let page = state.store.events.list_events(scope, &filter, page).await?;
     let view = PageView::of(&page, EventListItem::of, |e| e.event.id.to_string());
     Ok(Json(view).into_response())
 }
@@ -154,6 +153,7 @@ async fn show(
     let id = EventId::parse(&event_id).map_err(|_| ApiError::not_found("event"))?;
     let record = state
         .store
+        .events
         .event(Scope::Organization(&org.id), &id)
         .await?
         .ok_or_else(|| ApiError::not_found("event"))?;
@@ -178,7 +178,8 @@ async fn redeliver(
     let id = EventId::parse(&event_id).map_err(|_| ApiError::not_found("event"))?;
     state
         .store
-        .redeliver(Scope::Organization(&org.id), &id, Timestamp::now())
+        .outbox
+        .requeue(Scope::Organization(&org.id), &id, Timestamp::now())
         .await
         .map_err(|e| ApiError::from_store(e, "event"))?;
     tracing::info!(event_id = %id, organization_id = %org.id, "redelivery requested");

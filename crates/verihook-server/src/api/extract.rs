@@ -100,7 +100,7 @@ impl FromRequestParts<AppState> for OrgAuth {
         let digest = ApiKey::digest(bearer(parts)?);
         state
             .auth
-            .organization(&*state.store, digest)
+            .organization(&*state.store.organizations, digest)
             .await?
             .map(OrgAuth)
             .ok_or_else(|| ApiError::unauthorized("invalid API key"))

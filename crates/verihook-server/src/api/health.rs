@@ -27,7 +27,7 @@ async fn healthz() -> Json<Value> {
         (status = 503, description = "Not ready", body = ErrorBody),
     ))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    match state.store.ready().await {
+    match state.store.health.ready().await {
         Ok(()) => Ok(Json(json!({ "status": "ready", "database": "ok" }))),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");

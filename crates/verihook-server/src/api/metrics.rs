@@ -23,7 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 503, description = "The database does not answer", body = super::error::ErrorBody),
     ))]
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let pending = state.store.outbox_size().await?;
+    let pending = state.store.outbox.size().await?;
     let text = state.metrics.render(pending);
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
 }

@@ -11,6 +11,7 @@ mod extract;
 mod health;
 mod metrics;
 mod openapi;
+mod schemas;
 mod stats;
 mod views;
 mod webhook;
@@ -27,14 +28,14 @@ use std::sync::Arc;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use verihook_store::Store;
+use verihook_store::Storage;
 
 /// Request bodies above this answer 413.
 const BODY_LIMIT: usize = 1024 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn Store>,
+    pub store: Storage,
     pub auth: Arc<Auth>,
     /// Accept `http://` webhook URLs.
     pub allow_http: bool,

@@ -62,6 +62,7 @@ async fn deliveries(
     let first = (now / BUCKET - (BUCKETS as i64 - 1)) * BUCKET;
     let samples = state
         .store
+        .events
         .recent_attempts(&org.id, Timestamp::from_unix_micros(first), RECENT_EVENTS)
         .await?;
     Ok(Json(DeliveryStats {

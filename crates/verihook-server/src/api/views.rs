@@ -1,11 +1,12 @@
 //! The JSON the API answers with (camelCase). Event bodies are embedded as the stored
 //! bytes, never re-serialized.
 
+use super::schemas;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 use verihook_core::customer::{format_date, Text};
-use verihook_core::{Address, Customer, Timestamp};
+use verihook_core::{Address, Customer, ErrorClass, Timestamp};
 use verihook_store::{AttemptRecord, EventRecord, EventSummary, Page};
 
 #[derive(Serialize, ToSchema)]
@@ -14,7 +15,9 @@ pub struct CustomerView<'a> {
     id: &'a str,
     organization_id: &'a str,
     #[serde(rename = "type")]
+    #[schema(schema_with = schemas::customer_type)]
     customer_type: &'static str,
+    #[schema(schema_with = schemas::customer_status)]
     status: &'static str,
     status_reason: Option<&'a str>,
     email: &'a str,
@@ -90,12 +93,14 @@ fn raw(body: &str) -> Box<RawValue> {
 pub struct EventListItem<'a> {
     id: &'a str,
     #[serde(rename = "type")]
+    #[schema(schema_with = schemas::event_type)]
     event_type: &'static str,
     organization_id: &'a str,
     customer_id: &'a str,
     #[schema(value_type = String, format = DateTime)]
     occurred_at: Timestamp,
     /// `pending`, `delivered` or `failed`.
+    #[schema(schema_with = schemas::delivery_status)]
     delivery_status: &'static str,
     /// The webhook body, exactly as sent.
     #[schema(value_type = Object)]
@@ -122,6 +127,7 @@ pub struct EventView<'a> {
     /// The webhook body, exactly as sent.
     #[schema(value_type = Object)]
     event: Box<RawValue>,
+    #[schema(schema_with = schemas::delivery_status)]
     delivery_status: &'static str,
     attempts: Vec<AttemptView<'a>>,
 }
@@ -138,6 +144,7 @@ struct AttemptView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = schemas::error_class)]
     error_class: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_body: Option<&'a str>,
@@ -151,7 +158,7 @@ impl<'a> AttemptView<'a> {
             status_code: a.status_code,
             duration_ms: a.duration_ms,
             error: a.error.as_deref(),
-            error_class: a.error_class.as_deref(),
+            error_class: a.error_class.map(ErrorClass::as_str),
             response_body: a.response_body.as_deref(),
         }
     }

@@ -69,6 +69,7 @@ async fn store_url(
 ) -> Result<WebhookSet, ApiError> {
     state
         .store
+        .organizations
         .set_webhook_url(id, url, WebhookSecret::generate())
         .await
         .map_err(|e| ApiError::from_store(e, "organization"))
@@ -99,7 +100,7 @@ async fn admin_set(
     let set = store_url(&state, &id, &url).await?;
     tracing::info!(organization_id = %id, "webhook URL set by account manager");
     Ok(Json(WebhookView {
-        url: Some(set.url),
+        url: Some(set.url.as_str().to_owned()),
         secret: Some(set.secret.expose().to_owned()),
     }))
 }
@@ -122,6 +123,7 @@ async fn admin_rotate(
     let secret = WebhookSecret::generate();
     state
         .store
+        .organizations
         .rotate_webhook_secret(&id, secret.clone())
         .await
         .map_err(|e| ApiError::from_store(e, "organization"))?;
@@ -144,11 +146,12 @@ async fn show(
 ) -> Result<Json<WebhookView>, ApiError> {
     let endpoint = state
         .store
+        .organizations
         .webhook(&org.id)
         .await?
         .ok_or_else(|| ApiError::not_found("organization"))?;
     Ok(Json(WebhookView {
-        url: endpoint.url,
+        url: endpoint.url.map(|u| u.as_str().to_owned()),
         secret: None,
     }))
 }
@@ -174,7 +177,7 @@ async fn set(
     let set = store_url(&state, &org.id, &url).await?;
     tracing::info!(organization_id = %org.id, "webhook URL set by organization");
     Ok(Json(WebhookView {
-        url: Some(set.url),
+        url: Some(set.url.as_str().to_owned()),
         secret: set.secret_is_new.then(|| set.secret.expose().to_owned()),
     }))
 }
@@ -210,6 +213,7 @@ async fn send_test(
 ) -> Result<Json<TestOutcome>, ApiError> {
     let endpoint = state
         .store
+        .organizations
         .webhook(&org.id)
         .await?
         .ok_or_else(|| ApiError::not_found("organization"))?;
@@ -245,7 +249,7 @@ async fn send_test(
     );
     Ok(Json(TestOutcome {
         event_id: event.id,
-        url,
+        url: url.as_str().to_owned(),
         delivered: error.is_none(),
         status_code: result.status_code,
         duration_ms: u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),

@@ -5,18 +5,18 @@
 //! runs next sends them: at least once, across crashes.
 
 use super::sender::{AttemptResult, Sender};
-use crate::config::RetrySchedule;
 use crate::metrics::Metrics;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use verihook_core::{EventId, OrganizationId, Timestamp};
+use tracing::{instrument, Span};
+use verihook_core::{EventId, OrganizationId, RetryPolicy, Timestamp};
 use verihook_store::{
-    AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, Lease, NextStep, Store,
+    AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, Lease, NextStep, Outbox, Recorded,
 };
 
 /// How much runs at once. A slow or dead endpoint can hold at most `per_organization`
@@ -48,10 +48,9 @@ impl Default for Limits {
 const COALESCE: Duration = Duration::from_millis(2);
 
 pub struct DeliveryEngine {
-    store: Arc<dyn Store>,
-    recorder: Recorder,
+    outbox: Arc<dyn Outbox>,
     sender: Arc<Sender>,
-    schedule: RetrySchedule,
+    retry: RetryPolicy,
     alert_url: Option<String>,
     limits: Limits,
     lease: Duration,
@@ -74,19 +73,18 @@ fn lock(state: &Mutex<InFlight>) -> MutexGuard<'_, InFlight> {
 
 impl DeliveryEngine {
     pub fn new(
-        store: Arc<dyn Store>,
+        outbox: Arc<dyn Outbox>,
         sender: Arc<Sender>,
-        schedule: RetrySchedule,
+        retry: RetryPolicy,
         delivery_timeout: Duration,
         alert_url: Option<String>,
         limits: Limits,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
-            recorder: Recorder::spawn(store.clone()),
-            store,
+            outbox,
             sender,
-            schedule,
+            retry,
             alert_url,
             limits,
             // Time to send under the timeout, and ample time to record the outcome. A
@@ -102,7 +100,7 @@ impl DeliveryEngine {
     /// grace period and hands back the leases of those that did not.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let tasks = TaskTracker::new();
-        let work = self.store.work_signal();
+        let work = self.outbox.work_signal();
         while !shutdown.is_cancelled() {
             let (free, running, saturated) = self.capacity();
             if free == 0 {
@@ -157,13 +155,12 @@ impl DeliveryEngine {
         in_flight: Vec<(OrganizationId, u32)>,
     ) -> Result<Vec<ClaimedDelivery>, verihook_store::StoreError> {
         let request = ClaimRequest {
-            now: Timestamp::now(),
             lease: self.lease,
             limit: u32::try_from(wanted).unwrap_or(u32::MAX),
             per_organization: u32::try_from(self.limits.per_organization).unwrap_or(u32::MAX),
             in_flight,
         };
-        let claimed = self.store.claim_deliveries(request).await?;
+        let claimed = self.outbox.claim(request).await?;
         let mut state = lock(&self.state);
         for d in &claimed {
             *state
@@ -178,7 +175,7 @@ impl DeliveryEngine {
 
     /// How long until the next delivery falls due, at most the polling interval.
     async fn until_next_due(&self) -> Duration {
-        match self.store.next_due().await {
+        match self.outbox.next_due().await {
             Ok(Some(due)) => {
                 let micros = due.unix_micros() - Timestamp::now().unix_micros();
                 Duration::from_micros(u64::try_from(micros).unwrap_or(0)).min(self.limits.poll)
@@ -214,7 +211,12 @@ impl DeliveryEngine {
         }
     }
     /// One attempt: send, decide what comes next, record it, and free the slot.
+    #[instrument(skip_all, fields(event_id, organization_id, attempt))]
     async fn deliver(&self, d: ClaimedDelivery) {
+        let span = Span::current();
+        span.record("event_id", d.event.id.as_str());
+        span.record("organization_id", d.event.organization_id.as_str());
+        span.record("attempt", d.attempt);
         let result = self.sender.send(&d).await;
         let next = self.next_step(&d, &result);
         self.log_attempt(&d, &result, next);
@@ -224,10 +226,13 @@ impl DeliveryEngine {
             record: record_of(&d, &result),
             next,
         };
-        match self.recorder.record(outcome).await {
-            Ok(true) if next == NextStep::Failed => self.on_final_failure(&d, &result),
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(
+        let recorded = self.outbox.record(vec![outcome]).await;
+        match recorded.as_ref().map(|r| r.first().copied()) {
+            Ok(Some(Recorded::Moved)) if next == NextStep::Failed => {
+                self.on_final_failure(&d, &result)
+            }
+            Ok(Some(Recorded::Moved | Recorded::Requeued)) => {}
+            Ok(Some(Recorded::LeaseLost) | None) => tracing::warn!(
                 event_id = %d.event.id,
                 "lease lost before the outcome was recorded; another sender has the delivery"
             ),
@@ -243,8 +248,7 @@ impl DeliveryEngine {
         if result.succeeded() {
             return NextStep::Delivered;
         }
-        let used = usize::try_from(d.budget_used).unwrap_or(usize::MAX);
-        match self.schedule.0.get(used) {
+        match self.retry.wait_after(d.budget_used) {
             // The wait starts when the failed attempt ends.
             Some(wait) => {
                 let ended = result.started_at.unix_micros()
@@ -315,7 +319,14 @@ impl DeliveryEngine {
             last_status_code: result.status_code,
             failed_at: Timestamp::now(),
         };
-        let body = serde_json::to_string(&alert).unwrap_or_default();
+        let body = match serde_json::to_string(&alert) {
+            Ok(body) => body,
+            Err(error) => {
+                tracing::error!(%error, "the failure alert could not be serialized");
+                self.metrics.alert("error");
+                return;
+            }
+        };
         let (sender, event_id) = (self.sender.clone(), d.event.id.clone());
         let metrics = self.metrics.clone();
         tokio::spawn(async move {
@@ -368,11 +379,7 @@ impl DeliveryEngine {
             released = leases.len(),
             "attempts still running at shutdown; releasing them for retry"
         );
-        if let Err(e) = self
-            .store
-            .release_deliveries(leases, Timestamp::now())
-            .await
-        {
+        if let Err(e) = self.outbox.release(leases, Timestamp::now()).await {
             // Their leases will simply expire.
             tracing::error!(error = %e, "releasing leases failed");
         }
@@ -387,72 +394,13 @@ fn outcome_name(next: NextStep) -> &'static str {
     }
 }
 
-/// Records outcomes in batches: every outcome waiting when the store is free goes into one
-/// call (one transaction, and on PostgreSQL one statement), so recording costs little more
-/// at 5,000 attempts a second than at 5.
-struct Recorder {
-    queue: mpsc::Sender<(AttemptOutcome, oneshot::Sender<Result<bool, String>>)>,
-}
-
-impl Recorder {
-    const BATCH: usize = 512;
-
-    /// Calls to the store in flight at once: while one batch commits, the next gathers.
-    const IN_FLIGHT: usize = 4;
-
-    fn spawn(store: Arc<dyn Store>) -> Self {
-        let (queue, waiting) = mpsc::channel::<(AttemptOutcome, oneshot::Sender<_>)>(4_096);
-        let waiting = Arc::new(tokio::sync::Mutex::new(waiting));
-        for _ in 0..Self::IN_FLIGHT {
-            let (store, waiting) = (store.clone(), waiting.clone());
-            tokio::spawn(async move {
-                let mut batch = Vec::with_capacity(Self::BATCH);
-                while waiting
-                    .lock()
-                    .await
-                    .recv_many(&mut batch, Self::BATCH)
-                    .await
-                    > 0
-                {
-                    let (outcomes, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-                    match store.record_attempts(outcomes).await {
-                        Ok(applied) => {
-                            for (reply, applied) in replies.into_iter().zip(applied) {
-                                let _ = reply.send(Ok(applied));
-                            }
-                        }
-                        Err(e) => {
-                            for reply in replies {
-                                let _ = reply.send(Err(e.to_string()));
-                            }
-                        }
-                    }
-                }
-            });
-        }
-        Self { queue }
-    }
-
-    /// Whether the outcome was recorded (false: the lease was lost).
-    async fn record(&self, outcome: AttemptOutcome) -> Result<bool, String> {
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .send((outcome, reply))
-            .await
-            .map_err(|_| "the recorder has stopped".to_owned())?;
-        answer
-            .await
-            .map_err(|_| "the recorder has stopped".to_owned())?
-    }
-}
-
 fn record_of(d: &ClaimedDelivery, r: &AttemptResult) -> AttemptRecord {
     AttemptRecord {
         attempt: d.attempt,
         started_at: r.started_at,
         duration_ms: u64::try_from(r.duration.as_millis()).unwrap_or(u64::MAX),
         status_code: r.status_code,
-        error_class: r.failure.as_ref().map(|(c, _)| c.as_str().to_owned()),
+        error_class: r.failure.as_ref().map(|(c, _)| *c),
         error: r.failure.as_ref().map(|(_, m)| m.clone()),
         response_body: r.response_excerpt.clone(),
     }

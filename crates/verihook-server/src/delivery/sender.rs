@@ -10,7 +10,7 @@ use super::guard::{check_literal, GuardedResolver, ResolveError};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{HeaderValue, CONTENT_TYPE, USER_AGENT};
-use hyper::{Method, Request, Uri};
+use hyper::{Method, Request};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -21,7 +21,7 @@ use std::error::Error as StdError;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use verihook_core::{signature, Timestamp, WebhookSecret};
+use verihook_core::{headers, signature, ErrorClass, Timestamp, WebhookSecret, WebhookUrl};
 use verihook_store::ClaimedDelivery;
 
 /// At most this much of a response body is kept in the attempt log.
@@ -39,29 +39,6 @@ pub enum SenderError {
     ExtraCa { path: String, message: String },
     #[error("TLS setup: {0}")]
     Tls(#[from] rustls::Error),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    Timeout,
-    Connect,
-    Tls,
-    Dns,
-    Status,
-    Blocked,
-}
-
-impl ErrorClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Timeout => "timeout",
-            Self::Connect => "connect",
-            Self::Tls => "tls",
-            Self::Dns => "dns",
-            Self::Status => "status",
-            Self::Blocked => "blocked",
-        }
-    }
 }
 
 /// What one attempt came to.
@@ -144,7 +121,7 @@ pub struct Outgoing<'a> {
     pub event_id: &'a str,
     pub event_type: &'a str,
     pub body: &'a str,
-    pub url: &'a str,
+    pub url: &'a WebhookUrl,
     pub secret: &'a WebhookSecret,
     pub attempt: u32,
 }
@@ -213,10 +190,7 @@ impl Sender {
         d: &Outgoing<'_>,
         started_at: Timestamp,
     ) -> Result<(u16, Option<String>), (ErrorClass, String)> {
-        let uri: Uri = d
-            .url
-            .parse()
-            .map_err(|e| (ErrorClass::Connect, format!("invalid URL: {e}")))?;
+        let uri = d.url.uri().clone();
         if let Some(host) = uri.host() {
             check_literal(host, self.allow_private)
                 .map_err(|e| (ErrorClass::Blocked, e.to_string()))?;
@@ -229,11 +203,11 @@ impl Sender {
             .uri(uri)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE))
-            .header("X-Webhook-Timestamp", timestamp)
-            .header("X-Webhook-Signature", signature)
-            .header("X-Webhook-Event-Id", d.event_id)
-            .header("X-Webhook-Event-Type", d.event_type)
-            .header("X-Webhook-Attempt", d.attempt)
+            .header(headers::TIMESTAMP, timestamp)
+            .header(headers::SIGNATURE, signature)
+            .header(headers::EVENT_ID, d.event_id)
+            .header(headers::EVENT_TYPE, d.event_type)
+            .header(headers::ATTEMPT, d.attempt)
             .body(Full::new(body))
             .map_err(|e| (ErrorClass::Connect, format!("invalid request: {e}")))?;
         self.round_trip(&self.guarded, request).await

@@ -1,103 +1,87 @@
-//! The PostgreSQL store, for several `verihook serve` nodes sharing one database.
+//! The PostgreSQL store, for several `verihook serve` nodes sharing one database, through
+//! one driver (sqlx).
 //!
-//! Each node has its own batching writer (group commit, as on SQLite, with several batches
-//! in flight on separate connections) and reader pool.
-//! What SQLite gets from its single writer, PostgreSQL gets from row locks: a customer about
-//! to change is read `FOR UPDATE`, and deliveries are claimed `FOR UPDATE SKIP LOCKED`, so
-//! two nodes never claim the same one. Every transaction that makes deliveries due sends
-//! `NOTIFY verihook_work`; each node LISTENs and wakes its dispatcher, with polling as the
-//! fallback. The shared code is in `crate::shared`.
+//! Each node has its own batching writer (group commit, with several batches in flight
+//! on separate connections) and reader pool. What SQLite gets from its single writer,
+//! PostgreSQL gets from row locks: a customer about to change is read `FOR UPDATE`, and
+//! deliveries are claimed `FOR UPDATE SKIP LOCKED`, so two nodes never claim the same one.
+//! Every transaction that makes deliveries due sends `NOTIFY` on [`CHANNEL`]; each node
+//! LISTENs and wakes its sender, with polling as the fallback.
 
-mod writes;
+mod conn;
+mod ops;
 
-use crate::rows::{self, CUSTOMER_COLUMNS, EVENT_COLUMNS};
-use crate::shared::backend_common;
-use crate::writer::{WriteConnection, Writer};
-use crate::{
-    AttemptOutcome, AttemptRecord, AttemptSample, ClaimRequest, ClaimedDelivery, EventFilter,
-    EventRecord, EventSummary, Lease, Mutation, NextStep, Page, PageRequest, Recorded, Scope,
-    Store, StoreError, WebhookEndpoint, WebhookSet,
-};
-use async_trait::async_trait;
-use futures_util::future::BoxFuture;
+use crate::database::{record_boxed, Backend, Database};
+use crate::rows::{Row, Value};
+use crate::writer::{Connect, Writer};
+use crate::{Storage, StoreError};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions, PgConnection, Postgres, QueryBuilder};
+use sqlx::{ConnectOptions, PgConnection};
+use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use verihook_core::{
-    Customer, CustomerChange, CustomerId, CustomerStatus, EventId, Organization, OrganizationId,
-    Timestamp, WebhookSecret, WebhookUrl,
-};
-
-type PgWriter = Writer<PgConnection>;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 const READERS: u32 = 8;
 /// Batches in flight at once, each on its own connection.
 const WRITERS: usize = 4;
-/// The channel nodes wake each other on.
-const CHANNEL: &str = "verihook_work";
-/// Another node's writer may change the same customer: lock it until this batch commits.
-const LOCK_CLAUSE: &str = " FOR UPDATE";
 
-impl WriteConnection for PgConnection {
-    fn exec<'a>(&'a mut self, sql: &'static str) -> BoxFuture<'a, Result<(), sqlx::Error>> {
-        // A bare string without arguments goes by the simple query protocol: several
-        // statements, one round trip.
-        Box::pin(async move { sqlx::Executor::execute(self, sql).await.map(|_| ()) })
-    }
+/// The channel nodes wake each other on (a macro, so that SQL text can include it).
+macro_rules! channel {
+    () => {
+        "verihook_work"
+    };
 }
+pub(crate) use channel;
+pub const CHANNEL: &str = channel!();
 
-pub struct PostgresStore {
+pub(crate) struct Postgres {
     readers: PgPool,
-    writer: PgWriter,
-    work: Arc<Notify>,
+    writer: Writer<PgConnection>,
     listener: JoinHandle<()>,
 }
 
-impl Drop for PostgresStore {
+impl Drop for Postgres {
     fn drop(&mut self) {
         self.listener.abort();
     }
 }
 
-impl PostgresStore {
-    /// Connects to `url` (`postgres://…`) and applies pending migrations (several nodes
-    /// starting at once take turns: sqlx holds an advisory lock while migrating).
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url)?;
-        let readers = PgPoolOptions::new()
-            .max_connections(READERS)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options.clone())
-            .await?;
-        MIGRATOR.run(&readers).await?;
-        let mut write_connections = Vec::with_capacity(WRITERS);
-        for _ in 0..WRITERS {
-            write_connections.push(options.connect().await?);
-        }
-        let reconnect = Box::new(move || {
-            let options = options.clone();
-            Box::pin(async move { options.connect().await }) as BoxFuture<'static, _>
-        });
-        let work = Arc::new(Notify::new());
-        let mut listener = PgListener::connect_with(&readers).await?;
-        listener.listen(CHANNEL).await?;
-        Ok(Self {
-            readers,
-            writer: Writer::spawn(write_connections, reconnect),
-            listener: tokio::spawn(relay_notifications(listener, work.clone())),
-            work,
-        })
+/// Connects to `url` (`postgres://…`) and applies pending migrations (several nodes
+/// starting at once take turns: sqlx holds an advisory lock while migrating).
+pub async fn open(url: &str) -> Result<Storage, StoreError> {
+    let options = PgConnectOptions::from_str(url)?;
+    let readers = PgPoolOptions::new()
+        .max_connections(READERS)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options.clone())
+        .await?;
+    MIGRATOR.run(&readers).await?;
+    let mut write_connections = Vec::with_capacity(WRITERS);
+    for _ in 0..WRITERS {
+        write_connections.push(options.connect().await?);
     }
+    let connect: Connect<PgConnection> = Arc::new(move || {
+        let options = options.clone();
+        Box::pin(async move { Ok(options.connect().await?) })
+    });
+    let work = Arc::new(Notify::new());
+    let mut listener = PgListener::connect_with(&readers).await?;
+    listener.listen(CHANNEL).await?;
+    let backend = Postgres {
+        readers,
+        writer: Writer::spawn_tasks(write_connections, connect, record_boxed::<Postgres>),
+        listener: tokio::spawn(relay_notifications(listener, work.clone())),
+    };
+    Ok(Storage::over(Database::new(backend, work)))
 }
 
-/// Turns `NOTIFY verihook_work` from any node into a wake-up of this node's dispatcher.
+/// Turns `NOTIFY` from any node into a wake-up of this node's sender.
 async fn relay_notifications(mut listener: PgListener, work: Arc<Notify>) {
     loop {
         match listener.recv().await {
@@ -112,14 +96,47 @@ async fn relay_notifications(mut listener: PgListener, work: Arc<Notify>) {
     }
 }
 
-/// Delivered to every listening node when the transaction commits (PostgreSQL folds
-/// repeats within one transaction into one).
-async fn announce_work(conn: &mut PgConnection) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(CHANNEL)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
+impl Backend for Postgres {
+    type Conn = PgConnection;
+    /// Another node's writer may change the same customer: lock it until this batch
+    /// commits.
+    const LOCK_FOR_UPDATE: &'static str = " FOR UPDATE";
+    /// Delivered to every listening node when the transaction commits (PostgreSQL folds
+    /// repeats within one transaction into one).
+    const ANNOUNCE: Option<&'static str> =
+        Some(concat!("SELECT pg_notify('", channel!(), "', '')"));
 
-backend_common!(PostgresStore, PgConnection, PgPool, Postgres);
+    fn migrations(&self) -> usize {
+        MIGRATOR.iter().count()
+    }
+
+    async fn read(&self, sql: String, params: Vec<Value<'static>>) -> Result<Vec<Row>, StoreError> {
+        conn::rows(&conn::bind(&sql, &params).fetch_all(&self.readers).await?)
+    }
+
+    fn writer(&self) -> &Writer<PgConnection> {
+        &self.writer
+    }
+
+    fn save_change<'c>(
+        conn: &'c mut PgConnection,
+        customer: &'c verihook_core::Customer,
+        events: &'c [verihook_core::Event],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'c {
+        ops::save_change(conn, customer, events)
+    }
+
+    fn claim<'c>(
+        conn: &'c mut PgConnection,
+        request: &'c crate::ClaimRequest,
+    ) -> impl Future<Output = Result<Vec<crate::ClaimedDelivery>, StoreError>> + Send + 'c {
+        ops::claim(conn, request)
+    }
+
+    fn record<'c>(
+        conn: &'c mut PgConnection,
+        outcomes: &'c [crate::AttemptOutcome],
+    ) -> impl Future<Output = Result<Vec<crate::Recorded>, StoreError>> + Send + 'c {
+        ops::record(conn, outcomes)
+    }
+}

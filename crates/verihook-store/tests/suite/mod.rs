@@ -12,9 +12,10 @@ use verihook_core::{
     EventType, Mode, NewCustomer, Organization, Timestamp, TransitionPolicy, WebhookSecret,
     WebhookUrl,
 };
+use verihook_core::{DeliveryStatus, ErrorClass};
 use verihook_store::{
-    AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryStatus, EventFilter,
-    Mutation, NextStep, PageRequest, Scope, Store, StoreError,
+    AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, EventFilter, Mutation, NextStep,
+    Outbox, PageRequest, Recorded, Scope, Storage, StoreError,
 };
 
 pub trait Backend: Sized {
@@ -24,7 +25,7 @@ pub trait Backend: Sized {
         std::future::ready(true)
     }
     fn fresh() -> impl Future<Output = Self>;
-    fn store(&self) -> Arc<dyn Store>;
+    fn store(&self) -> Storage;
     /// From now on, every insert into the events table fails inside the database.
     fn fail_event_inserts(&self) -> impl Future<Output = ()>;
     /// Closes the store and opens the same database again.
@@ -36,10 +37,11 @@ pub trait Backend: Sized {
     const DIGEST_LITERAL: &'static str;
 }
 
-async fn organization(store: &dyn Store) -> Organization {
+async fn organization(store: &Storage) -> Organization {
     let org = Organization::new("Acme", Mode::Sandbox, Timestamp::now()).expect("valid");
     let key = ApiKey::generate();
     store
+        .organizations
         .create_organization(&org, ApiKey::digest(key.expose()))
         .await
         .expect("created");
@@ -58,10 +60,14 @@ fn new_customer(org: &Organization, email: &str) -> CustomerChange {
     Customer::create(org.id.clone(), new, Timestamp::now())
 }
 
-async fn customer(store: &dyn Store, org: &Organization) -> Customer {
+async fn customer(store: &Storage, org: &Organization) -> Customer {
     let change = new_customer(org, "jane@example.com");
     let customer = change.customer.clone();
-    store.insert_customer(change).await.expect("inserted");
+    store
+        .customers
+        .insert_customer(change)
+        .await
+        .expect("inserted");
     customer
 }
 
@@ -77,7 +83,7 @@ fn decide(to: CustomerStatus) -> Mutation {
     })
 }
 
-async fn event_types(store: &dyn Store, id: &CustomerId) -> Vec<EventType> {
+async fn event_types(store: &Storage, id: &CustomerId) -> Vec<EventType> {
     let filter = EventFilter {
         customer_id: Some(id.clone()),
         ..Default::default()
@@ -87,6 +93,7 @@ async fn event_types(store: &dyn Store, id: &CustomerId) -> Vec<EventType> {
         after: None,
     };
     let mut types: Vec<_> = store
+        .events
         .list_events(Scope::All, &filter, page)
         .await
         .expect("listed")
@@ -100,7 +107,7 @@ async fn event_types(store: &dyn Store, id: &CustomerId) -> Vec<EventType> {
 
 pub async fn is_ready<B: Backend>() {
     let b = B::fresh().await;
-    b.store().ready().await.expect("ready");
+    b.store().health.ready().await.expect("ready");
 }
 
 pub async fn organizations_are_found_by_key_and_id<B: Backend>() {
@@ -109,18 +116,25 @@ pub async fn organizations_are_found_by_key_and_id<B: Backend>() {
     let org = Organization::new("Acme", Mode::Live, Timestamp::now()).expect("valid");
     let key = ApiKey::generate();
     store
+        .organizations
         .create_organization(&org, ApiKey::digest(key.expose()))
         .await
         .expect("created");
     let by_key = store
+        .organizations
         .organization_by_key(ApiKey::digest(key.expose()))
         .await
         .expect("read");
     assert_eq!(by_key.as_ref().map(|o| &o.id), Some(&org.id));
     assert_eq!(by_key.map(|o| o.mode), Some(Mode::Live));
-    let by_id = store.organization(&org.id).await.expect("read");
+    let by_id = store
+        .organizations
+        .organization(&org.id)
+        .await
+        .expect("read");
     assert_eq!(by_id.map(|o| o.name), Some("Acme".to_owned()));
     let other = store
+        .organizations
         .organization_by_key(ApiKey::digest("vhk_nope"))
         .await
         .expect("read");
@@ -130,35 +144,49 @@ pub async fn organizations_are_found_by_key_and_id<B: Backend>() {
 pub async fn the_webhook_secret_is_generated_once_and_rotated<B: Backend>() {
     let b = B::fresh().await;
     let store = b.store();
-    let org = organization(&*store).await;
+    let org = organization(&store).await;
     assert_eq!(
-        store.webhook(&org.id).await.expect("read").map(|w| w.url),
+        store
+            .organizations
+            .webhook(&org.id)
+            .await
+            .expect("read")
+            .map(|w| w.url),
         Some(None)
     );
     let url = WebhookUrl::parse("https://a.example.com/hook", false).expect("valid");
     let first = store
+        .organizations
         .set_webhook_url(&org.id, &url, WebhookSecret::generate())
         .await
         .expect("set");
     assert!(first.secret_is_new);
     let url2 = WebhookUrl::parse("https://b.example.com/hook", false).expect("valid");
     let second = store
+        .organizations
         .set_webhook_url(&org.id, &url2, WebhookSecret::generate())
         .await
         .expect("set");
     assert!(!second.secret_is_new);
     assert_eq!(second.secret, first.secret);
-    assert_eq!(second.url, "https://b.example.com/hook");
+    assert_eq!(second.url.as_str(), "https://b.example.com/hook");
     let rotated = WebhookSecret::generate();
     store
+        .organizations
         .rotate_webhook_secret(&org.id, rotated.clone())
         .await
         .expect("rotated");
-    let endpoint = store.webhook(&org.id).await.expect("read").expect("exists");
+    let endpoint = store
+        .organizations
+        .webhook(&org.id)
+        .await
+        .expect("read")
+        .expect("exists");
     assert_eq!(endpoint.secret, Some(rotated));
     let missing = verihook_core::OrganizationId::generate();
     assert!(matches!(
         store
+            .organizations
             .set_webhook_url(&missing, &url, WebhookSecret::generate())
             .await,
         Err(StoreError::NotFound)
@@ -168,19 +196,22 @@ pub async fn the_webhook_secret_is_generated_once_and_rotated<B: Backend>() {
 pub async fn a_customer_is_stored_with_its_event_and_outbox_entry<B: Backend>() {
     let b = B::fresh().await;
     let store = b.store();
-    let org = organization(&*store).await;
+    let org = organization(&store).await;
     let change = new_customer(&org, "jane@example.com");
     let event = change.events[0].clone();
     store
+        .customers
         .insert_customer(change.clone())
         .await
         .expect("inserted");
     let read = store
+        .customers
         .customer(Scope::Organization(&org.id), &change.customer.id)
         .await
         .expect("read");
     assert_eq!(read.as_ref(), Some(&change.customer));
     let record = store
+        .events
         .event(Scope::Organization(&org.id), &event.id)
         .await
         .expect("read")
@@ -193,17 +224,24 @@ pub async fn a_customer_is_stored_with_its_event_and_outbox_entry<B: Backend>() 
 pub async fn another_organization_sees_nothing<B: Backend>() {
     let b = B::fresh().await;
     let store = b.store();
-    let (mine, theirs) = (organization(&*store).await, organization(&*store).await);
-    let c = customer(&*store, &mine).await;
+    let (mine, theirs) = (organization(&store).await, organization(&store).await);
+    let c = customer(&store, &mine).await;
     let scope = Scope::Organization(&theirs.id);
-    assert!(store.customer(scope, &c.id).await.expect("read").is_none());
+    assert!(store
+        .customers
+        .customer(scope, &c.id)
+        .await
+        .expect("read")
+        .is_none());
     assert!(matches!(
         store
+            .customers
             .modify_customer(scope, &c.id, force(CustomerStatus::Active))
             .await,
         Err(StoreError::NotFound)
     ));
     let events = store
+        .events
         .list_events(
             scope,
             &EventFilter::default(),
@@ -216,6 +254,7 @@ pub async fn another_organization_sees_nothing<B: Backend>() {
         .expect("listed");
     assert!(events.items.is_empty());
     let page = store
+        .customers
         .list_customers(
             &theirs.id,
             None,
@@ -232,17 +271,22 @@ pub async fn another_organization_sees_nothing<B: Backend>() {
 pub async fn a_status_change_is_stored_with_its_events<B: Backend>() {
     let b = B::fresh().await;
     let store = b.store();
-    let org = organization(&*store).await;
-    let c = customer(&*store, &org).await;
+    let org = organization(&store).await;
+    let c = customer(&store, &org).await;
     let change = store
+        .customers
         .modify_customer(Scope::All, &c.id, force(CustomerStatus::Active))
         .await
         .expect("changed");
     assert_eq!(change.customer.status, CustomerStatus::Active);
-    let read = store.customer(Scope::All, &c.id).await.expect("read");
+    let read = store
+        .customers
+        .customer(Scope::All, &c.id)
+        .await
+        .expect("read");
     assert_eq!(read.map(|c| c.status), Some(CustomerStatus::Active));
     assert_eq!(
-        event_types(&*store, &c.id).await,
+        event_types(&store, &c.id).await,
         [
             EventType::CustomerCreated,
             EventType::CustomerStatusChanged,
@@ -254,19 +298,24 @@ pub async fn a_status_change_is_stored_with_its_events<B: Backend>() {
 pub async fn a_refused_change_writes_nothing<B: Backend>() {
     let b = B::fresh().await;
     let store = b.store();
-    let org = organization(&*store).await;
-    let c = customer(&*store, &org).await;
+    let org = organization(&store).await;
+    let c = customer(&store, &org).await;
     let refused = store
+        .customers
         .modify_customer(Scope::All, &c.id, decide(CustomerStatus::Active))
         .await;
     assert!(matches!(
         refused,
         Err(StoreError::Domain(DomainError::Transition(_)))
     ));
-    let read = store.customer(Scope::All, &c.id).await.expect("read");
+    let read = store
+        .customers
+        .customer(Scope::All, &c.id)
+        .await
+        .expect("read");
     assert_eq!(read.map(|c| c.status), Some(CustomerStatus::Created));
     assert_eq!(
-        event_types(&*store, &c.id).await,
+        event_types(&store, &c.id).await,
         [EventType::CustomerCreated]
     );
 }
@@ -274,26 +323,32 @@ pub async fn a_refused_change_writes_nothing<B: Backend>() {
 pub async fn a_failure_between_the_writes_leaves_neither<B: Backend>() {
     let b = B::fresh().await;
     let store = b.store();
-    let org = organization(&*store).await;
-    let c = customer(&*store, &org).await;
+    let org = organization(&store).await;
+    let c = customer(&store, &org).await;
     b.fail_event_inserts().await;
     let failed = store
+        .customers
         .modify_customer(Scope::All, &c.id, force(CustomerStatus::Active))
         .await;
     assert!(
         matches!(failed, Err(StoreError::Database(_) | StoreError::Sqlite(_))),
         "{failed:?}"
     );
-    let read = store.customer(Scope::All, &c.id).await.expect("read");
+    let read = store
+        .customers
+        .customer(Scope::All, &c.id)
+        .await
+        .expect("read");
     assert_eq!(read.map(|c| c.status), Some(CustomerStatus::Created));
     assert_eq!(
-        event_types(&*store, &c.id).await,
+        event_types(&store, &c.id).await,
         [EventType::CustomerCreated]
     );
     let fresh = new_customer(&org, "john@example.com");
     let id = fresh.customer.id.clone();
-    assert!(store.insert_customer(fresh).await.is_err());
+    assert!(store.customers.insert_customer(fresh).await.is_err());
     assert!(store
+        .customers
         .customer(Scope::All, &id)
         .await
         .expect("read")
@@ -303,8 +358,8 @@ pub async fn a_failure_between_the_writes_leaves_neither<B: Backend>() {
 pub async fn completing_the_data_moves_to_review_in_one_write<B: Backend>() {
     let b = B::fresh().await;
     let store = b.store();
-    let org = organization(&*store).await;
-    let c = customer(&*store, &org).await;
+    let org = organization(&store).await;
+    let c = customer(&store, &org).await;
     let input = CustomerPatchInput {
         date_of_birth: Some("1990-01-01".into()),
         address: Some(AddressInput {
@@ -318,6 +373,7 @@ pub async fn completing_the_data_moves_to_review_in_one_write<B: Backend>() {
     };
     let patch = CustomerPatch::parse(&input, date!(2026 - 01 - 01)).expect("valid");
     let change = store
+        .customers
         .modify_customer(
             Scope::Organization(&org.id),
             &c.id,
@@ -327,13 +383,14 @@ pub async fn completing_the_data_moves_to_review_in_one_write<B: Backend>() {
         .expect("patched");
     assert_eq!(change.customer.status, CustomerStatus::UnderReview);
     let read = store
+        .customers
         .customer(Scope::All, &c.id)
         .await
         .expect("read")
         .expect("exists");
     assert_eq!(read, change.customer);
     assert_eq!(
-        event_types(&*store, &c.id).await,
+        event_types(&store, &c.id).await,
         [
             EventType::CustomerCreated,
             EventType::CustomerUpdated,
@@ -345,18 +402,23 @@ pub async fn completing_the_data_moves_to_review_in_one_write<B: Backend>() {
 pub async fn pages_run_newest_first_with_cursors<B: Backend>() {
     let b = B::fresh().await;
     let store = b.store();
-    let org = organization(&*store).await;
+    let org = organization(&store).await;
     let mut ids = Vec::new();
     for i in 0..5 {
         let change = new_customer(&org, &format!("c{i}@example.com"));
         ids.push(change.customer.id.clone());
-        store.insert_customer(change).await.expect("inserted");
+        store
+            .customers
+            .insert_customer(change)
+            .await
+            .expect("inserted");
     }
     ids.reverse();
     let mut seen = Vec::new();
     let mut after = None;
     loop {
         let page = store
+            .customers
             .list_customers(
                 &org.id,
                 None,
@@ -375,10 +437,12 @@ pub async fn pages_run_newest_first_with_cursors<B: Backend>() {
     }
     assert_eq!(seen, ids);
     store
+        .customers
         .modify_customer(Scope::All, &ids[2], force(CustomerStatus::Active))
         .await
         .expect("changed");
     let active = store
+        .customers
         .list_customers(
             &org.id,
             Some(CustomerStatus::Active),
@@ -393,8 +457,9 @@ pub async fn pages_run_newest_first_with_cursors<B: Backend>() {
         active.items.iter().map(|c| &c.id).collect::<Vec<_>>(),
         [&ids[2]]
     );
-    let other = organization(&*store).await;
+    let other = organization(&store).await;
     let foreign_cursor = store
+        .customers
         .list_customers(
             &other.id,
             None,
@@ -410,9 +475,10 @@ pub async fn pages_run_newest_first_with_cursors<B: Backend>() {
 pub async fn events_filter_by_type_customer_and_status<B: Backend>() {
     let b = B::fresh().await;
     let store = b.store();
-    let org = organization(&*store).await;
-    let (a, other) = (customer(&*store, &org).await, customer(&*store, &org).await);
+    let org = organization(&store).await;
+    let (a, other) = (customer(&store, &org).await, customer(&store, &org).await);
     store
+        .customers
         .modify_customer(Scope::All, &a.id, force(CustomerStatus::Rejected))
         .await
         .expect("changed");
@@ -421,6 +487,7 @@ pub async fn events_filter_by_type_customer_and_status<B: Backend>() {
         let org = org.id.clone();
         async move {
             store
+                .events
                 .list_events(
                     Scope::Organization(&org),
                     &filter,
@@ -471,16 +538,17 @@ pub async fn events_filter_by_type_customer_and_status<B: Backend>() {
 pub async fn concurrent_writes_all_land_and_never_interleave<B: Backend>() {
     let b = B::fresh().await;
     let store = b.store();
-    let org = organization(&*store).await;
+    let org = organization(&store).await;
     let inserts = (0..200).map(|i| {
         let store = store.clone();
         let change = new_customer(&org, &format!("c{i}@example.com"));
-        tokio::spawn(async move { store.insert_customer(change).await })
+        tokio::spawn(async move { store.customers.insert_customer(change).await })
     });
     for handle in inserts.collect::<Vec<_>>() {
         handle.await.expect("joined").expect("inserted");
     }
     let page = store
+        .customers
         .list_customers(
             &org.id,
             None,
@@ -493,8 +561,9 @@ pub async fn concurrent_writes_all_land_and_never_interleave<B: Backend>() {
         .expect("listed");
     assert_eq!(page.items.len(), 200);
 
-    let c = customer(&*store, &org).await;
+    let c = customer(&store, &org).await;
     store
+        .customers
         .modify_customer(Scope::All, &c.id, force(CustomerStatus::Active))
         .await
         .expect("active");
@@ -509,13 +578,17 @@ pub async fn concurrent_writes_all_land_and_never_interleave<B: Backend>() {
                 };
                 c.change_status(to, None, TransitionPolicy::Workflow, Timestamp::now())
             });
-            store.modify_customer(Scope::All, &id, toggle).await
+            store
+                .customers
+                .modify_customer(Scope::All, &id, toggle)
+                .await
         })
     });
     for handle in toggles.collect::<Vec<_>>() {
         handle.await.expect("joined").expect("toggled");
     }
     let final_status = store
+        .customers
         .customer(Scope::All, &c.id)
         .await
         .expect("read")
@@ -525,7 +598,7 @@ pub async fn concurrent_writes_all_land_and_never_interleave<B: Backend>() {
         Some(CustomerStatus::Active),
         "40 toggles from ACTIVE"
     );
-    let changes = event_types(&*store, &c.id)
+    let changes = event_types(&store, &c.id)
         .await
         .into_iter()
         .filter(|t| *t == EventType::CustomerStatusChanged)
@@ -535,36 +608,85 @@ pub async fn concurrent_writes_all_land_and_never_interleave<B: Backend>() {
 
 pub async fn data_survives_reopening<B: Backend>() {
     let mut b = B::fresh().await;
-    let org = organization(&*b.store()).await;
-    let c = customer(&*b.store(), &org).await;
+    let org = organization(&b.store()).await;
+    let c = customer(&b.store(), &org).await;
     b.reopen().await;
-    let read = b.store().customer(Scope::All, &c.id).await.expect("read");
+    let read = b
+        .store()
+        .customers
+        .customer(Scope::All, &c.id)
+        .await
+        .expect("read");
     assert_eq!(read, Some(c));
     assert!(b
         .store()
+        .organizations
         .organization(&org.id)
         .await
         .expect("read")
         .is_some());
 }
 
-async fn with_webhook(store: &dyn Store) -> Organization {
+async fn with_webhook(store: &Storage) -> Organization {
     let org = organization(store).await;
     let url = WebhookUrl::parse("https://hooks.example.com/h", false).expect("valid");
     store
+        .organizations
         .set_webhook_url(&org.id, &url, WebhookSecret::generate())
         .await
         .expect("set");
     org
 }
 
-fn claim_at(now: Timestamp, limit: u32) -> ClaimRequest {
+fn claim(limit: u32) -> ClaimRequest {
     ClaimRequest {
-        now,
         lease: Duration::from_secs(30),
         limit,
         per_organization: 100,
         in_flight: Vec::new(),
+    }
+}
+
+/// A claim whose lease runs out at once, for the tests of what follows a lost lease.
+fn fleeting(limit: u32) -> ClaimRequest {
+    ClaimRequest {
+        lease: Duration::from_millis(300),
+        ..claim(limit)
+    }
+}
+
+/// The claim repeated until it takes something. Due times are real times (on PostgreSQL
+/// the database's clock judges them), so a test waits for them, with a deadline.
+async fn claim_when_due(store: &Storage, request: ClaimRequest) -> Vec<ClaimedDelivery> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let claimed = store.outbox.claim(request.clone()).await.expect("claimed");
+        if !claimed.is_empty() {
+            return claimed;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing fell due within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn assert_nothing_due(store: &Storage, why: &str) {
+    let claimed = store.outbox.claim(claim(10)).await.expect("claim");
+    assert!(claimed.is_empty(), "{why}: claimed {claimed:?}");
+}
+
+/// Recording one outcome: `true` if it moved its delivery on, `false` if the lease was
+/// lost.
+trait RecordOne {
+    async fn record_one(&self, outcome: AttemptOutcome) -> Result<bool, StoreError>;
+}
+
+impl RecordOne for Arc<dyn Outbox> {
+    async fn record_one(&self, outcome: AttemptOutcome) -> Result<bool, StoreError> {
+        let recorded = self.record(vec![outcome]).await?;
+        Ok(recorded.first() != Some(&Recorded::LeaseLost))
     }
 }
 
@@ -582,7 +704,7 @@ fn outcome(d: &ClaimedDelivery, next: NextStep, status_code: Option<u16>) -> Att
             status_code,
             error_class: status_code
                 .filter(|c| *c >= 300)
-                .map(|_| "status".to_owned()),
+                .map(|_| ErrorClass::Status),
             error: None,
             response_body: Some("ok".into()),
         },
@@ -593,23 +715,20 @@ fn outcome(d: &ClaimedDelivery, next: NextStep, status_code: Option<u16>) -> Att
 pub async fn only_endpoints_with_a_url_are_claimed_once_per_lease<B: Backend>() {
     let b = B::fresh().await;
     let store = b.store();
-    let without_url = organization(&*store).await;
-    customer(&*store, &without_url).await;
-    let org = with_webhook(&*store).await;
-    let c = customer(&*store, &org).await;
-    let now = Timestamp::now();
-    let claimed = store
-        .claim_deliveries(claim_at(now, 10))
-        .await
-        .expect("claimed");
+    let without_url = organization(&store).await;
+    customer(&store, &without_url).await;
+    let org = with_webhook(&store).await;
+    let c = customer(&store, &org).await;
+    let claimed = store.outbox.claim(fleeting(10)).await.expect("claimed");
     assert_eq!(claimed.len(), 1);
     let d = &claimed[0];
     assert_eq!(d.event.customer_id, c.id);
     assert_eq!(d.event.event_type, EventType::CustomerCreated);
-    assert_eq!(d.url, "https://hooks.example.com/h");
+    assert_eq!(d.url.as_str(), "https://hooks.example.com/h");
     assert!(d.secret.expose().starts_with("whsec_"));
     assert_eq!((d.attempt, d.budget_used), (1, 0));
     let record = store
+        .events
         .event(Scope::All, &d.event.id)
         .await
         .expect("read")
@@ -619,23 +738,23 @@ pub async fn only_endpoints_with_a_url_are_claimed_once_per_lease<B: Backend>() 
         "the stored bytes are what is sent"
     );
     assert!(store
-        .claim_deliveries(claim_at(now, 10))
+        .outbox
+        .claim(claim(10))
         .await
         .expect("claim")
         .is_empty());
     // The lease runs out: the delivery falls due again for whoever asks.
-    let again = store
-        .claim_deliveries(claim_at(later(now, 31), 10))
-        .await
-        .expect("claim");
+    let again = claim_when_due(&store, claim(10)).await;
     assert_eq!(again.len(), 1);
     assert_ne!(again[0].lease, d.lease);
     assert!(!store
-        .record_attempt(outcome(d, NextStep::Delivered, Some(200)))
+        .outbox
+        .record_one(outcome(d, NextStep::Delivered, Some(200)))
         .await
         .expect("stale"));
     assert!(store
-        .record_attempt(outcome(&again[0], NextStep::Delivered, Some(200)))
+        .outbox
+        .record_one(outcome(&again[0], NextStep::Delivered, Some(200)))
         .await
         .expect("recorded"));
 }
@@ -643,19 +762,22 @@ pub async fn only_endpoints_with_a_url_are_claimed_once_per_lease<B: Backend>() 
 pub async fn a_delivered_attempt_is_logged_and_final<B: Backend>() {
     let b = B::fresh().await;
     let store = b.store();
-    let org = with_webhook(&*store).await;
-    customer(&*store, &org).await;
+    let org = with_webhook(&store).await;
+    customer(&store, &org).await;
     let now = Timestamp::now();
     let d = store
-        .claim_deliveries(claim_at(now, 10))
+        .outbox
+        .claim(claim(10))
         .await
         .expect("claimed")
         .remove(0);
     assert!(store
-        .record_attempt(outcome(&d, NextStep::Delivered, Some(204)))
+        .outbox
+        .record_one(outcome(&d, NextStep::Delivered, Some(204)))
         .await
         .expect("recorded"));
     let record = store
+        .events
         .event(Scope::All, &d.event.id)
         .await
         .expect("read")
@@ -665,16 +787,18 @@ pub async fn a_delivered_attempt_is_logged_and_final<B: Backend>() {
     assert_eq!(record.attempts[0].status_code, Some(204));
     assert_eq!(record.attempts[0].response_body.as_deref(), Some("ok"));
     assert!(store
-        .claim_deliveries(claim_at(later(now, 3600), 10))
+        .outbox
+        .claim(claim(10))
         .await
         .expect("claim")
         .is_empty());
-    assert_eq!(store.next_due().await.expect("read"), None);
-    assert_eq!(store.outbox_size().await.expect("read"), 0);
+    // Nothing is left to fall due later either.
+    assert_eq!(store.outbox.next_due().await.expect("read"), None);
+    assert_eq!(store.outbox.size().await.expect("read"), 0);
     let samples = |org: Organization, since: Timestamp| {
         let store = store.clone();
         async move {
-            let found = store.recent_attempts(&org.id, since, 10).await;
+            let found = store.events.recent_attempts(&org.id, since, 10).await;
             found
                 .expect("read")
                 .iter()
@@ -687,7 +811,7 @@ pub async fn a_delivered_attempt_is_logged_and_final<B: Backend>() {
         samples(org, later(now, 60)).await.is_empty(),
         "only since then"
     );
-    let other = organization(&*store).await;
+    let other = organization(&store).await;
     assert!(
         samples(other, later(now, -60)).await.is_empty(),
         "only the organization's"
@@ -697,37 +821,34 @@ pub async fn a_delivered_attempt_is_logged_and_final<B: Backend>() {
 pub async fn retries_wait_then_fail_and_redelivery_starts_a_fresh_budget<B: Backend>() {
     let b = B::fresh().await;
     let store = b.store();
-    let org = with_webhook(&*store).await;
-    customer(&*store, &org).await;
+    let org = with_webhook(&store).await;
+    customer(&store, &org).await;
     let now = Timestamp::now();
     let first = store
-        .claim_deliveries(claim_at(now, 10))
+        .outbox
+        .claim(claim(10))
         .await
         .expect("claimed")
         .remove(0);
-    let retry_at = later(now, 2);
+    let retry_at = later(Timestamp::now(), 2);
     let next = NextStep::RetryAt(retry_at);
     assert!(store
-        .record_attempt(outcome(&first, next, Some(500)))
+        .outbox
+        .record_one(outcome(&first, next, Some(500)))
         .await
         .expect("recorded"));
-    assert_eq!(store.next_due().await.expect("read"), Some(retry_at));
-    assert!(store
-        .claim_deliveries(claim_at(later(now, 1), 10))
-        .await
-        .expect("claim")
-        .is_empty());
-    let second = store
-        .claim_deliveries(claim_at(retry_at, 10))
-        .await
-        .expect("claimed")
-        .remove(0);
+    assert_eq!(store.outbox.next_due().await.expect("read"), Some(retry_at));
+    assert_nothing_due(&store, "not before its retry is due").await;
+    let second = claim_when_due(&store, claim(10)).await.remove(0);
+    assert!(Timestamp::now() >= retry_at);
     assert_eq!((second.attempt, second.budget_used), (2, 1));
     assert!(store
-        .record_attempt(outcome(&second, NextStep::Failed, Some(503)))
+        .outbox
+        .record_one(outcome(&second, NextStep::Failed, Some(503)))
         .await
         .expect("recorded"));
     let failed = store
+        .events
         .event(Scope::All, &first.event.id)
         .await
         .expect("read")
@@ -742,6 +863,7 @@ pub async fn retries_wait_then_fail_and_redelivery_starts_a_fresh_budget<B: Back
         [1, 2]
     );
     let listed = store
+        .events
         .list_events(
             Scope::All,
             &EventFilter {
@@ -757,28 +879,31 @@ pub async fn retries_wait_then_fail_and_redelivery_starts_a_fresh_budget<B: Back
         .expect("listed");
     assert_eq!(listed.items.len(), 1);
 
-    let other = organization(&*store).await;
+    let other = organization(&store).await;
     assert!(matches!(
         store
-            .redeliver(Scope::Organization(&other.id), &first.event.id, now)
+            .outbox
+            .requeue(Scope::Organization(&other.id), &first.event.id, now)
             .await,
         Err(StoreError::NotFound)
     ));
     store
-        .redeliver(Scope::Organization(&org.id), &first.event.id, later(now, 5))
+        .outbox
+        .requeue(
+            Scope::Organization(&org.id),
+            &first.event.id,
+            Timestamp::now(),
+        )
         .await
         .expect("redelivered");
     let pending = store
+        .events
         .event(Scope::All, &first.event.id)
         .await
         .expect("read")
         .expect("exists");
     assert_eq!(pending.delivery_status, DeliveryStatus::Pending);
-    let third = store
-        .claim_deliveries(claim_at(later(now, 5), 10))
-        .await
-        .expect("claimed")
-        .remove(0);
+    let third = claim_when_due(&store, claim(10)).await.remove(0);
     assert_eq!((third.attempt, third.budget_used), (3, 0));
     assert_eq!(third.event.body, first.event.body);
 }
@@ -786,17 +911,17 @@ pub async fn retries_wait_then_fail_and_redelivery_starts_a_fresh_budget<B: Back
 pub async fn claims_are_capped_by_each_organizations_headroom<B: Backend>() {
     let b = B::fresh().await;
     let store = b.store();
-    let (busy, quiet) = (with_webhook(&*store).await, with_webhook(&*store).await);
+    let (busy, quiet) = (with_webhook(&store).await, with_webhook(&store).await);
     for _ in 0..6 {
-        customer(&*store, &busy).await;
+        customer(&store, &busy).await;
     }
-    customer(&*store, &quiet).await;
+    customer(&store, &quiet).await;
     let now = Timestamp::now();
     let capped = ClaimRequest {
         per_organization: 2,
-        ..claim_at(now, 10)
+        ..claim(10)
     };
-    let claimed = store.claim_deliveries(capped).await.expect("claimed");
+    let claimed = store.outbox.claim(capped).await.expect("claimed");
     let of = |org: &Organization| {
         claimed
             .iter()
@@ -808,17 +933,18 @@ pub async fn claims_are_capped_by_each_organizations_headroom<B: Backend>() {
     let topped_up = ClaimRequest {
         per_organization: 3,
         in_flight: vec![(busy.id.clone(), 2)],
-        ..claim_at(now, 10)
+        ..claim(10)
     };
-    let more = store.claim_deliveries(topped_up).await.expect("claimed");
+    let more = store.outbox.claim(topped_up).await.expect("claimed");
     assert_eq!(more.len(), 1);
     assert_eq!(more[0].event.organization_id, busy.id);
     let excluding = ClaimRequest {
         in_flight: vec![(busy.id.clone(), 100)],
-        ..claim_at(now, 10)
+        ..claim(10)
     };
     assert!(store
-        .claim_deliveries(excluding)
+        .outbox
+        .claim(excluding)
         .await
         .expect("claimed")
         .is_empty());
@@ -827,16 +953,9 @@ pub async fn claims_are_capped_by_each_organizations_headroom<B: Backend>() {
         .chain(&more)
         .map(|d| d.lease.clone())
         .collect();
-    store
-        .release_deliveries(leases, now)
-        .await
-        .expect("released");
+    store.outbox.release(leases, now).await.expect("released");
     assert_eq!(
-        store
-            .claim_deliveries(claim_at(now, 10))
-            .await
-            .expect("claimed")
-            .len(),
+        store.outbox.claim(claim(10)).await.expect("claimed").len(),
         7
     );
 }
@@ -846,43 +965,45 @@ pub async fn claims_are_capped_by_each_organizations_headroom<B: Backend>() {
 pub async fn a_redelivery_requested_during_an_attempt_sends_again<B: Backend>() {
     let b = B::fresh().await;
     let store = b.store();
-    let org = with_webhook(&*store).await;
+    let org = with_webhook(&store).await;
     for next in [NextStep::Delivered, NextStep::Failed] {
-        customer(&*store, &org).await;
+        customer(&store, &org).await;
         let now = Timestamp::now();
         let running = store
-            .claim_deliveries(claim_at(now, 10))
+            .outbox
+            .claim(claim(10))
             .await
             .expect("claimed")
             .remove(0);
         store
-            .redeliver(Scope::Organization(&org.id), &running.event.id, now)
+            .outbox
+            .requeue(Scope::Organization(&org.id), &running.event.id, now)
             .await
             .expect("redelivery accepted");
         assert!(store
-            .record_attempt(outcome(&running, next, Some(200)))
+            .outbox
+            .record_one(outcome(&running, next, Some(200)))
             .await
             .expect("recorded"));
         let record = store
+            .events
             .event(Scope::All, &running.event.id)
             .await
             .expect("read")
             .expect("exists");
         assert_eq!(record.delivery_status, DeliveryStatus::Pending, "{next:?}");
         assert_eq!(record.attempts.len(), 1, "the running attempt is logged");
-        let again = store
-            .claim_deliveries(claim_at(later(now, 1), 10))
-            .await
-            .expect("claimed");
+        let again = claim_when_due(&store, claim(10)).await;
         assert_eq!(again.len(), 1, "sent again after {next:?}");
         assert_eq!(again[0].event.id, running.event.id);
         assert_eq!((again[0].attempt, again[0].budget_used), (2, 0));
         assert!(store
-            .record_attempt(outcome(&again[0], NextStep::Delivered, Some(200)))
+            .outbox
+            .record_one(outcome(&again[0], NextStep::Delivered, Some(200)))
             .await
             .expect("recorded"));
     }
-    assert_eq!(store.outbox_size().await.expect("read"), 0);
+    assert_eq!(store.outbox.size().await.expect("read"), 0);
 }
 
 /// An attempt whose lease ran out (and whose delivery another sender claimed) records
@@ -890,52 +1011,98 @@ pub async fn a_redelivery_requested_during_an_attempt_sends_again<B: Backend>() 
 pub async fn an_outcome_under_a_lost_lease_changes_nothing<B: Backend>() {
     let b = B::fresh().await;
     let store = b.store();
-    let org = with_webhook(&*store).await;
-    customer(&*store, &org).await;
+    let org = with_webhook(&store).await;
+    customer(&store, &org).await;
     let now = Timestamp::now();
     let lost = store
-        .claim_deliveries(claim_at(now, 10))
+        .outbox
+        .claim(fleeting(10))
         .await
         .expect("claimed")
         .remove(0);
-    let holder = store
-        .claim_deliveries(claim_at(later(now, 31), 10))
-        .await
-        .expect("claimed")
-        .remove(0);
+    let holder = claim_when_due(&store, claim(10)).await.remove(0);
     for next in [
         NextStep::Delivered,
         NextStep::Failed,
         NextStep::RetryAt(later(now, 1)),
     ] {
         assert!(!store
-            .record_attempt(outcome(&lost, next, Some(500)))
+            .outbox
+            .record_one(outcome(&lost, next, Some(500)))
             .await
             .expect("answered"));
     }
     store
-        .release_deliveries(vec![lost.lease.clone()], now)
+        .outbox
+        .release(vec![lost.lease.clone()], now)
         .await
         .expect("answered");
     let record = store
+        .events
         .event(Scope::All, &lost.event.id)
         .await
         .expect("read")
         .expect("exists");
     assert_eq!(record.delivery_status, DeliveryStatus::Pending);
     assert!(record.attempts.is_empty());
-    assert!(
-        store
-            .claim_deliveries(claim_at(later(now, 32), 10))
-            .await
-            .expect("claim")
-            .is_empty(),
-        "the holder's lease still stands"
-    );
+    assert_nothing_due(&store, "the holder's lease still stands").await;
     assert!(store
-        .record_attempt(outcome(&holder, NextStep::Delivered, Some(200)))
+        .outbox
+        .record_one(outcome(&holder, NextStep::Delivered, Some(200)))
         .await
         .expect("recorded"));
+}
+
+/// Outcomes recorded by many senders at once share one write (one statement on
+/// PostgreSQL), and each sender is answered for its own: here half of them hold lost
+/// leases.
+pub async fn outcomes_recorded_together_are_each_answered_for_themselves<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = with_webhook(&store).await;
+    for i in 0..10 {
+        let change = new_customer(&org, &format!("c{i}@example.com"));
+        store
+            .customers
+            .insert_customer(change)
+            .await
+            .expect("inserted");
+    }
+    let lost = store.outbox.claim(fleeting(10)).await.expect("claimed");
+    assert_eq!(lost.len(), 10);
+    let mut held = Vec::new();
+    while held.len() < 10 {
+        held.extend(claim_when_due(&store, claim(10)).await);
+    }
+    let calls = lost
+        .iter()
+        .map(|d| (d, false))
+        .chain(held.iter().map(|d| (d, true)));
+    let answers = futures_util::future::join_all(calls.map(|(d, holds)| {
+        let outbox = store.outbox.clone();
+        async move {
+            let applied = outbox
+                .record_one(outcome(d, NextStep::Delivered, Some(200)))
+                .await
+                .expect("answered");
+            (d.event.id.clone(), holds, applied)
+        }
+    }))
+    .await;
+    for (id, holds, applied) in answers {
+        assert_eq!(
+            applied, holds,
+            "{id}: recorded only under the lease that holds"
+        );
+        let record = store
+            .events
+            .event(Scope::All, &id)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(record.attempts.len(), 1, "{id}: one attempt logged");
+        assert_eq!(record.delivery_status, DeliveryStatus::Delivered);
+    }
 }
 
 /// One `#[tokio::test]` per suite function for a backend.
@@ -962,6 +1129,7 @@ macro_rules! store_suite {
             claims_are_capped_by_each_organizations_headroom,
             a_redelivery_requested_during_an_attempt_sends_again,
             an_outcome_under_a_lost_lease_changes_nothing,
+            outcomes_recorded_together_are_each_answered_for_themselves,
             the_outbox_and_attempt_log_survive_the_upgrade
         );
     };
@@ -1054,7 +1222,7 @@ pub async fn the_outbox_and_attempt_log_survive_the_upgrade<B: Backend>() {
         let store = store.clone();
         async move {
             let id = id.parse().expect("valid id");
-            let record = store.event(Scope::All, &id).await.expect("read");
+            let record = store.events.event(Scope::All, &id).await.expect("read");
             let record = record.expect("the event is still there");
             let codes: Vec<_> = record.attempts.iter().map(|a| a.status_code).collect();
             (record.delivery_status, codes)
@@ -1077,6 +1245,7 @@ pub async fn the_outbox_and_attempt_log_survive_the_upgrade<B: Backend>() {
         ..Default::default()
     };
     let listed = store
+        .events
         .list_events(
             Scope::All,
             &failed,
@@ -1089,10 +1258,7 @@ pub async fn the_outbox_and_attempt_log_survive_the_upgrade<B: Backend>() {
         .expect("listed");
     let ids: Vec<_> = listed.items.iter().map(|e| e.event.id.as_str()).collect();
     assert_eq!(ids, [FAILED]);
-    let claimed = store
-        .claim_deliveries(claim_at(Timestamp::now(), 10))
-        .await
-        .expect("claimed");
+    let claimed = store.outbox.claim(claim(10)).await.expect("claimed");
     let waiting: Vec<_> = claimed
         .iter()
         .map(|d| (d.event.id.as_str(), d.attempt, d.budget_used))
@@ -1103,7 +1269,8 @@ pub async fn the_outbox_and_attempt_log_survive_the_upgrade<B: Backend>() {
         "only the waiting event, at its second attempt"
     );
     assert!(store
-        .record_attempt(outcome(&claimed[0], NextStep::Delivered, Some(200)))
+        .outbox
+        .record_one(outcome(&claimed[0], NextStep::Delivered, Some(200)))
         .await
         .expect("recorded"));
     assert_eq!(

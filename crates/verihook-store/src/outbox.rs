@@ -1,0 +1,115 @@
+//! The outbox, as the delivery engine sees it. Entries are enqueued by the customer writes
+//! themselves (in the change's transaction); the engine claims due deliveries under a
+//! lease, sends them with no transaction open, and records each outcome under that lease.
+//!
+//! Semantics every implementation keeps (the shared suite checks them on each backend):
+//! - a claim takes each organization's oldest due deliveries, at most its headroom
+//!   (`per_organization` minus what this sender already runs of it), and only where the
+//!   organization has a webhook URL;
+//! - a lease that runs out makes the delivery due again; an outcome or release under a
+//!   lost lease changes nothing;
+//! - a requeue (redelivery) asked for while an attempt runs is not swallowed by that
+//!   attempt: whatever its outcome, the delivery is due again with a fresh budget;
+//! - on PostgreSQL, lease expiry is judged by the database's clock, so nodes whose clocks
+//!   disagree never hold one delivery at once.
+
+use crate::{AttemptRecord, Scope, StoreError};
+use async_trait::async_trait;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use verihook_core::{Event, EventId, OrganizationId, Timestamp, WebhookSecret, WebhookUrl};
+
+/// What a sender asks of the outbox.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    /// How long the claim is exclusive; after it, the delivery falls due again.
+    pub lease: Duration,
+    /// At most this many deliveries in all.
+    pub limit: u32,
+    /// At most this many of one organization in flight, so one endpoint cannot take every
+    /// slot.
+    pub per_organization: u32,
+    /// The attempts of each organization this sender already has running: the claim takes
+    /// at most `per_organization` minus that many more of it (none at the limit).
+    pub in_flight: Vec<(OrganizationId, u32)>,
+}
+
+/// A delivery claimed under a lease: the event, where it goes, and how it is signed.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub event: Event,
+    pub url: WebhookUrl,
+    pub secret: WebhookSecret,
+    /// The number of this attempt for the event (1, 2, …; it keeps counting across
+    /// redeliveries).
+    pub attempt: u32,
+    /// Attempts already made in the current budget.
+    pub budget_used: u32,
+    pub lease: Lease,
+}
+
+/// Which outbox row a claim holds, and the token that proves the claim is still this
+/// sender's: an outcome or release under a lease that has since run out (and been claimed
+/// again) changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The event's `seq`: the outbox and the attempt log are keyed by it rather than by the
+    /// random event id, so that their index pages fill in order instead of at random.
+    pub(crate) delivery: i64,
+    pub(crate) token: String,
+}
+
+/// What becomes of a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    Delivered,
+    RetryAt(Timestamp),
+    Failed,
+}
+
+/// An attempt's result, recorded under the lease it was claimed with.
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    pub lease: Lease,
+    pub record: AttemptRecord,
+    pub next: NextStep,
+}
+
+/// What recording one outcome did to its delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Delivered, failed or rescheduled, as the outcome said.
+    Moved,
+    /// Due again at once with a fresh budget: a redelivery was asked for meanwhile.
+    Requeued,
+    /// The lease had run out and the delivery was claimed again: nothing was written.
+    LeaseLost,
+}
+
+#[async_trait]
+pub trait Outbox: Send + Sync + 'static {
+    /// Claims due deliveries of organizations that have a webhook URL, oldest first.
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError>;
+    /// Logs the attempts and moves their deliveries on, all in one transaction; answers,
+    /// in order, what became of each.
+    async fn record(&self, outcomes: Vec<AttemptOutcome>) -> Result<Vec<Recorded>, StoreError>;
+    /// Makes leased deliveries due at once (a sender stopping before it could send them).
+    async fn release(&self, leases: Vec<Lease>, now: Timestamp) -> Result<(), StoreError>;
+    /// Queues the event again with a fresh attempt budget; same id, same body.
+    /// `NotFound` outside `scope`.
+    async fn requeue(
+        &self,
+        scope: Scope<'_>,
+        id: &EventId,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// When the next delivery falls due, if any is waiting.
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
+    /// How many events wait in the outbox (due, scheduled for a retry, or in flight).
+    async fn size(&self) -> Result<u64, StoreError>;
+    /// Notified whenever deliveries may have fallen due (events enqueued, requeued,
+    /// rescheduled sooner; on PostgreSQL, by any node), so a sender waits on it instead of
+    /// polling.
+    fn work_signal(&self) -> Arc<Notify>;
+}
