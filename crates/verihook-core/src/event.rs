@@ -6,12 +6,15 @@
 //! compact output equals `JSON.stringify(JSON.parse(body))`: no insignificant whitespace,
 //! non-ASCII kept as UTF-8, `/` not escaped, control characters as `\n` or `\u001f`.
 
-use crate::customer::{Customer, DEFAULT_RFI_REASON};
+use crate::customer::Customer;
 use crate::id::{CustomerId, EventId, OrganizationId};
 use crate::status::CustomerStatus;
 use crate::timestamp::Timestamp;
 use serde::Serialize;
 use std::fmt;
+
+/// The reason sent with `verification.rfi_required` when the decision gives none.
+pub const DEFAULT_RFI_REASON: &str = "Additional information required";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventType {

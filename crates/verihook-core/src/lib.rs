@@ -9,7 +9,9 @@
 //! - [`id`]: prefixed, unguessable identifiers (`org_`, `cus_`, `evt_`) and API keys.
 //! - [`timestamp`]: UTC instants and their RFC 3339 wire form.
 //! - [`status`]: the six verification statuses and the workflow between them.
-//! - [`customer`]: customer data, its validation, and the changes a customer goes through.
+//! - [`customer`]: customer data, each value parsed once.
+//! - [`change`]: what creation, an update and a status decision do to a customer, and the
+//!   events each emits.
 //! - [`event`]: the five webhook event types, rendered once to compact JSON bytes.
 //! - [`signature`]: HMAC-SHA256 signing and verification, re-exported from
 //!   `verihook-receiver` so that sender and receivers share one implementation (and, as
@@ -18,6 +20,7 @@
 //! - [`organization`]: organizations and their mode (sandbox or live).
 //! - [`delivery`]: delivery statuses, attempt error classes and the retry policy.
 
+pub mod change;
 pub mod country;
 pub mod customer;
 pub mod delivery;
@@ -31,7 +34,8 @@ pub mod webhook;
 
 pub use verihook_receiver::{headers, signature};
 
-pub use customer::{Address, Customer, CustomerChange, CustomerPatch, CustomerType, NewCustomer};
+pub use change::CustomerChange;
+pub use customer::{Address, AddressPatch, Customer, CustomerPatch, CustomerType, NewCustomer};
 pub use delivery::{DeliveryStatus, ErrorClass, RetryPolicy};
 pub use error::{DomainError, ValidationError};
 pub use event::{Event, EventType};

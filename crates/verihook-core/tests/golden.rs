@@ -3,10 +3,11 @@
 
 use serde_json::Value;
 use time::macros::date;
-use verihook_core::customer::{AddressInput, CustomerPatchInput, NewCustomerInput};
+use verihook_core::country::CountryCode;
+use verihook_core::customer::{Email, Text};
 use verihook_core::{
-    Customer, CustomerPatch, CustomerStatus, Event, NewCustomer, OrganizationId, Timestamp,
-    TransitionPolicy,
+    Address, AddressPatch, Customer, CustomerPatch, CustomerStatus, CustomerType, Event,
+    NewCustomer, OrganizationId, Timestamp, TransitionPolicy,
 };
 
 fn seed(name: &str) -> Value {
@@ -18,22 +19,25 @@ fn seed(name: &str) -> Value {
     serde_json::from_str(&text).expect("fixture is JSON")
 }
 
+fn text(s: &str) -> Text {
+    Text::parse(s).expect("valid text")
+}
+
 fn jane() -> Customer {
-    let input = NewCustomerInput {
-        customer_type: Some("INDIVIDUAL".into()),
-        email: Some("jane.smith@example.com".into()),
-        first_name: Some("Jane".into()),
-        last_name: Some("Smith".into()),
-        date_of_birth: Some("1990-04-01".into()),
-        address: Some(AddressInput {
-            line1: Some("1 Main St".into()),
-            city: Some("Berlin".into()),
-            postal_code: Some("10115".into()),
-            country: Some("DE".into()),
+    let new = NewCustomer {
+        customer_type: CustomerType::Individual,
+        email: Email::parse("jane.smith@example.com").expect("valid"),
+        first_name: text("Jane"),
+        last_name: text("Smith"),
+        date_of_birth: Some(date!(1990 - 04 - 01)),
+        address: Address::default().merged(&AddressPatch {
+            line1: Some(text("1 Main St")),
+            city: Some(text("Berlin")),
+            postal_code: Some(text("10115")),
+            country: CountryCode::parse("DE"),
             ..Default::default()
         }),
     };
-    let new = NewCustomer::parse(&input, date!(2026 - 01 - 01)).expect("valid");
     Customer::create(OrganizationId::generate(), new, Timestamp::now()).customer
 }
 
@@ -148,15 +152,11 @@ fn rfi_required_matches_the_example() {
 fn customer_updated_carries_the_changed_fields() {
     let mut c = jane();
     c.status = CustomerStatus::Active;
-    let patch = CustomerPatch::parse(
-        &CustomerPatchInput {
-            email: Some("jane@example.org".into()),
-            last_name: Some("Smith-Jones".into()),
-            ..Default::default()
-        },
-        date!(2026 - 01 - 01),
-    )
-    .expect("valid");
+    let patch = CustomerPatch {
+        email: Some(Email::parse("jane@example.org").expect("valid")),
+        last_name: Some(text("Smith-Jones")),
+        ..Default::default()
+    };
     let change = c.apply_patch(&patch, Timestamp::now()).expect("patch");
     assert_eq!(change.events.len(), 1);
     let body: Value = serde_json::from_str(&change.events[0].body).expect("JSON");

@@ -3,6 +3,7 @@
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{parse_limit, parse_param, AdminAuth, JsonBody, OrgAuth, QueryParams};
+use super::input::{customer_patch, new_customer, CustomerInput};
 use super::views::{CustomerView, PageView};
 use super::{schemas, AppState};
 use axum::extract::{Path, State};
@@ -14,11 +15,8 @@ use std::borrow::Cow;
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use verihook_core::customer::{parse_reason, CustomerInput, CustomerPatchInput, NewCustomerInput};
-use verihook_core::{
-    Customer, CustomerId, CustomerPatch, CustomerStatus, Mode, NewCustomer, Timestamp,
-    TransitionPolicy,
-};
+use verihook_core::customer::parse_reason;
+use verihook_core::{Customer, CustomerId, CustomerStatus, Mode, Timestamp, TransitionPolicy};
 use verihook_store::{Mutation, PageRequest, Scope};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -79,11 +77,11 @@ fn respond(status: StatusCode, customer: &Customer) -> Response {
 async fn create(
     OrgAuth(org): OrgAuth,
     State(state): State<AppState>,
-    JsonBody(input): JsonBody<NewCustomerInput>,
+    JsonBody(input): JsonBody<CustomerInput>,
 ) -> Result<Response, ApiError> {
     let now = Timestamp::now();
-    let new = NewCustomer::parse(&input, now.date())
-        .map_err(|e| ApiError::invalid(e.field, e.message))?;
+    let new =
+        new_customer(&input, now.date()).map_err(|e| ApiError::invalid(e.field, e.message))?;
     let change = Customer::create(org.id, new, now);
     let customer = change.customer.clone();
     state.store.customers.insert_customer(change).await?;
@@ -185,12 +183,12 @@ async fn update(
     OrgAuth(org): OrgAuth,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    JsonBody(input): JsonBody<CustomerPatchInput>,
+    JsonBody(input): JsonBody<CustomerInput>,
 ) -> Result<Response, ApiError> {
     let id = customer_id(&id)?;
     let now = Timestamp::now();
-    let patch = CustomerPatch::parse(&input, now.date())
-        .map_err(|e| ApiError::invalid(e.field, e.message))?;
+    let patch =
+        customer_patch(&input, now.date()).map_err(|e| ApiError::invalid(e.field, e.message))?;
     let mutation: Mutation = Box::new(move |c: &Customer| c.apply_patch(&patch, now));
     let change = state
         .store

@@ -9,6 +9,7 @@ mod error;
 mod events;
 mod extract;
 mod health;
+mod input;
 mod metrics;
 mod openapi;
 mod schemas;

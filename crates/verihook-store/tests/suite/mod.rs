@@ -6,13 +6,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use time::macros::date;
-use verihook_core::customer::{AddressInput, CustomerPatchInput, NewCustomerInput};
+use verihook_core::country::CountryCode;
+use verihook_core::customer::{Email, Text};
 use verihook_core::{
-    ApiKey, Customer, CustomerChange, CustomerId, CustomerPatch, CustomerStatus, DomainError,
-    EventType, Mode, NewCustomer, Organization, Timestamp, TransitionPolicy, WebhookSecret,
-    WebhookUrl,
+    AddressPatch, ApiKey, Customer, CustomerChange, CustomerId, CustomerPatch, CustomerStatus,
+    CustomerType, DeliveryStatus, DomainError, ErrorClass, EventType, Mode, NewCustomer,
+    Organization, Timestamp, TransitionPolicy, WebhookSecret, WebhookUrl,
 };
-use verihook_core::{DeliveryStatus, ErrorClass};
 use verihook_store::{
     AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, EventFilter, Mutation, NextStep,
     Outbox, PageRequest, Recorded, Scope, Storage, StoreError,
@@ -48,15 +48,19 @@ async fn organization(store: &Storage) -> Organization {
     org
 }
 
+fn text(s: &str) -> Text {
+    Text::parse(s).expect("valid text")
+}
+
 fn new_customer(org: &Organization, email: &str) -> CustomerChange {
-    let input = NewCustomerInput {
-        customer_type: Some("INDIVIDUAL".into()),
-        email: Some(email.into()),
-        first_name: Some("Jane".into()),
-        last_name: Some("Smith".into()),
-        ..Default::default()
+    let new = NewCustomer {
+        customer_type: CustomerType::Individual,
+        email: Email::parse(email).expect("valid"),
+        first_name: text("Jane"),
+        last_name: text("Smith"),
+        date_of_birth: None,
+        address: Default::default(),
     };
-    let new = NewCustomer::parse(&input, date!(2026 - 01 - 01)).expect("valid");
     Customer::create(org.id.clone(), new, Timestamp::now())
 }
 
@@ -360,18 +364,17 @@ pub async fn completing_the_data_moves_to_review_in_one_write<B: Backend>() {
     let store = b.store();
     let org = organization(&store).await;
     let c = customer(&store, &org).await;
-    let input = CustomerPatchInput {
-        date_of_birth: Some("1990-01-01".into()),
-        address: Some(AddressInput {
-            line1: Some("1 Main St".into()),
-            city: Some("Berlin".into()),
-            postal_code: Some("10115".into()),
-            country: Some("DE".into()),
+    let patch = CustomerPatch {
+        date_of_birth: Some(date!(1990 - 01 - 01)),
+        address: Some(AddressPatch {
+            line1: Some(text("1 Main St")),
+            city: Some(text("Berlin")),
+            postal_code: Some(text("10115")),
+            country: CountryCode::parse("DE"),
             ..Default::default()
         }),
         ..Default::default()
     };
-    let patch = CustomerPatch::parse(&input, date!(2026 - 01 - 01)).expect("valid");
     let change = store
         .customers
         .modify_customer(
