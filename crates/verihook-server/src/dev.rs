@@ -2,7 +2,7 @@
 //! local receiver (`verihook listen --port 9000`), so that everything can be tried with
 //! curl in a minute.
 
-use crate::api::{ApiError, AppState};
+use crate::api::{service, ApiError, AppState};
 use std::net::SocketAddr;
 use verihook_core::{Mode, WebhookSecret, WebhookUrl};
 
@@ -30,14 +30,11 @@ pub fn admin_token() -> String {
 impl DevSandbox {
     pub(crate) async fn create(state: &AppState, admin_token: String) -> Result<Self, ApiError> {
         let (org, key) =
-            crate::api::create_organization(state, "Development sandbox", Mode::Sandbox).await?;
+            service::create_organization(&state.store, "Development sandbox", Mode::Sandbox)
+                .await?;
         let url = WebhookUrl::parse(DEV_WEBHOOK_URL, true)
             .map_err(|e| ApiError::invalid("url", e.to_string()))?;
-        let set = state
-            .store
-            .organizations
-            .set_webhook_url(&org.id, &url, WebhookSecret::generate())
-            .await?;
+        let set = service::set_webhook_url(&state.store, &org.id, &url).await?;
         Ok(Self {
             organization_id: org.id.to_string(),
             api_key: key.expose().to_owned(),

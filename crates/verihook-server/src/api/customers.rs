@@ -2,10 +2,10 @@
 //! (admin, following the workflow) and by sandbox organizations (forced).
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{parse_limit, parse_param, AdminAuth, JsonBody, OrgAuth, QueryParams};
+use super::extract::{parse_limit, parse_param, JsonBody, OrgAuth, QueryParams};
 use super::input::{customer_patch, new_customer, CustomerInput};
 use super::views::{CustomerView, PageView};
-use super::{schemas, AppState};
+use super::{schemas, service, AppState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -24,7 +24,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create, list))
         .routes(routes!(show, update))
         .routes(routes!(sandbox_status))
-        .routes(routes!(admin_status))
 }
 
 /// `POST /v1/customers`'s body as documented: [`CustomerInput`] with the fields a new
@@ -201,7 +200,7 @@ async fn update(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct StatusInput {
+pub(super) struct StatusInput {
     /// The status to move to.
     #[schema(
         example = "ACTIVE",
@@ -216,7 +215,7 @@ struct StatusInput {
 }
 
 /// Applies a status decision under `policy`; 409 and nothing written if it is refused.
-async fn decide(
+pub(super) async fn decide(
     state: &AppState,
     scope: Scope<'_>,
     id: &str,
@@ -232,15 +231,8 @@ async fn decide(
         .map_err(|e| ApiError::invalid("status", e.to_string()))?;
     let reason =
         parse_reason(input.reason.as_deref()).map_err(|e| ApiError::invalid(e.field, e.message))?;
-    let now = Timestamp::now();
-    let mutation: Mutation = Box::new(move |c: &Customer| c.change_status(to, reason, policy, now));
-    let change = state
-        .store
-        .customers
-        .modify_customer(scope, &id, mutation)
-        .await
-        .map_err(|e| ApiError::from_store(e, "customer"))?;
-    Ok(respond(StatusCode::OK, &change.customer))
+    let customer = service::change_status(&state.store, scope, &id, to, reason, policy).await?;
+    Ok(respond(StatusCode::OK, &customer))
 }
 
 /// `POST /v1/sandbox/customers/{id}/status`: sandbox organizations force any status.
@@ -278,29 +270,4 @@ async fn sandbox_status(
         TransitionPolicy::Sandbox,
     )
     .await
-}
-
-/// `POST /v1/admin/customers/{id}/status`: the verification team's decision on any
-/// organization's customer, following the workflow.
-#[utoipa::path(post, path = "/v1/admin/customers/{id}/status", tag = "admin",
-    security(("adminToken" = [])),
-    params(("id" = String, Path, description = "A customer id (`cus_…`)")),
-    request_body = StatusInput,
-    responses(
-        (status = 200, description = "Changed; emits the status events", body = CustomerView),
-        (status = 400, description = "Malformed JSON, a wrong type or an unknown field", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 404, description = "No such customer", body = ErrorBody),
-        (status = 409, description = "A transition the workflow does not allow", body = ErrorBody),
-        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
-        (status = 415, description = "Not application/json", body = ErrorBody),
-        (status = 422, description = "An unknown status or a bad reason", body = ErrorBody),
-    ))]
-async fn admin_status(
-    _: AdminAuth,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    JsonBody(input): JsonBody<StatusInput>,
-) -> Result<Response, ApiError> {
-    decide(&state, Scope::All, &id, input, TransitionPolicy::Workflow).await
 }

@@ -2,7 +2,7 @@
 //! organizations), each with its delivery status and attempts.
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{parse_limit, parse_param, AdminAuth, OrgAuth, QueryParams};
+use super::extract::{parse_limit, parse_param, OrgAuth, QueryParams};
 use super::views::{EventListItem, EventView, PageView};
 use super::{schemas, AppState};
 use axum::extract::{Path, State};
@@ -21,13 +21,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list))
         .routes(routes!(show))
         .routes(routes!(redeliver))
-        .routes(routes!(admin_list))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
-struct ListParams {
+pub(super) struct ListParams {
     /// Only events of this type.
     #[serde(rename = "type")]
     #[param(rename = "type", schema_with = schemas::event_type)]
@@ -89,7 +88,7 @@ fn filter(params: &ListParams) -> Result<(EventFilter, PageRequest<EventId>), Ap
     Ok((filter, page))
 }
 
-async fn list_in(
+pub(super) async fn list_in(
     state: &AppState,
     scope: Scope<'_>,
     params: &ListParams,
@@ -116,24 +115,6 @@ async fn list(
     QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Response, ApiError> {
     list_in(&state, Scope::Organization(&org.id), &params).await
-}
-
-/// `GET /v1/admin/events?deliveryStatus=failed`: across organizations.
-#[utoipa::path(get, path = "/v1/admin/events", tag = "admin",
-    security(("adminToken" = [])),
-    params(ListParams),
-    responses(
-        (status = 200, description = "Newest first, every organization", body = PageView<EventListItem>),
-        (status = 400, description = "A malformed query string", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 422, description = "An unknown filter value, a bad limit or cursor", body = ErrorBody),
-    ))]
-async fn admin_list(
-    _: AdminAuth,
-    State(state): State<AppState>,
-    QueryParams(params): QueryParams<ListParams>,
-) -> Result<Response, ApiError> {
-    list_in(&state, Scope::All, &params).await
 }
 
 /// `GET /v1/events/{eventId}`: the exact webhook body, delivery status and attempts.

@@ -13,11 +13,11 @@ mod input;
 mod metrics;
 mod openapi;
 mod schemas;
+pub mod service;
 mod stats;
 mod views;
 mod webhook;
 
-pub use admin::create as create_organization;
 pub use auth::Auth;
 pub use error::ApiError;
 

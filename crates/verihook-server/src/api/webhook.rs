@@ -1,30 +1,27 @@
-//! Webhook endpoints: the account manager's configuration and rotation, and the
-//! organization's self-service view and change.
+//! The organization's webhook endpoint: its view and change, and a test send. (The
+//! account manager's configuration and rotation are in `admin`.)
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{AdminAuth, JsonBody, OrgAuth};
-use super::AppState;
+use super::extract::{JsonBody, OrgAuth};
+use super::{service, AppState};
 use crate::delivery::sender::Outgoing;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use verihook_core::event::{TestEvent, TEST_EVENT_TYPE};
-use verihook_core::{EventId, OrganizationId, Timestamp, WebhookSecret, WebhookUrl};
-use verihook_store::WebhookSet;
+use verihook_core::{EventId, Timestamp, WebhookUrl};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(admin_set))
-        .routes(routes!(admin_rotate))
         .routes(routes!(show, set))
         .routes(routes!(send_test))
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct WebhookInput {
+pub(super) struct WebhookInput {
     /// `https://…` (plain `http://` only where the server allows it).
     #[schema(
         example = "https://example.com/webhooks/verification",
@@ -36,19 +33,14 @@ struct WebhookInput {
 }
 
 #[derive(Serialize, ToSchema)]
-struct WebhookView {
-    url: Option<String>,
+pub(super) struct WebhookView {
+    pub(super) url: Option<String>,
     /// The signing secret (`whsec_…`): shown when it is generated, never by GET.
     #[serde(skip_serializing_if = "Option::is_none")]
-    secret: Option<String>,
+    pub(super) secret: Option<String>,
 }
 
-#[derive(Serialize, ToSchema)]
-struct SecretView {
-    secret: String,
-}
-
-fn parse_url(state: &AppState, input: &WebhookInput) -> Result<WebhookUrl, ApiError> {
+pub(super) fn parse_url(state: &AppState, input: &WebhookInput) -> Result<WebhookUrl, ApiError> {
     let url = input
         .url
         .as_deref()
@@ -56,81 +48,6 @@ fn parse_url(state: &AppState, input: &WebhookInput) -> Result<WebhookUrl, ApiEr
     // The contract answers 400 (not 422) for a URL it will not send to.
     WebhookUrl::parse(url, state.allow_http)
         .map_err(|e| ApiError::malformed(format!("url {e}")).with_field("url"))
-}
-
-fn organization_id(raw: &str) -> Result<OrganizationId, ApiError> {
-    OrganizationId::parse(raw).map_err(|_| ApiError::not_found("organization"))
-}
-
-async fn store_url(
-    state: &AppState,
-    id: &OrganizationId,
-    url: &WebhookUrl,
-) -> Result<WebhookSet, ApiError> {
-    state
-        .store
-        .organizations
-        .set_webhook_url(id, url, WebhookSecret::generate())
-        .await
-        .map_err(|e| ApiError::from_store(e, "organization"))
-}
-
-/// `PUT /v1/admin/organizations/{orgId}/webhook`: sets the URL and returns it with the
-/// secret (generated on first configuration, unchanged afterwards).
-#[utoipa::path(put, path = "/v1/admin/organizations/{org_id}/webhook", tag = "admin",
-    security(("adminToken" = [])),
-    params(("org_id" = String, Path, description = "An organization id (`org_…`)")),
-    request_body = WebhookInput,
-    responses(
-        (status = 200, description = "The URL and the secret", body = WebhookView),
-        (status = 400, description = "Malformed JSON, or a URL that is not HTTPS", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 404, description = "No such organization", body = ErrorBody),
-        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
-        (status = 415, description = "Not application/json", body = ErrorBody),
-    ))]
-async fn admin_set(
-    _: AdminAuth,
-    State(state): State<AppState>,
-    Path(org_id): Path<String>,
-    JsonBody(input): JsonBody<WebhookInput>,
-) -> Result<Json<WebhookView>, ApiError> {
-    let id = organization_id(&org_id)?;
-    let url = parse_url(&state, &input)?;
-    let set = store_url(&state, &id, &url).await?;
-    tracing::info!(organization_id = %id, "webhook URL set by account manager");
-    Ok(Json(WebhookView {
-        url: Some(set.url.as_str().to_owned()),
-        secret: Some(set.secret.expose().to_owned()),
-    }))
-}
-
-/// `POST /v1/admin/organizations/{orgId}/webhook/rotate-secret`.
-#[utoipa::path(post, path = "/v1/admin/organizations/{org_id}/webhook/rotate-secret", tag = "admin",
-    security(("adminToken" = [])),
-    params(("org_id" = String, Path, description = "An organization id (`org_…`)")),
-    responses(
-        (status = 200, description = "The new secret; the old one no longer signs", body = SecretView),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 404, description = "No such organization", body = ErrorBody),
-    ))]
-async fn admin_rotate(
-    _: AdminAuth,
-    State(state): State<AppState>,
-    Path(org_id): Path<String>,
-) -> Result<Json<SecretView>, ApiError> {
-    let id = organization_id(&org_id)?;
-    let secret = WebhookSecret::generate();
-    state
-        .store
-        .organizations
-        .rotate_webhook_secret(&id, secret.clone())
-        .await
-        .map_err(|e| ApiError::from_store(e, "organization"))?;
-    tracing::info!(organization_id = %id, "webhook secret rotated");
-    Ok(Json(SecretView {
-        secret: secret.expose().to_owned(),
-    }))
 }
 
 /// `GET /v1/webhook`: the URL only; the secret is shown on configuration and rotation.
@@ -174,7 +91,7 @@ async fn set(
     JsonBody(input): JsonBody<WebhookInput>,
 ) -> Result<Json<WebhookView>, ApiError> {
     let url = parse_url(&state, &input)?;
-    let set = store_url(&state, &org.id, &url).await?;
+    let set = service::set_webhook_url(&state.store, &org.id, &url).await?;
     tracing::info!(organization_id = %org.id, "webhook URL set by organization");
     Ok(Json(WebhookView {
         url: Some(set.url.as_str().to_owned()),
