@@ -237,6 +237,7 @@ async fn reconnect<C>(connect: &Connect<C>) -> C {
 /// Each job runs in its own savepoint, so that a failed job is undone without touching the
 /// rest; the batch's outcomes to record run together in one more. The savepoint commands
 /// between two jobs go in one round trip: on a server, round trips are what a batch costs.
+#[tracing::instrument(level = "debug", skip_all, fields(size = batch.len()))]
 async fn run_batch<C: Conn>(
     conn: &mut C,
     batch: &mut Vec<Work<C>>,

@@ -8,6 +8,7 @@
 
 pub mod browser;
 mod database;
+pub mod log;
 
 pub use database::{postgres_available, postgres_selected, postgres_server, TestDatabase};
 

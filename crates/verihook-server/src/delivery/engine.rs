@@ -149,6 +149,7 @@ impl DeliveryEngine {
         (free, running, saturated)
     }
 
+    #[instrument(level = "debug", skip_all, fields(wanted = wanted))]
     async fn claim(
         &self,
         wanted: usize,

@@ -68,6 +68,7 @@ impl TestApp {
         configure: impl FnOnce(&mut ServeConfig),
         limits: Limits,
     ) -> Self {
+        verihook_testkit::log::init();
         let db = TestDatabase::from_env().await;
         let mut config = ServeConfig::new(db.url());
         config.admin_token = Some(ADMIN_TOKEN.into());

@@ -1140,6 +1140,7 @@ macro_rules! store_suite {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
+                verihook_testkit::log::init();
                 if <$backend as suite::Backend>::available(stringify!($name)).await {
                     suite::$name::<$backend>().await;
                 }
