@@ -1,0 +1,99 @@
+//! [`Customers`], written once for every backend: each write stores the customer with its
+//! events and their outbox entries (the backend's `save_change`).
+
+use super::{Backend, Database};
+use crate::conn::Conn;
+use crate::repository::{Customers, Mutation, Page, PageRequest, Scope};
+use crate::rows::{self, Value};
+use crate::sql::{self, Query};
+use crate::StoreError;
+use async_trait::async_trait;
+use verihook_core::{Customer, CustomerChange, CustomerId, CustomerStatus, OrganizationId};
+
+#[async_trait]
+impl<B: Backend> Customers for Database<B> {
+    async fn insert_customer(&self, change: CustomerChange) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            Box::pin(async move { B::save_change(conn, &change.customer, &change.events).await })
+        })
+        .await?;
+        self.wake();
+        Ok(())
+    }
+
+    async fn modify_customer(
+        &self,
+        scope: Scope<'_>,
+        id: &CustomerId,
+        mutation: Mutation,
+    ) -> Result<CustomerChange, StoreError> {
+        let organization = scope.organization().cloned();
+        let id = id.clone();
+        let change = self
+            .write(move |conn| {
+                Box::pin(async move {
+                    let params = [
+                        Value::text(id.as_str()),
+                        Value::opt_text(organization.as_ref().map(OrganizationId::as_str)),
+                    ];
+                    let select = sql::select_customer(B::LOCK_FOR_UPDATE);
+                    let rows = conn.query(&select, &params).await?;
+                    let current = rows
+                        .first()
+                        .map(rows::customer)
+                        .transpose()?
+                        .ok_or(StoreError::NotFound)?;
+                    let change = mutation(&current)?;
+                    if change.customer != current || !change.events.is_empty() {
+                        B::save_change(conn, &change.customer, &change.events).await?;
+                    }
+                    Ok(change)
+                })
+            })
+            .await?;
+        if !change.events.is_empty() {
+            self.wake();
+        }
+        Ok(change)
+    }
+
+    async fn customer(
+        &self,
+        scope: Scope<'_>,
+        id: &CustomerId,
+    ) -> Result<Option<Customer>, StoreError> {
+        let params = vec![
+            Value::text(id.as_str()),
+            Value::opt_text(scope.organization().map(OrganizationId::as_str)),
+        ];
+        self.read_one(sql::select_customer(""), params, rows::customer)
+            .await
+    }
+
+    async fn list_customers(
+        &self,
+        organization: &OrganizationId,
+        status: Option<CustomerStatus>,
+        page: PageRequest<CustomerId>,
+    ) -> Result<Page<Customer>, StoreError> {
+        let mut q = Query::new(format!(
+            "SELECT {} FROM customers WHERE organization_id = ",
+            rows::CUSTOMER_COLUMNS
+        ));
+        q.bind(Value::text(organization.as_str()).into_owned());
+        if let Some(status) = status {
+            q.push(" AND status = ")
+                .bind(Value::text(status.as_str()).into_owned());
+        }
+        if let Some(after) = &page.after {
+            let seq = self
+                .cursor_seq("customers", after.as_str(), Some(organization))
+                .await?;
+            q.push(" AND seq < ").bind(Value::int(seq));
+        }
+        q.push(" ORDER BY seq DESC LIMIT ")
+            .bind(Value::int(i64::from(page.limit) + 1));
+        let items = self.read_all(q, rows::customer).await?;
+        Ok(Page::of(items, page.limit))
+    }
+}

@@ -1,0 +1,100 @@
+//! [`EventLog`], written once for every backend: reads only.
+
+use super::{Backend, Database};
+use crate::repository::{
+    AttemptSample, EventFilter, EventLog, EventRecord, EventSummary, Page, PageRequest, Scope,
+};
+use crate::rows::{self, Value};
+use crate::sql::{self, Query};
+use crate::StoreError;
+use async_trait::async_trait;
+use verihook_core::{EventId, OrganizationId, Timestamp};
+
+#[async_trait]
+impl<B: Backend> EventLog for Database<B> {
+    async fn event(
+        &self,
+        scope: Scope<'_>,
+        id: &EventId,
+    ) -> Result<Option<EventRecord>, StoreError> {
+        let params = vec![
+            Value::text(id.as_str()),
+            Value::opt_text(scope.organization().map(OrganizationId::as_str)),
+        ];
+        let found = self
+            .read_one(sql::select_event(), params, |row| {
+                Ok((row.int("seq")?, rows::event_summary(row)?))
+            })
+            .await?;
+        let Some((seq, summary)) = found else {
+            return Ok(None);
+        };
+        let attempts = self
+            .read_all(
+                Query {
+                    sql: sql::ATTEMPTS_OF_EVENT.into(),
+                    params: vec![Value::int(seq)],
+                },
+                rows::attempt,
+            )
+            .await?;
+        Ok(Some(EventRecord {
+            event: summary.event,
+            delivery_status: summary.delivery_status,
+            attempts,
+        }))
+    }
+
+    async fn list_events(
+        &self,
+        scope: Scope<'_>,
+        filter: &EventFilter,
+        page: PageRequest<EventId>,
+    ) -> Result<Page<EventSummary>, StoreError> {
+        let mut q = Query::new(format!(
+            "SELECT {} FROM events WHERE 1 = 1",
+            rows::EVENT_COLUMNS
+        ));
+        if let Some(organization) = scope.organization() {
+            q.push(" AND organization_id = ")
+                .bind(Value::text(organization.as_str()).into_owned());
+        }
+        if let Some(t) = filter.event_type {
+            q.push(" AND event_type = ").bind(Value::text(t.as_str()));
+        }
+        if let Some(c) = &filter.customer_id {
+            q.push(" AND customer_id = ")
+                .bind(Value::text(c.as_str()).into_owned());
+        }
+        if let Some(d) = filter.delivery_status {
+            q.push(sql::delivery_status_filter(d));
+        }
+        if let Some(after) = &page.after {
+            let seq = self
+                .cursor_seq("events", after.as_str(), scope.organization())
+                .await?;
+            q.push(" AND seq < ").bind(Value::int(seq));
+        }
+        q.push(" ORDER BY seq DESC LIMIT ")
+            .bind(Value::int(i64::from(page.limit) + 1));
+        let items = self.read_all(q, rows::event_summary).await?;
+        Ok(Page::of(items, page.limit))
+    }
+
+    async fn recent_attempts(
+        &self,
+        organization: &OrganizationId,
+        since: Timestamp,
+        recent: u32,
+    ) -> Result<Vec<AttemptSample>, StoreError> {
+        let q = Query {
+            sql: sql::RECENT_ATTEMPTS.into(),
+            params: rows::owned(vec![
+                Value::text(organization.as_str()),
+                Value::int(i64::from(recent)),
+                Value::time(since),
+            ]),
+        };
+        self.read_all(q, rows::attempt_sample).await
+    }
+}

@@ -1,0 +1,204 @@
+//! The store, written once for every backend: [`Database`] implements the repositories
+//! and the outbox on top of what a [`Backend`] provides — reads on its reader pool, a
+//! batching writer over its [`Conn`], and the few writes whose SQL differs by dialect.
+//! One file per trait: `organizations`, `customers`, `events`, `outbox`; this one holds
+//! what they share.
+
+mod customers;
+mod events;
+mod organizations;
+mod outbox;
+
+use crate::conn::Conn;
+use crate::outbox::{AttemptOutcome, ClaimRequest, ClaimedDelivery, Lease, Recorded};
+use crate::repository::Health;
+use crate::rows::{self, Row, Value};
+use crate::sql::{self, Query};
+use crate::writer::Writer;
+use crate::StoreError;
+use async_trait::async_trait;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::sync::Notify;
+use verihook_core::{Customer, Event, OrganizationId, WebhookSecret, WebhookUrl};
+
+/// What a database backend provides. Everything else is [`Database`]'s, written once.
+pub(crate) trait Backend: Send + Sync + 'static {
+    type Conn: Conn;
+
+    /// Appended to the read of a customer about to change: PostgreSQL locks the row against
+    /// other nodes' writers; SQLite's single writer needs nothing.
+    const LOCK_FOR_UPDATE: &'static str;
+    /// A statement that tells every node, at commit, that deliveries fell due (PostgreSQL's
+    /// NOTIFY); `None` where one process is all there is.
+    const ANNOUNCE: Option<&'static str>;
+
+    /// How many migrations this build embeds.
+    fn migrations(&self) -> usize;
+    /// Runs a read on the reader pool.
+    fn read(
+        &self,
+        sql: String,
+        params: Vec<Value<'static>>,
+    ) -> impl Future<Output = Result<Vec<Row>, StoreError>> + Send;
+    fn writer(&self) -> &Writer<Self::Conn>;
+
+    /// Stores a customer (inserted, or updated in every column but its identity and
+    /// order), its events and their outbox entries.
+    fn save_change<'c>(
+        conn: &'c mut Self::Conn,
+        customer: &'c Customer,
+        events: &'c [Event],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'c;
+    /// Claims due deliveries under a new lease (see [`Outbox::claim`]).
+    fn claim<'c>(
+        conn: &'c mut Self::Conn,
+        request: &'c ClaimRequest,
+    ) -> impl Future<Output = Result<Vec<ClaimedDelivery>, StoreError>> + Send + 'c;
+    /// Logs the attempts and moves their deliveries on (see [`Outbox::record`]).
+    fn record<'c>(
+        conn: &'c mut Self::Conn,
+        outcomes: &'c [AttemptOutcome],
+    ) -> impl Future<Output = Result<Vec<Recorded>, StoreError>> + Send + 'c;
+}
+
+/// The repositories and the outbox over one backend.
+pub(crate) struct Database<B> {
+    pub(super) backend: B,
+    /// The outbox's wake-up: notified after this process enqueues or moves deliveries
+    /// sooner, and (PostgreSQL) when another node announces that it did.
+    pub(super) work: Arc<Notify>,
+}
+
+impl<B: Backend> Database<B> {
+    pub(crate) fn new(backend: B, work: Arc<Notify>) -> Self {
+        Self { backend, work }
+    }
+
+    pub(super) async fn read_one<T>(
+        &self,
+        sql: impl Into<String>,
+        params: Vec<Value<'_>>,
+        map: impl Fn(&Row) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let rows = self.backend.read(sql.into(), rows::owned(params)).await?;
+        rows.first().map(map).transpose()
+    }
+
+    pub(super) async fn read_all<T>(
+        &self,
+        query: Query,
+        map: impl Fn(&Row) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let rows = self.backend.read(query.sql, query.params).await?;
+        rows.iter().map(map).collect()
+    }
+
+    /// The `seq` of a listing's cursor item, which must lie in `organization`'s scope.
+    pub(super) async fn cursor_seq(
+        &self,
+        table: &str,
+        id: &str,
+        organization: Option<&OrganizationId>,
+    ) -> Result<i64, StoreError> {
+        let params = vec![
+            Value::text(id),
+            Value::opt_text(organization.map(OrganizationId::as_str)),
+        ];
+        self.read_one(sql::cursor_seq(table), params, |r| r.int("seq"))
+            .await?
+            .ok_or(StoreError::UnknownCursor)
+    }
+
+    /// Runs `op` in the writer's next batch.
+    pub(super) async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut B::Conn) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
+    {
+        self.backend.writer().write(op).await
+    }
+
+    /// Deliveries may be due now: wake this process's sender.
+    pub(super) fn wake(&self) {
+        self.work.notify_one();
+    }
+}
+
+type BoxFuture<'a, T> = futures_util::future::BoxFuture<'a, T>;
+
+/// [`Backend::record`], boxed as the writer calls it for a batch's merged outcomes.
+pub(crate) fn record_boxed<'c, B: Backend>(
+    conn: &'c mut B::Conn,
+    outcomes: &'c [AttemptOutcome],
+) -> BoxFuture<'c, Result<Vec<Recorded>, StoreError>> {
+    Box::pin(B::record(conn, outcomes))
+}
+
+/// Tells the other nodes, at commit, that deliveries fell due.
+pub(super) async fn announce<B: Backend>(conn: &mut B::Conn) -> Result<(), StoreError> {
+    if let Some(statement) = B::ANNOUNCE {
+        conn.execute(statement, &[]).await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl<B: Backend> Health for Database<B> {
+    async fn ready(&self) -> Result<(), StoreError> {
+        let applied = self
+            .read_one(sql::MIGRATIONS_APPLIED, Vec::new(), |r| r.int("n"))
+            .await?
+            .unwrap_or(0);
+        let embedded = self.backend.migrations();
+        if usize::try_from(applied).unwrap_or(0) < embedded {
+            return Err(StoreError::Config(format!(
+                "{applied} of {embedded} migrations applied"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A webhook URL as stored: it was validated when it was set.
+pub(crate) fn stored_url(s: &str) -> Result<WebhookUrl, StoreError> {
+    WebhookUrl::from_stored(s).map_err(|e| StoreError::corrupt(format!("webhook_url: {e}")))
+}
+
+/// Claimed rows `(event_seq, attempt, budget_used)` joined with their details (rows of
+/// [`sql::CLAIMED_DETAILS`]), in claim order.
+pub(crate) fn claimed_deliveries(
+    claimed: Vec<(i64, i64, i64)>,
+    details: &[Row],
+    lease_token: &str,
+) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    let mut by_seq = std::collections::HashMap::with_capacity(details.len());
+    for row in details {
+        by_seq.insert(row.int("seq")?, row);
+    }
+    claimed
+        .into_iter()
+        .map(|(seq, attempt, budget_used)| {
+            let row = by_seq
+                .get(&seq)
+                .ok_or_else(|| StoreError::corrupt("delivery without its event"))?;
+            let url = row
+                .opt_string("webhook_url")?
+                .ok_or_else(|| StoreError::corrupt("claimed without a URL"))?;
+            let secret = row
+                .opt_string("webhook_secret")?
+                .ok_or_else(|| StoreError::corrupt("webhook URL without a secret"))?;
+            Ok(ClaimedDelivery {
+                event: rows::event(row)?,
+                url: stored_url(&url)?,
+                secret: WebhookSecret::from_stored(secret),
+                attempt: u32::try_from(attempt).map_err(StoreError::corrupt)?,
+                budget_used: u32::try_from(budget_used).map_err(StoreError::corrupt)?,
+                lease: Lease {
+                    delivery: seq,
+                    token: lease_token.to_owned(),
+                },
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,116 @@
+//! [`Organizations`], written once for every backend.
+
+use super::{announce, stored_url, Backend, Database};
+use crate::conn::Conn;
+use crate::repository::{Organizations, WebhookEndpoint, WebhookSet};
+use crate::rows::{self, Value};
+use crate::sql;
+use crate::StoreError;
+use async_trait::async_trait;
+use verihook_core::{Organization, OrganizationId, WebhookSecret, WebhookUrl};
+
+#[async_trait]
+impl<B: Backend> Organizations for Database<B> {
+    async fn create_organization(
+        &self,
+        organization: &Organization,
+        api_key_digest: [u8; 32],
+    ) -> Result<(), StoreError> {
+        let org = organization.clone();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let params = [
+                    Value::text(org.id.as_str()),
+                    Value::text(&org.name),
+                    Value::text(org.mode.as_str()),
+                    Value::Bytes(api_key_digest[..].into()),
+                    Value::time(org.created_at),
+                ];
+                conn.execute(sql::INSERT_ORGANIZATION, &params).await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn organization_by_key(
+        &self,
+        api_key_digest: [u8; 32],
+    ) -> Result<Option<Organization>, StoreError> {
+        let params = vec![Value::Bytes(api_key_digest[..].into())];
+        self.read_one(sql::ORGANIZATION_BY_KEY, params, rows::organization)
+            .await
+    }
+
+    async fn organization(&self, id: &OrganizationId) -> Result<Option<Organization>, StoreError> {
+        let params = vec![Value::text(id.as_str())];
+        self.read_one(sql::ORGANIZATION, params, rows::organization)
+            .await
+    }
+
+    async fn webhook(&self, id: &OrganizationId) -> Result<Option<WebhookEndpoint>, StoreError> {
+        let params = vec![Value::text(id.as_str())];
+        self.read_one(sql::WEBHOOK, params, |row| {
+            Ok(WebhookEndpoint {
+                url: row
+                    .opt_string("webhook_url")?
+                    .map(|u| stored_url(&u))
+                    .transpose()?,
+                secret: row
+                    .opt_string("webhook_secret")?
+                    .map(WebhookSecret::from_stored),
+            })
+        })
+        .await
+    }
+
+    async fn set_webhook_url(
+        &self,
+        id: &OrganizationId,
+        url: &WebhookUrl,
+        fresh_secret: WebhookSecret,
+    ) -> Result<WebhookSet, StoreError> {
+        let (id, url) = (id.clone(), url.clone());
+        let set = self
+            .write(move |conn| {
+                Box::pin(async move {
+                    let params = [
+                        Value::text(url.as_str()),
+                        Value::text(fresh_secret.expose()),
+                        Value::text(id.as_str()),
+                    ];
+                    let rows = conn.query(sql::SET_WEBHOOK_URL, &params).await?;
+                    let row = rows.first().ok_or(StoreError::NotFound)?;
+                    // The organization's queued events may be claimed now.
+                    announce::<B>(conn).await?;
+                    let secret = WebhookSecret::from_stored(row.string("webhook_secret")?);
+                    Ok(WebhookSet {
+                        url: stored_url(&row.string("webhook_url")?)?,
+                        secret_is_new: secret == fresh_secret,
+                        secret,
+                    })
+                })
+            })
+            .await?;
+        self.wake();
+        Ok(set)
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        id: &OrganizationId,
+        secret: WebhookSecret,
+    ) -> Result<(), StoreError> {
+        let id = id.clone();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let params = [Value::text(secret.expose()), Value::text(id.as_str())];
+                match conn.execute(sql::ROTATE_SECRET, &params).await? {
+                    0 => Err(StoreError::NotFound),
+                    _ => Ok(()),
+                }
+            })
+        })
+        .await
+    }
+}
