@@ -17,7 +17,7 @@ impl<B: Backend> Customers for Database<B> {
             Box::pin(async move { B::save_change(conn, &change.customer, &change.events).await })
         })
         .await?;
-        self.wake();
+        self.deliveries_due();
         Ok(())
     }
 
@@ -52,7 +52,7 @@ impl<B: Backend> Customers for Database<B> {
             })
             .await?;
         if !change.events.is_empty() {
-            self.wake();
+            self.deliveries_due();
         }
         Ok(change)
     }

@@ -119,8 +119,9 @@ impl<B: Backend> Database<B> {
         self.backend.writer().write(op).await
     }
 
-    /// Deliveries may be due now: wake this process's sender.
-    pub(super) fn wake(&self) {
+    /// Deliveries were enqueued or fell due sooner: wake this process's sender (the
+    /// outbox's signal; customer writes call it because enqueueing is part of them).
+    pub(super) fn deliveries_due(&self) {
         self.work.notify_one();
     }
 }

@@ -1,6 +1,6 @@
 //! [`Organizations`], written once for every backend.
 
-use super::{announce, stored_url, Backend, Database};
+use super::{stored_url, Backend, Database};
 use crate::conn::Conn;
 use crate::repository::{Organizations, WebhookEndpoint, WebhookSet};
 use crate::rows::{self, Value};
@@ -71,29 +71,27 @@ impl<B: Backend> Organizations for Database<B> {
         fresh_secret: WebhookSecret,
     ) -> Result<WebhookSet, StoreError> {
         let (id, url) = (id.clone(), url.clone());
-        let set = self
-            .write(move |conn| {
-                Box::pin(async move {
-                    let params = [
-                        Value::text(url.as_str()),
-                        Value::text(fresh_secret.expose()),
-                        Value::text(id.as_str()),
-                    ];
-                    let rows = conn.query(sql::SET_WEBHOOK_URL, &params).await?;
-                    let row = rows.first().ok_or(StoreError::NotFound)?;
-                    // The organization's queued events may be claimed now.
-                    announce::<B>(conn).await?;
-                    let secret = WebhookSecret::from_stored(row.string("webhook_secret")?);
-                    Ok(WebhookSet {
-                        url: stored_url(&row.string("webhook_url")?)?,
-                        secret_is_new: secret == fresh_secret,
-                        secret,
-                    })
+        // Events queued while the organization had no URL become claimable now; a sender
+        // finds them within its polling interval. Waking it is the outbox's business, not
+        // this write's.
+        self.write(move |conn| {
+            Box::pin(async move {
+                let params = [
+                    Value::text(url.as_str()),
+                    Value::text(fresh_secret.expose()),
+                    Value::text(id.as_str()),
+                ];
+                let rows = conn.query(sql::SET_WEBHOOK_URL, &params).await?;
+                let row = rows.first().ok_or(StoreError::NotFound)?;
+                let secret = WebhookSecret::from_stored(row.string("webhook_secret")?);
+                Ok(WebhookSet {
+                    url: stored_url(&row.string("webhook_url")?)?,
+                    secret_is_new: secret == fresh_secret,
+                    secret,
                 })
             })
-            .await?;
-        self.wake();
-        Ok(set)
+        })
+        .await
     }
 
     async fn rotate_webhook_secret(

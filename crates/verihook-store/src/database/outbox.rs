@@ -30,7 +30,7 @@ impl<B: Backend> Outbox for Database<B> {
         if retry || recorded.contains(&Recorded::Requeued) {
             // The sender sleeps until the earliest due time; a retry may be earlier, and a
             // requeued delivery is due now.
-            self.wake();
+            self.deliveries_due();
         }
         Ok(recorded)
     }
@@ -76,7 +76,7 @@ impl<B: Backend> Outbox for Database<B> {
             })
         })
         .await?;
-        self.wake();
+        self.deliveries_due();
         Ok(())
     }
 
