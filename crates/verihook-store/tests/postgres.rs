@@ -58,3 +58,53 @@ impl suite::Backend for Postgres {
 }
 
 store_suite!(Postgres);
+
+/// Lease expiry is judged by the database's clock, not by each node's: here the database's
+/// clock runs an hour ahead of this process's, and a claim's lease still ends 30 s after
+/// the database's now (so a node whose clock lags cannot outlive a lease it holds, and one
+/// whose clock runs ahead cannot take a lease early).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_run_on_the_database_clock() {
+    if !verihook_testkit::postgres_available("leases_run_on_the_database_clock").await {
+        return;
+    }
+    let db = TestDatabase::postgres().await;
+    let mut conn = sqlx::PgConnection::connect(db.url())
+        .await
+        .expect("connected");
+    // Every later connection to this database resolves clock_timestamp() to this one.
+    sqlx::raw_sql(
+        "CREATE FUNCTION public.clock_timestamp() RETURNS timestamptz LANGUAGE sql \
+         AS $$ SELECT pg_catalog.clock_timestamp() + interval '1 hour' $$; \
+         DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET search_path = public, pg_catalog', \
+         current_database()); END $$;",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("clock moved");
+    let store = postgres::open(db.url()).await.expect("opened");
+    let org = suite::with_webhook(&store).await;
+    suite::customer(&store, &org).await;
+    let request = verihook_store::ClaimRequest {
+        lease: std::time::Duration::from_secs(30),
+        limit: 10,
+        per_organization: 10,
+        in_flight: Vec::new(),
+    };
+    let claimed = store.outbox.claim(request.clone()).await.expect("claimed");
+    assert_eq!(claimed.len(), 1, "due by either clock");
+    let lease_end: i64 = sqlx::query_scalar("SELECT due_at FROM deliveries")
+        .fetch_one(&mut conn)
+        .await
+        .expect("read");
+    let ahead = lease_end - verihook_core::Timestamp::now().unix_micros();
+    let expected = (3_600 + 30) * 1_000_000;
+    assert!(
+        (ahead - expected).abs() < 5_000_000,
+        "the lease ends {ahead} µs from this process's now, not ~{expected}"
+    );
+    assert!(
+        store.outbox.claim(request).await.expect("claim").is_empty(),
+        "the lease holds"
+    );
+}

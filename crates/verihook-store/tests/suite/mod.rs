@@ -64,7 +64,7 @@ fn new_customer(org: &Organization, email: &str) -> CustomerChange {
     Customer::create(org.id.clone(), new, Timestamp::now())
 }
 
-async fn customer(store: &Storage, org: &Organization) -> Customer {
+pub async fn customer(store: &Storage, org: &Organization) -> Customer {
     let change = new_customer(org, "jane@example.com");
     let customer = change.customer.clone();
     store
@@ -630,7 +630,7 @@ pub async fn data_survives_reopening<B: Backend>() {
         .is_some());
 }
 
-async fn with_webhook(store: &Storage) -> Organization {
+pub async fn with_webhook(store: &Storage) -> Organization {
     let org = organization(store).await;
     let url = WebhookUrl::parse("https://hooks.example.com/h", false).expect("valid");
     store
