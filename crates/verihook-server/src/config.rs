@@ -27,6 +27,11 @@ pub struct ServeConfig {
     #[arg(long, env = "VERIHOOK_RETRY_SCHEDULE", default_value = "1s,2s,4s", value_parser = parse_schedule)]
     pub retry_schedule: RetryPolicy,
 
+    /// Refuse changes (503 with Retry-After) while the oldest due delivery is older than
+    /// this: overload admitted instead of every event running late. `0s` never refuses.
+    #[arg(long, env = "VERIHOOK_MAX_LAG", default_value = "2s", value_parser = parse_duration)]
+    pub max_lag: Duration,
+
     /// Per-attempt timeout, from connecting to the full response.
     #[arg(long, env = "VERIHOOK_DELIVERY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub delivery_timeout: Duration,
@@ -94,6 +99,7 @@ impl ServeConfig {
             database_url: database_url.into(),
             admin_token: None,
             retry_schedule: RetryPolicy::default(),
+            max_lag: Duration::from_secs(2),
             delivery_timeout: Duration::from_secs(10),
             allow_http: false,
             allow_private_networks: false,

@@ -13,6 +13,7 @@
 //! [`Server::build`] opens the database and prepares everything; [`Server::serve`] runs it
 //! on a listener until a shutdown future resolves, so tests bind port 0 and stop it at will.
 
+pub mod admission;
 pub mod api;
 pub mod config;
 pub mod delivery;
@@ -21,6 +22,7 @@ pub mod metrics;
 
 pub use config::ServeConfig;
 
+use admission::Admission;
 use api::{AppState, Auth};
 use delivery::{DeliveryEngine, Limits, Sender, SenderError};
 use metrics::Metrics;
@@ -48,6 +50,8 @@ pub struct Server {
     engine: Option<Arc<DeliveryEngine>>,
     role: config::Role,
     dev: Option<dev::DevSandbox>,
+    /// The engine's limit per organization, which the lag leaves out organizations at.
+    per_organization: u32,
 }
 
 impl Server {
@@ -88,6 +92,7 @@ impl Server {
             store,
             auth: Arc::new(Auth::new(admin_token.as_deref())),
             allow_http: config.allows_http(),
+            admission: Arc::new(Admission::new(config.max_lag, metrics.clone())),
             metrics,
             sender,
         };
@@ -104,6 +109,7 @@ impl Server {
             engine,
             role: config.role,
             dev,
+            per_organization: u32::try_from(limits.per_organization).unwrap_or(u32::MAX),
         })
     }
 
@@ -126,6 +132,12 @@ impl Server {
     ) -> Result<(), ServerError> {
         let stop = CancellationToken::new();
         let engine = self.engine.map(|e| tokio::spawn(e.run(stop.clone())));
+        tokio::spawn(admission::monitor(
+            self.state.admission.clone(),
+            self.state.store.outbox.clone(),
+            self.per_organization,
+            stop.clone(),
+        ));
         let app = if self.role.serves_api() {
             api::router(self.state)
         } else {

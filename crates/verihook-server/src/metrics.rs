@@ -14,6 +14,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 /// An attempt's outcome (`delivered`, `retry`, `failed`) and error class (empty when it
@@ -53,6 +54,10 @@ pub struct Metrics {
     alerts: Family<AlertLabels, Counter>,
     requests: Family<RequestLabels, Counter>,
     request_seconds: Family<RouteLabels, Histogram>,
+    outbox_lag: Gauge<f64, AtomicU64>,
+    events_accepted: Counter,
+    events_delivered: Counter,
+    refused_for_lag: Counter,
 }
 
 /// 1 ms to ~65 s: from a receiver on the same host to the delivery timeout and beyond.
@@ -79,6 +84,10 @@ impl Metrics {
             alerts: Family::default(),
             requests: Family::default(),
             request_seconds: Family::new_with_constructor(seconds_buckets),
+            outbox_lag: Gauge::default(),
+            events_accepted: Counter::default(),
+            events_delivered: Counter::default(),
+            refused_for_lag: Counter::default(),
         };
         // The registry holds handles to the same metrics (they are shared counters).
         let mut registry = Registry::with_prefix("verihook");
@@ -124,6 +133,27 @@ impl Metrics {
             self.alerts.clone(),
         );
         r.register(
+            "outbox_lag_seconds",
+            "Age of the oldest due delivery of organizations below their in-flight limit",
+            self.outbox_lag.clone(),
+        );
+        r.register(
+            "events_accepted",
+            "Events stored by accepted API changes (their rate against events_delivered: \
+             whether delivery keeps pace)",
+            self.events_accepted.clone(),
+        );
+        r.register(
+            "events_delivered",
+            "Events delivered (a 2xx answer)",
+            self.events_delivered.clone(),
+        );
+        r.register(
+            "api_refused_for_lag",
+            "Changes refused with 503 because deliveries lagged beyond --max-lag",
+            self.refused_for_lag.clone(),
+        );
+        r.register(
             "http_requests",
             "API requests by route template, method and status",
             self.requests.clone(),
@@ -149,6 +179,21 @@ impl Metrics {
     /// An event delivered `latency` after its change.
     pub fn delivered(&self, latency: Duration) {
         self.latency_seconds.observe(latency.as_secs_f64());
+        self.events_delivered.inc();
+    }
+
+    /// Events stored by an accepted change.
+    pub fn accepted(&self, events: usize) {
+        self.events_accepted
+            .inc_by(u64::try_from(events).unwrap_or(u64::MAX));
+    }
+
+    pub fn set_outbox_lag(&self, lag: Duration) {
+        self.outbox_lag.set(lag.as_secs_f64());
+    }
+
+    pub fn refused_for_lag(&self) {
+        self.refused_for_lag.inc();
     }
 
     pub fn event_failed(&self) {

@@ -108,6 +108,11 @@ pub trait Outbox: Send + Sync + 'static {
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
     /// How many events wait in the outbox (due, scheduled for a retry, or in flight).
     async fn size(&self) -> Result<u64, StoreError>;
+    /// How far delivery lags: the age of the oldest due delivery among organizations with
+    /// fewer than `per_organization` attempts in flight (zero when none waits). One whose
+    /// endpoint holds all its slots waits on that endpoint, not on the server, so it is
+    /// left out: a slow receiver must not make the server refuse everyone's changes.
+    async fn lag(&self, per_organization: u32) -> Result<Duration, StoreError>;
     /// Notified whenever deliveries may have fallen due (events enqueued, requeued,
     /// rescheduled sooner; on PostgreSQL, by any node), so a sender waits on it instead of
     /// polling.

@@ -61,6 +61,18 @@ pub(crate) const NEXT_DUE: &str = "\
     SELECT MIN((SELECT MIN(d.due_at) FROM deliveries d WHERE d.organization_id = o.id)) AS due \
     FROM organizations o WHERE o.webhook_url IS NOT NULL";
 
+/// The oldest due time among organizations below `$2` attempts in flight (`$1`: now). An
+/// organization at its limit waits on its own endpoint, not on this server, so its backlog
+/// says nothing about the server keeping up (and must not hold up the others). Index seeks
+/// per organization with a URL.
+pub(crate) const OLDEST_DUE: &str = "\
+    SELECT MIN(oldest) AS oldest FROM ( \
+        SELECT (SELECT MIN(d.due_at) FROM deliveries d WHERE d.organization_id = o.id) AS oldest, \
+        (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries d WHERE d.organization_id = o.id \
+            AND d.due_at > $1 AND d.lease_token IS NOT NULL LIMIT $2) leased) AS leased \
+        FROM organizations o WHERE o.webhook_url IS NOT NULL) per_organization \
+    WHERE oldest <= $1 AND leased < $2";
+
 pub(crate) const OUTBOX_SIZE: &str = "SELECT COUNT(*) AS n FROM deliveries";
 
 /// The claimed deliveries' events, URLs and secrets; `{seqs}` is the backend's list form.

@@ -29,6 +29,7 @@ use crate::outbox::{AttemptOutcome, Recorded};
 use crate::StoreError;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -45,23 +46,114 @@ pub(crate) type RecordFn<C> =
     for<'c> fn(&'c mut C, &'c [AttemptOutcome]) -> BoxFuture<'c, Result<Vec<Recorded>, StoreError>>;
 type RecordReply = oneshot::Sender<Result<Vec<Recorded>, StoreError>>;
 
-/// What the queue holds: a job, or outcomes to record (merged with the batch's others).
+/// What a queue holds: a job, outcomes to record (merged with the batch's others), or a
+/// wake-up for a runner waiting on the API lane (see [`Lane`]).
 enum Work<C> {
     Job(Job<C>),
     Record(Vec<AttemptOutcome>, RecordReply),
+    Wake,
+}
+
+/// Which queue a write waits in. Every batch first takes all the delivery lane holds (the
+/// engine's claims, outcomes and releases), then API writes up to [`MAX_BATCH`]: however
+/// many customer changes wait, the engine's work waits at most one batch, so ingest
+/// cannot starve delivery of the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    Api,
+    Delivery,
 }
 /// Opens a new write connection (after the last one broke).
 pub(crate) type Connect<C> =
     Arc<dyn Fn() -> BoxFuture<'static, Result<C, StoreError>> + Send + Sync>;
 
 pub(crate) struct Writer<C> {
-    jobs: mpsc::Sender<Work<C>>,
+    api: mpsc::Sender<Work<C>>,
+    delivery: mpsc::Sender<Work<C>>,
+    /// A wake-up is on its way through the API lane (one is enough).
+    wake_sent: Arc<AtomicBool>,
+}
+
+/// Both lanes' receiving ends.
+struct Queues<C> {
+    api: mpsc::Receiver<Work<C>>,
+    delivery: mpsc::Receiver<Work<C>>,
+    wake_sent: Arc<AtomicBool>,
 }
 
 /// What a runner needs besides its connection.
 struct Runner<C> {
-    queue: Arc<Mutex<mpsc::Receiver<Work<C>>>>,
+    queues: Arc<Mutex<Queues<C>>>,
     record: RecordFn<C>,
+}
+
+fn channels<C>() -> (Writer<C>, Queues<C>) {
+    let (api, api_queue) = mpsc::channel(QUEUE);
+    let (delivery, delivery_queue) = mpsc::channel(QUEUE);
+    let wake_sent = Arc::new(AtomicBool::new(false));
+    let writer = Writer {
+        api,
+        delivery,
+        wake_sent: wake_sent.clone(),
+    };
+    let queues = Queues {
+        api: api_queue,
+        delivery: delivery_queue,
+        wake_sent,
+    };
+    (writer, queues)
+}
+
+impl<C> Queues<C> {
+    /// Waits for work in either lane (async runners), then takes a batch.
+    async fn next_batch(&mut self, batch: &mut Vec<Work<C>>) -> bool {
+        let first = tokio::select! {
+            biased;
+            work = self.delivery.recv() => work,
+            work = self.api.recv() => work,
+        };
+        match first {
+            None => return false,
+            Some(Work::Wake) => {}
+            Some(work) => batch.push(work),
+        }
+        self.fill(batch);
+        true
+    }
+
+    /// Waits for work (a thread runner): delivery work arriving while it waits sends a
+    /// wake-up through the API lane, so waiting on that one lane sees both.
+    fn blocking_next_batch(&mut self, batch: &mut Vec<Work<C>>) -> bool {
+        match self.api.blocking_recv() {
+            None => return false,
+            Some(Work::Wake) => {}
+            Some(work) => batch.push(work),
+        }
+        self.fill(batch);
+        true
+    }
+
+    /// All the delivery lane holds, then API work up to the batch limit.
+    fn fill(&mut self, batch: &mut Vec<Work<C>>) {
+        // Cleared before the lane is read: work queued after this sends a new wake-up.
+        self.wake_sent.store(false, Ordering::SeqCst);
+        while let Ok(work) = self.delivery.try_recv() {
+            if !matches!(work, Work::Wake) {
+                batch.push(work);
+            }
+        }
+        let mut api = batch.len();
+        while api < MAX_BATCH {
+            match self.api.try_recv() {
+                Ok(Work::Wake) => {}
+                Ok(work) => {
+                    batch.push(work);
+                    api += 1;
+                }
+                Err(_) => break,
+            }
+        }
+    }
 }
 
 impl<C: Conn> Writer<C> {
@@ -71,16 +163,16 @@ impl<C: Conn> Writer<C> {
         connect: Connect<C>,
         record: RecordFn<C>,
     ) -> Self {
-        let (jobs, queue) = mpsc::channel(QUEUE);
-        let queue = Arc::new(Mutex::new(queue));
+        let (writer, queues) = channels();
+        let queues = Arc::new(Mutex::new(queues));
         for connection in connections {
             let runner = Runner {
-                queue: queue.clone(),
+                queues: queues.clone(),
                 record,
             };
             tokio::spawn(run_task(connection, connect.clone(), runner));
         }
-        Self { jobs }
+        writer
     }
 
     /// One OS thread owning the connection, for a synchronous driver.
@@ -89,12 +181,30 @@ impl<C: Conn> Writer<C> {
         name: &str,
         record: RecordFn<C>,
     ) -> Result<Self, StoreError> {
-        let (jobs, queue) = mpsc::channel(QUEUE);
+        let (writer, queues) = channels();
         std::thread::Builder::new()
             .name(name.into())
-            .spawn(move || run_thread(connection, queue, record))
+            .spawn(move || run_thread(connection, queues, record))
             .map_err(|e| StoreError::Config(format!("cannot start the writer thread: {e}")))?;
-        Ok(Self { jobs })
+        Ok(writer)
+    }
+
+    /// Queues work in a lane (waking a waiting runner for the delivery lane).
+    async fn send(&self, lane: Lane, work: Work<C>) -> Result<(), StoreError> {
+        let queue = match lane {
+            Lane::Api => &self.api,
+            Lane::Delivery => &self.delivery,
+        };
+        queue
+            .send(work)
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        if lane == Lane::Delivery && !self.wake_sent.swap(true, Ordering::SeqCst) {
+            // A full API lane means the runner is busy and reads the delivery lane first
+            // next; a closed one, that it stopped (the reply says so).
+            let _ = self.api.try_send(Work::Wake);
+        }
+        Ok(())
     }
 
     /// Records attempt outcomes in the next batch, together with every other outcome
@@ -104,15 +214,14 @@ impl<C: Conn> Writer<C> {
         outcomes: Vec<AttemptOutcome>,
     ) -> Result<Vec<Recorded>, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.jobs
-            .send(Work::Record(outcomes, tx))
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
+        self.send(Lane::Delivery, Work::Record(outcomes, tx))
+            .await?;
         rx.await.map_err(|_| StoreError::WriterStopped)?
     }
 
-    /// Runs `op` in the next batch and returns its result once the batch is committed.
-    pub(crate) async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    /// Runs `op` in the next batch that takes it from `lane`, and returns its result once
+    /// that batch is committed.
+    pub(crate) async fn write<T, F>(&self, lane: Lane, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut C) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
@@ -124,10 +233,7 @@ impl<C: Conn> Writer<C> {
                 (result.is_ok(), reply_after_commit(result, tx))
             })
         });
-        self.jobs
-            .send(Work::Job(job))
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
+        self.send(lane, Work::Job(job)).await?;
         rx.await.map_err(|_| StoreError::WriterStopped)?
     }
 }
@@ -150,15 +256,8 @@ fn reply_after_commit<T: Send + 'static>(
 
 async fn run_task<C: Conn>(mut conn: C, connect: Connect<C>, runner: Runner<C>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    // The queue is locked only while waiting for a batch, not while running it.
-    while runner
-        .queue
-        .lock()
-        .await
-        .recv_many(&mut batch, MAX_BATCH)
-        .await
-        > 0
-    {
+    // The queues are locked only while waiting for a batch, not while running it.
+    while runner.queues.lock().await.next_batch(&mut batch).await {
         if run_and_answer(&mut conn, &mut batch, runner.record)
             .await
             .is_err()
@@ -169,16 +268,9 @@ async fn run_task<C: Conn>(mut conn: C, connect: Connect<C>, runner: Runner<C>) 
     tracing::debug!("writer stopped: every store handle is gone");
 }
 
-fn run_thread<C: Conn>(mut conn: C, mut queue: mpsc::Receiver<Work<C>>, record: RecordFn<C>) {
+fn run_thread<C: Conn>(mut conn: C, mut queues: Queues<C>, record: RecordFn<C>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = queue.blocking_recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+    while queues.blocking_next_batch(&mut batch) {
         let size = batch.len();
         let ran = run_and_answer(&mut conn, &mut batch, record).now_or_never();
         if ran.is_none() {
@@ -254,6 +346,7 @@ async fn run_batch<C: Conn>(
                 recorders.push((mine.len(), reply));
                 outcomes.extend(mine);
             }
+            Work::Wake => {}
         }
     }
     if !recorders.is_empty() {

@@ -2,7 +2,7 @@
 //! (admin, following the workflow) and by sandbox organizations (forced).
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{parse_limit, parse_param, JsonBody, OrgAuth, QueryParams};
+use super::extract::{parse_limit, parse_param, Admitted, JsonBody, OrgAuth, QueryParams};
 use super::input::{customer_patch, new_customer, CustomerInput};
 use super::views::{CustomerView, PageView};
 use super::{schemas, service, AppState};
@@ -72,9 +72,11 @@ fn respond(status: StatusCode, customer: &Customer) -> Response {
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 422, description = "A value is missing or not acceptable; `field` names it", body = ErrorBody),
+        (status = 503, description = "Overloaded: deliveries lag beyond `--max-lag`; nothing was written, retry after `Retry-After` seconds", body = ErrorBody),
     ))]
 async fn create(
     OrgAuth(org): OrgAuth,
+    _: Admitted,
     State(state): State<AppState>,
     JsonBody(input): JsonBody<CustomerInput>,
 ) -> Result<Response, ApiError> {
@@ -82,8 +84,9 @@ async fn create(
     let new =
         new_customer(&input, now.date()).map_err(|e| ApiError::invalid(e.field, e.message))?;
     let change = Customer::create(org.id, new, now);
-    let customer = change.customer.clone();
+    let (customer, events) = (change.customer.clone(), change.events.len());
     state.store.customers.insert_customer(change).await?;
+    state.metrics.accepted(events);
     Ok(respond(StatusCode::CREATED, &customer))
 }
 
@@ -177,9 +180,11 @@ async fn list(
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 422, description = "A value is not acceptable; `field` names it", body = ErrorBody),
+        (status = 503, description = "Overloaded: deliveries lag beyond `--max-lag`; nothing was written, retry after `Retry-After` seconds", body = ErrorBody),
     ))]
 async fn update(
     OrgAuth(org): OrgAuth,
+    _: Admitted,
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(input): JsonBody<CustomerInput>,
@@ -195,6 +200,7 @@ async fn update(
         .modify_customer(Scope::Organization(&org.id), &id, mutation)
         .await
         .map_err(|e| ApiError::from_store(e, "customer"))?;
+    state.metrics.accepted(change.events.len());
     Ok(respond(StatusCode::OK, &change.customer))
 }
 
@@ -231,8 +237,9 @@ pub(super) async fn decide(
         .map_err(|e| ApiError::invalid("status", e.to_string()))?;
     let reason =
         parse_reason(input.reason.as_deref()).map_err(|e| ApiError::invalid(e.field, e.message))?;
-    let customer = service::change_status(&state.store, scope, &id, to, reason, policy).await?;
-    Ok(respond(StatusCode::OK, &customer))
+    let change = service::change_status(&state.store, scope, &id, to, reason, policy).await?;
+    state.metrics.accepted(change.events.len());
+    Ok(respond(StatusCode::OK, &change.customer))
 }
 
 /// `POST /v1/sandbox/customers/{id}/status`: sandbox organizations force any status.
@@ -250,9 +257,11 @@ pub(super) async fn decide(
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 422, description = "An unknown status or a bad reason", body = ErrorBody),
+        (status = 503, description = "Overloaded: deliveries lag beyond `--max-lag`; nothing was written, retry after `Retry-After` seconds", body = ErrorBody),
     ))]
 async fn sandbox_status(
     OrgAuth(org): OrgAuth,
+    _: Admitted,
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(input): JsonBody<StatusInput>,

@@ -2,7 +2,7 @@
 //! organizations), each with its delivery status and attempts.
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{parse_limit, parse_param, OrgAuth, QueryParams};
+use super::extract::{parse_limit, parse_param, Admitted, OrgAuth, QueryParams};
 use super::views::{EventListItem, EventView, PageView};
 use super::{schemas, AppState};
 use axum::extract::{Path, State};
@@ -150,9 +150,11 @@ async fn show(
         (status = 202, description = "Queued: the same id and body, signed afresh, a fresh attempt budget", body = Redelivery),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such event in this organization", body = ErrorBody),
+        (status = 503, description = "Overloaded: deliveries lag beyond `--max-lag`; nothing was written, retry after `Retry-After` seconds", body = ErrorBody),
     ))]
 async fn redeliver(
     OrgAuth(org): OrgAuth,
+    _: Admitted,
     State(state): State<AppState>,
     Path(event_id): Path<String>,
 ) -> Result<Response, ApiError> {

@@ -107,6 +107,18 @@ impl FromRequestParts<AppState> for OrgAuth {
     }
 }
 
+/// A change that adds events, let in: refused with 503 and `Retry-After` while deliveries
+/// lag beyond `--max-lag` (see [`crate::admission`]), before anything is read or written.
+pub struct Admitted;
+
+impl FromRequestParts<AppState> for Admitted {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        state.admission.admit().map(|()| Admitted)
+    }
+}
+
 /// The account manager, authenticated by the admin token.
 pub struct AdminAuth;
 

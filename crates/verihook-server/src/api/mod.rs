@@ -21,6 +21,7 @@ mod webhook;
 pub use auth::Auth;
 pub use error::ApiError;
 
+use crate::admission::Admission;
 use crate::delivery::Sender;
 use crate::metrics::Metrics;
 use axum::extract::DefaultBodyLimit;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Sends test events for `POST /v1/webhook/test`.
     pub sender: Arc<Sender>,
+    /// Lets changes in while deliveries keep pace.
+    pub admission: Arc<Admission>,
 }
 
 /// Only `/healthz`, `/readyz` and `/metrics`: what a worker node serves.

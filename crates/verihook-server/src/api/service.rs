@@ -4,8 +4,8 @@
 
 use super::error::ApiError;
 use verihook_core::{
-    ApiKey, Customer, CustomerId, CustomerStatus, Mode, Organization, OrganizationId, Timestamp,
-    TransitionPolicy, WebhookSecret, WebhookUrl,
+    ApiKey, Customer, CustomerChange, CustomerId, CustomerStatus, Mode, Organization,
+    OrganizationId, Timestamp, TransitionPolicy, WebhookSecret, WebhookUrl,
 };
 use verihook_store::{Mutation, Scope, Storage, WebhookSet};
 
@@ -46,13 +46,12 @@ pub async fn change_status(
     to: CustomerStatus,
     reason: Option<String>,
     policy: TransitionPolicy,
-) -> Result<Customer, ApiError> {
+) -> Result<CustomerChange, ApiError> {
     let now = Timestamp::now();
     let mutation: Mutation = Box::new(move |c: &Customer| c.change_status(to, reason, policy, now));
-    let change = store
+    store
         .customers
         .modify_customer(scope, id, mutation)
         .await
-        .map_err(|e| ApiError::from_store(e, "customer"))?;
-    Ok(change.customer)
+        .map_err(|e| ApiError::from_store(e, "customer"))
 }

@@ -6,6 +6,7 @@ use crate::conn::Conn;
 use crate::repository::{Customers, Mutation, Page, PageRequest, Scope};
 use crate::rows::{self, Value};
 use crate::sql::{self, Query};
+use crate::writer::Lane;
 use crate::StoreError;
 use async_trait::async_trait;
 use verihook_core::{Customer, CustomerChange, CustomerId, CustomerStatus, OrganizationId};
@@ -13,7 +14,7 @@ use verihook_core::{Customer, CustomerChange, CustomerId, CustomerStatus, Organi
 #[async_trait]
 impl<B: Backend> Customers for Database<B> {
     async fn insert_customer(&self, change: CustomerChange) -> Result<(), StoreError> {
-        self.write(move |conn| {
+        self.write(Lane::Api, move |conn| {
             Box::pin(async move { B::save_change(conn, &change.customer, &change.events).await })
         })
         .await?;
@@ -30,7 +31,7 @@ impl<B: Backend> Customers for Database<B> {
         let organization = scope.organization().cloned();
         let id = id.clone();
         let change = self
-            .write(move |conn| {
+            .write(Lane::Api, move |conn| {
                 Box::pin(async move {
                     let params = [
                         Value::text(id.as_str()),

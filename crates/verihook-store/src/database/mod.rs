@@ -14,7 +14,7 @@ use crate::outbox::{AttemptOutcome, ClaimRequest, ClaimedDelivery, Lease, Record
 use crate::repository::Health;
 use crate::rows::{self, Row, Value};
 use crate::sql::{self, Query};
-use crate::writer::Writer;
+use crate::writer::{Lane, Writer};
 use crate::StoreError;
 use async_trait::async_trait;
 use std::future::Future;
@@ -110,13 +110,13 @@ impl<B: Backend> Database<B> {
             .ok_or(StoreError::UnknownCursor)
     }
 
-    /// Runs `op` in the writer's next batch.
-    pub(super) async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    /// Runs `op` in the writer's next batch that takes it from `lane`.
+    pub(super) async fn write<T, F>(&self, lane: Lane, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut B::Conn) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
     {
-        self.backend.writer().write(op).await
+        self.backend.writer().write(lane, op).await
     }
 
     /// Deliveries were enqueued or fell due sooner: wake this process's sender (the

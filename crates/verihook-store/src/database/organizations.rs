@@ -5,6 +5,7 @@ use crate::conn::Conn;
 use crate::repository::{Organizations, WebhookEndpoint, WebhookSet};
 use crate::rows::{self, Value};
 use crate::sql;
+use crate::writer::Lane;
 use crate::StoreError;
 use async_trait::async_trait;
 use verihook_core::{Organization, OrganizationId, WebhookSecret, WebhookUrl};
@@ -17,7 +18,7 @@ impl<B: Backend> Organizations for Database<B> {
         api_key_digest: [u8; 32],
     ) -> Result<(), StoreError> {
         let org = organization.clone();
-        self.write(move |conn| {
+        self.write(Lane::Api, move |conn| {
             Box::pin(async move {
                 let params = [
                     Value::text(org.id.as_str()),
@@ -74,7 +75,7 @@ impl<B: Backend> Organizations for Database<B> {
         // Events queued while the organization had no URL become claimable now; a sender
         // finds them within its polling interval. Waking it is the outbox's business, not
         // this write's.
-        self.write(move |conn| {
+        self.write(Lane::Api, move |conn| {
             Box::pin(async move {
                 let params = [
                     Value::text(url.as_str()),
@@ -100,7 +101,7 @@ impl<B: Backend> Organizations for Database<B> {
         secret: WebhookSecret,
     ) -> Result<(), StoreError> {
         let id = id.clone();
-        self.write(move |conn| {
+        self.write(Lane::Api, move |conn| {
             Box::pin(async move {
                 let params = [Value::text(secret.expose()), Value::text(id.as_str())];
                 match conn.execute(sql::ROTATE_SECRET, &params).await? {

@@ -9,17 +9,21 @@ use crate::outbox::{
 use crate::repository::Scope;
 use crate::rows::Value;
 use crate::sql;
+use crate::writer::Lane;
 use crate::StoreError;
 use async_trait::async_trait;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Notify;
 use verihook_core::{EventId, OrganizationId, Timestamp};
 
 #[async_trait]
 impl<B: Backend> Outbox for Database<B> {
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        self.write(move |conn| Box::pin(async move { B::claim(conn, &request).await }))
-            .await
+        self.write(Lane::Delivery, move |conn| {
+            Box::pin(async move { B::claim(conn, &request).await })
+        })
+        .await
     }
 
     async fn record(&self, outcomes: Vec<AttemptOutcome>) -> Result<Vec<Recorded>, StoreError> {
@@ -36,7 +40,7 @@ impl<B: Backend> Outbox for Database<B> {
     }
 
     async fn release(&self, leases: Vec<Lease>, now: Timestamp) -> Result<(), StoreError> {
-        self.write(move |conn| {
+        self.write(Lane::Delivery, move |conn| {
             Box::pin(async move {
                 for lease in &leases {
                     let params = [
@@ -60,7 +64,7 @@ impl<B: Backend> Outbox for Database<B> {
     ) -> Result<(), StoreError> {
         let organization = scope.organization().cloned();
         let id = id.clone();
-        self.write(move |conn| {
+        self.write(Lane::Api, move |conn| {
             Box::pin(async move {
                 let params = [
                     Value::text(id.as_str()),
@@ -93,6 +97,17 @@ impl<B: Backend> Outbox for Database<B> {
             .await?
             .unwrap_or(0);
         u64::try_from(n).map_err(StoreError::corrupt)
+    }
+
+    async fn lag(&self, per_organization: u32) -> Result<Duration, StoreError> {
+        let now = Timestamp::now();
+        let params = vec![Value::time(now), Value::int(i64::from(per_organization))];
+        let oldest = self
+            .read_one(sql::OLDEST_DUE, params, |r| r.opt_int("oldest"))
+            .await?
+            .flatten();
+        let behind = oldest.map_or(0, |oldest| now.unix_micros().saturating_sub(oldest));
+        Ok(Duration::from_micros(u64::try_from(behind).unwrap_or(0)))
     }
 
     fn work_signal(&self) -> Arc<Notify> {

@@ -1108,6 +1108,35 @@ pub async fn outcomes_recorded_together_are_each_answered_for_themselves<B: Back
     }
 }
 
+/// The lag is the age of the oldest due delivery, counting only organizations below their
+/// limit of attempts in flight: one waiting on its own busy endpoint is left out.
+pub async fn lag_counts_only_organizations_below_their_limit<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    assert_eq!(store.outbox.lag(1).await.expect("read"), Duration::ZERO);
+    let org = with_webhook(&store).await;
+    customer(&store, &org).await;
+    customer(&store, &org).await;
+    let aged = Duration::from_millis(200);
+    // The deliveries age while nothing claims them.
+    tokio::time::sleep(aged).await;
+    assert!(store.outbox.lag(1).await.expect("read") >= aged);
+    let one = ClaimRequest {
+        per_organization: 1,
+        ..claim(10)
+    };
+    assert_eq!(store.outbox.claim(one).await.expect("claimed").len(), 1);
+    assert_eq!(
+        store.outbox.lag(1).await.expect("read"),
+        Duration::ZERO,
+        "at its limit, the organization waits on its endpoint"
+    );
+    assert!(
+        store.outbox.lag(2).await.expect("read") >= aged,
+        "below its limit, its due delivery counts"
+    );
+}
+
 /// One `#[tokio::test]` per suite function for a backend.
 #[macro_export]
 macro_rules! store_suite {
@@ -1133,6 +1162,7 @@ macro_rules! store_suite {
             a_redelivery_requested_during_an_attempt_sends_again,
             an_outcome_under_a_lost_lease_changes_nothing,
             outcomes_recorded_together_are_each_answered_for_themselves,
+            lag_counts_only_organizations_below_their_limit,
             the_outbox_and_attempt_log_survive_the_upgrade
         );
     };

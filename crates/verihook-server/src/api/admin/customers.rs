@@ -3,7 +3,7 @@
 
 use crate::api::customers::{decide, StatusInput};
 use crate::api::error::{ApiError, ErrorBody};
-use crate::api::extract::{AdminAuth, JsonBody};
+use crate::api::extract::{AdminAuth, Admitted, JsonBody};
 use crate::api::views::CustomerView;
 use crate::api::AppState;
 use axum::extract::{Path, State};
@@ -31,9 +31,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 422, description = "An unknown status or a bad reason", body = ErrorBody),
+        (status = 503, description = "Overloaded: deliveries lag beyond `--max-lag`; nothing was written, retry after `Retry-After` seconds", body = ErrorBody),
     ))]
 async fn decide_status(
     _: AdminAuth,
+    _: Admitted,
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(input): JsonBody<StatusInput>,

@@ -3,6 +3,7 @@
 mod failures;
 mod guard;
 mod isolation;
+mod overload;
 mod signing;
 
 use hmac::{Hmac, Mac};
