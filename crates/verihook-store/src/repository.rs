@@ -211,4 +211,12 @@ pub trait EventLog: Send + Sync + 'static {
         since: Timestamp,
         recent: u32,
     ) -> Result<Vec<AttemptSample>, StoreError>;
+    /// When each of the organization's `recent` newest events since `since` occurred,
+    /// oldest first: the changes it made, for the accepted rate beside the delivered one.
+    async fn recent_events(
+        &self,
+        organization: &OrganizationId,
+        since: Timestamp,
+        recent: u32,
+    ) -> Result<Vec<Timestamp>, StoreError>;
 }

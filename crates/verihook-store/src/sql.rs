@@ -144,6 +144,10 @@ pub(crate) const RECENT_ATTEMPTS: &str = "\
     JOIN attempts a ON a.event_seq = recent.seq \
     WHERE a.started_at >= $3 ORDER BY a.started_at";
 
+pub(crate) const RECENT_EVENTS: &str = "\
+    SELECT occurred_at FROM (SELECT seq, occurred_at FROM events WHERE organization_id = $1 \
+    ORDER BY seq DESC LIMIT $2) recent WHERE occurred_at >= $3 ORDER BY seq";
+
 /// The `seq` of a listing's cursor item, which must lie in the listing's scope.
 pub(crate) fn cursor_seq(table: &str) -> String {
     format!(

@@ -76,8 +76,9 @@ async fn log_in_see_events_and_redeliver_a_failed_one() {
     )
     .await;
     page.wait_until(
-        "document.getElementById('chart-summary').textContent.startsWith('2 attempts')",
-        "the chart's summary of the hour",
+        "document.getElementById('chart-summary').textContent.startsWith('2 attempts') && \
+         document.getElementById('chart-summary').textContent.includes('2 events made, 1 delivered')",
+        "the chart's summary of the hour, with events made beside those delivered",
         WAIT,
     )
     .await;

@@ -97,4 +97,24 @@ impl<B: Backend> EventLog for Database<B> {
         };
         self.read_all(q, rows::attempt_sample).await
     }
+
+    async fn recent_events(
+        &self,
+        organization: &OrganizationId,
+        since: Timestamp,
+        recent: u32,
+    ) -> Result<Vec<Timestamp>, StoreError> {
+        let q = Query {
+            sql: sql::RECENT_EVENTS.into(),
+            params: rows::owned(vec![
+                Value::text(organization.as_str()),
+                Value::int(i64::from(recent)),
+                Value::time(since),
+            ]),
+        };
+        self.read_all(q, |row| {
+            Ok(Timestamp::from_unix_micros(row.int("occurred_at")?))
+        })
+        .await
+    }
 }

@@ -809,6 +809,7 @@ pub async fn a_delivered_attempt_is_logged_and_final<B: Backend>() {
                 .collect::<Vec<_>>()
         }
     };
+    let made_by = org.id.clone();
     assert_eq!(samples(org.clone(), later(now, -60)).await, [Some(204)]);
     assert!(
         samples(org, later(now, 60)).await.is_empty(),
@@ -819,6 +820,9 @@ pub async fn a_delivered_attempt_is_logged_and_final<B: Backend>() {
         samples(other, later(now, -60)).await.is_empty(),
         "only the organization's"
     );
+    let made = |since| store.events.recent_events(&made_by, since, 10);
+    assert_eq!(made(later(now, -60)).await.expect("read").len(), 1);
+    assert!(made(later(now, 60)).await.expect("read").is_empty());
 }
 
 pub async fn retries_wait_then_fail_and_redelivery_starts_a_fresh_budget<B: Backend>() {

@@ -1,8 +1,19 @@
-//! Driving the real HTTP API: organizations, webhooks, and customer creations in a closed
-//! loop (as fast as `concurrency` clients go) or an open loop (a fixed rate, with latency
-//! measured from each request's intended start, so a stalled server cannot hide its stall:
-//! no coordinated omission).
+//! Driving the real HTTP API: organizations and webhooks (set up with reqwest), and the
+//! load itself — customer creations on a bare hyper client (pooled keep-alive connections,
+//! headers built once per organization, one small allocation per request), so that the
+//! load generator costs little enough CPU to saturate the server it shares the machine
+//! with. Three shapes: a closed loop of a fixed count (as fast as `concurrency` clients
+//! go), a sustained closed loop of a fixed duration, and an open loop (a fixed rate, with
+//! latency measured from each request's intended start, so a stalled server cannot hide
+//! its stall: no coordinated omission).
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use indicatif::ProgressBar;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -11,14 +22,19 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 pub struct Api {
+    /// For the set-up calls, which are few.
     client: reqwest::Client,
+    /// For the load.
+    load: Client<HttpConnector, Full<Bytes>>,
+    customers: Uri,
     base: String,
     admin_token: String,
 }
 
 pub struct Org {
     pub id: String,
-    pub key: String,
+    /// `Bearer <API key>`, built once.
+    authorization: HeaderValue,
 }
 
 /// What the load sent: for each accepted request, when it was meant to start and which
@@ -30,16 +46,32 @@ pub struct Sent {
     pub elapsed: Duration,
 }
 
+/// How the API answered one creation.
+enum Answer {
+    Created,
+    /// 503 overloaded: try again after this long.
+    Overloaded(Duration),
+    Failed,
+}
+
 impl Api {
     pub fn new(base: &str, admin_token: &str, connections: usize) -> Result<Self, String> {
         let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(connections)
-            .tcp_nodelay(true)
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| e.to_string())?;
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        let load = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(connections)
+            .build(http);
+        let customers = format!("{base}/v1/customers")
+            .parse()
+            .map_err(|e| format!("{base}: {e}"))?;
         Ok(Self {
             client,
+            load,
+            customers,
             base: base.to_owned(),
             admin_token: admin_token.to_owned(),
         })
@@ -74,9 +106,11 @@ impl Api {
             .admin(reqwest::Method::POST, "/v1/admin/organizations", body)
             .await?;
         let text = |k: &str| org[k].as_str().map(str::to_owned).ok_or(format!("no {k}"));
+        let authorization = HeaderValue::try_from(format!("Bearer {}", text("apiKey")?))
+            .map_err(|e| e.to_string())?;
         Ok(Org {
             id: text("id")?,
-            key: text("apiKey")?,
+            authorization,
         })
     }
 
@@ -93,21 +127,57 @@ impl Api {
     }
 
     /// Creates the customer of request `index`; its e-mail carries the index back.
-    async fn create(&self, org: &Org, index: u64) -> bool {
-        let body = json!({
-            "type": "INDIVIDUAL",
-            "email": format!("b{index}@bench.example"),
-            "firstName": "Bench",
-            "lastName": "Mark",
-        });
-        let sent = self
+    async fn create(&self, org: &Org, index: u64) -> Answer {
+        let body = format!(
+            r#"{{"type":"INDIVIDUAL","email":"b{index}@bench.example","firstName":"Bench","lastName":"Mark"}}"#
+        );
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(self.customers.clone())
+            .header(AUTHORIZATION, org.authorization.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(Full::new(Bytes::from(body)));
+        let Ok(request) = request else {
+            return Answer::Failed;
+        };
+        let Ok(response) = self.load.request(request).await else {
+            return Answer::Failed;
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        // Read the body to the end, so the connection goes back to the pool.
+        let _ = response.into_body().collect().await;
+        match status {
+            StatusCode::CREATED => Answer::Created,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                Answer::Overloaded(Duration::from_secs(retry_after.unwrap_or(1)))
+            }
+            _ => Answer::Failed,
+        }
+    }
+
+    /// The server's current outbox lag (`verihook_outbox_lag_seconds`), if it says.
+    pub async fn outbox_lag(&self) -> Option<Duration> {
+        let text = self
             .client
-            .post(format!("{}/v1/customers", self.base))
-            .bearer_auth(&org.key)
-            .json(&body)
+            .get(format!("{}/metrics", self.base))
             .send()
-            .await;
-        sent.is_ok_and(|r| r.status() == reqwest::StatusCode::CREATED)
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let seconds: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("verihook_outbox_lag_seconds "))?
+            .trim()
+            .parse()
+            .ok()?;
+        Duration::try_from_secs_f64(seconds).ok()
     }
 }
 
@@ -120,11 +190,21 @@ fn record(sent: &Mutex<Sent>, index: u64, ok: bool, start: Instant, org: usize) 
     }
 }
 
-/// `events` creations by `concurrency` clients, each waiting for its answer.
+/// When a closed loop stops.
+#[derive(Clone, Copy)]
+pub enum Until {
+    /// After this many creations.
+    Count(u64),
+    /// When this much time has passed since the start.
+    Elapsed(Duration),
+}
+
+/// Creations by `concurrency` clients, each waiting for its answer; a client told 503
+/// waits the `Retry-After` it was given, as a well-behaved client does.
 pub async fn closed_loop(
     api: Arc<Api>,
     orgs: Arc<Vec<Org>>,
-    events: u64,
+    until: Until,
     concurrency: usize,
     progress: ProgressBar,
 ) -> Sent {
@@ -143,14 +223,19 @@ pub async fn closed_loop(
             tokio::spawn(async move {
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
-                    if index >= events {
-                        break;
+                    match until {
+                        Until::Count(n) if index >= n => break,
+                        Until::Elapsed(d) if began.elapsed() >= d => break,
+                        _ => {}
                     }
                     let org = usize::try_from(index).unwrap_or(0) % orgs.len();
                     let start = Instant::now();
-                    let ok = api.create(&orgs[org], index).await;
-                    record(&sent, index, ok, start, org);
+                    let answer = api.create(&orgs[org], index).await;
+                    record(&sent, index, matches!(answer, Answer::Created), start, org);
                     progress.inc(1);
+                    if let Answer::Overloaded(wait) = answer {
+                        tokio::time::sleep(wait).await;
+                    }
                 }
             })
         })
@@ -182,8 +267,14 @@ pub async fn open_loop(
             (api.clone(), orgs.clone(), sent.clone(), progress.clone());
         requests.push(tokio::spawn(async move {
             let org = usize::try_from(index).unwrap_or(0) % orgs.len();
-            let ok = api.create(&orgs[org], index).await;
-            record(&sent, index, ok, intended, org);
+            let answer = api.create(&orgs[org], index).await;
+            record(
+                &sent,
+                index,
+                matches!(answer, Answer::Created),
+                intended,
+                org,
+            );
             progress.inc(1);
         }));
     }
@@ -197,4 +288,16 @@ fn finish(sent: Arc<Mutex<Sent>>, began: Instant) -> Sent {
     let mut sent = std::mem::take(&mut *sent.lock().unwrap_or_else(PoisonError::into_inner));
     sent.elapsed = began.elapsed();
     sent
+}
+
+/// CPU time this process (the load generator and the receiver) has used so far, from
+/// `/proc/self/stat` (user + system, in clock ticks of 10 ms).
+pub fn own_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces; the fields after it are fixed.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let total = ticks(11)? + ticks(12)?;
+    Some(Duration::from_millis(total * 10))
 }

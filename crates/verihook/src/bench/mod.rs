@@ -10,7 +10,7 @@ mod server;
 
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use load::{Api, Org, Sent};
+use load::{Api, Org, Sent, Until};
 use receiver::Receiver;
 use report::{per_sec, Percentiles, Report};
 use server::ServerUnderTest;
@@ -52,6 +52,10 @@ pub struct BenchArgs {
     /// Open loop: how long to send, e.g. 30s.
     #[arg(long, value_parser = verihook_server::config::parse_duration)]
     duration: Option<Duration>,
+    /// Sustained closed loop: `--concurrency` clients for this long (e.g. 60s), then the
+    /// figures of the second half (accepted/s, delivered/s, p99) and the peak outbox lag.
+    #[arg(long, conflicts_with_all = ["rate", "events"], value_parser = verihook_server::config::parse_duration)]
+    sustain: Option<Duration>,
     /// Organizations the changes are spread over (100 for dead-endpoint).
     #[arg(long, default_value_t = 10)]
     organizations: usize,
@@ -154,6 +158,18 @@ async fn send(
     orgs: Arc<Vec<Org>>,
     default_events: u64,
 ) -> (Sent, String) {
+    if let Some(duration) = args.sustain {
+        let bar = ProgressBar::new_spinner();
+        let until = Until::Elapsed(duration);
+        let sent = load::closed_loop(api, orgs, until, args.concurrency, bar.clone()).await;
+        bar.finish_and_clear();
+        let mode = format!(
+            "sustained closed loop, concurrency {}, {} s",
+            args.concurrency,
+            duration.as_secs()
+        );
+        return (sent, mode);
+    }
     match (args.rate, args.duration) {
         (Some(rate), Some(duration)) => {
             let total = (rate as f64 * duration.as_secs_f64()) as u64;
@@ -165,7 +181,8 @@ async fn send(
         _ => {
             let events = args.events.unwrap_or(default_events);
             let bar = progress(events, "sending");
-            let sent = load::closed_loop(api, orgs, events, args.concurrency, bar.clone()).await;
+            let until = Until::Count(events);
+            let sent = load::closed_loop(api, orgs, until, args.concurrency, bar.clone()).await;
             bar.finish_and_clear();
             (
                 sent,
@@ -265,12 +282,32 @@ async fn phase(args: &BenchArgs, orgs: usize, dead_first: bool) -> Result<Report
     let (receiver, server, api) = set_up(args).await?;
     let orgs = Arc::new(organizations(&api, &receiver, orgs, dead_first, true).await?);
     let began = Instant::now();
+    let cpu_before = load::own_cpu();
+    let lag = LagWatch::start(api.clone());
     let (sent, mode) = send(args, api, orgs, 5_000).await;
+    let cpu = load::own_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    let peak_lag = lag.stop().await;
     let skip = dead_first.then_some(0);
     await_deliveries(&receiver, &sent, skip, args.drain_timeout).await;
     let (latency, delivered, lost, duplicates, delivered_per_sec) =
         measure(&receiver, &sent, skip, began);
     let api_accepted = sent.accepted.len() as u64;
+    let mut extra = vec![
+        ("apiRefused", sent.refused as f64),
+        ("peakOutboxLagMs", peak_lag.as_secs_f64() * 1_000.0),
+    ];
+    if let Some(cpu) = cpu {
+        let requests = (api_accepted + sent.refused).max(1);
+        extra.push((
+            "benchCpuUsPerRequest",
+            cpu.as_secs_f64() * 1e6 / requests as f64,
+        ));
+    }
+    if let Some(duration) = args.sustain {
+        extra.extend(second_half(&receiver, &sent, skip, began, duration));
+    }
     Ok(Report {
         scenario: "healthy".into(),
         mode,
@@ -283,8 +320,83 @@ async fn phase(args: &BenchArgs, orgs: usize, dead_first: bool) -> Result<Report
         lost,
         duplicates,
         bad_signatures: receiver.snapshot(|a| a.bad_signatures),
-        extra: vec![("apiRefused", sent.refused as f64)],
+        extra,
     })
+}
+
+/// The second half of a sustained run, when the outbox has reached its steady state:
+/// changes accepted and events delivered per second within it, their ratio, and the p99
+/// of the changes made within it.
+fn second_half(
+    receiver: &Receiver,
+    sent: &Sent,
+    skip_org: Option<usize>,
+    began: Instant,
+    duration: Duration,
+) -> Vec<(&'static str, f64)> {
+    let (from, to) = (began + duration / 2, began + duration);
+    let window = duration / 2;
+    receiver.snapshot(|a| {
+        let mut latency = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
+            .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()));
+        let (mut accepted, mut delivered) = (0u64, 0u64);
+        for (index, (start, org)) in &sent.accepted {
+            if Some(*org) == skip_org {
+                continue;
+            }
+            let arrived = a.first.get(index);
+            if arrived.is_some_and(|t| *t >= from && *t < to) {
+                delivered += 1;
+            }
+            if *start >= from && *start < to {
+                accepted += 1;
+                if let Some(t) = arrived {
+                    let us = t.saturating_duration_since(*start).as_micros();
+                    let _ = latency.record(u64::try_from(us).unwrap_or(u64::MAX).max(1));
+                }
+            }
+        }
+        let p99 = Percentiles::of(&latency).p99;
+        vec![
+            ("acceptedPerSecSecondHalf", per_sec(accepted, window)),
+            ("deliveredPerSecSecondHalf", per_sec(delivered, window)),
+            (
+                "deliveredOverAccepted",
+                delivered as f64 / accepted.max(1) as f64,
+            ),
+            ("p99SecondHalfMs", p99),
+        ]
+    })
+}
+
+/// Polls the server's outbox lag while the load runs, keeping the highest.
+struct LagWatch {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Duration>,
+}
+
+impl LagWatch {
+    fn start(api: Arc<Api>) -> Self {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut peak = Duration::ZERO;
+            loop {
+                if let Some(lag) = api.outbox_lag().await {
+                    peak = peak.max(lag);
+                }
+                tokio::select! {
+                    _ = &mut stopped => return peak,
+                    () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                }
+            }
+        });
+        Self { stop, task }
+    }
+
+    async fn stop(self) -> Duration {
+        let _ = self.stop.send(());
+        self.task.await.unwrap_or_default()
+    }
 }
 
 /// Changes pile up while the organizations have no reachable endpoint (their webhook URL

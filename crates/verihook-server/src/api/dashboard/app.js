@@ -136,11 +136,12 @@ async function loadStats() {
   const [width, height] = [600, 160];
   const step = width / stats.buckets.length;
   const slowest = Math.max(1, ...stats.buckets.map((b) => b.avgDurationMs || 0));
-  let attempts = 0, succeeded = 0;
+  let attempts = 0, succeeded = 0, accepted = 0;
   const line = [];
   stats.buckets.forEach((b, i) => {
     attempts += b.attempts;
     succeeded += b.succeeded;
+    accepted += b.accepted;
     if (b.attempts === 0) return;
     const rate = b.succeeded / b.attempts;
     const bar = height * rate;
@@ -149,9 +150,10 @@ async function loadStats() {
     line.push(`${i * step + step / 2},${height - (height * (b.avgDurationMs || 0)) / slowest}`);
   });
   if (line.length > 1) chart.append(svg("polyline", { points: line.join(" "), class: "latency" }));
+  const pace = `${accepted} events made, ${succeeded} delivered in the last hour; delivery lag now ${stats.outboxLagSeconds.toFixed(1)} s.`;
   $("chart-summary").textContent = attempts === 0
-    ? "No attempts in the last hour."
-    : `${attempts} attempts, ${((100 * succeeded) / attempts).toFixed(1)} % succeeded; slowest minute's mean ${slowest} ms.`;
+    ? `No attempts in the last hour. ${pace}`
+    : `${attempts} attempts, ${((100 * succeeded) / attempts).toFixed(1)} % succeeded; slowest minute's mean ${slowest} ms. ${pace}`;
 }
 
 function report(error) {
