@@ -11,6 +11,8 @@ pub(crate) trait Conn: Send + 'static {
     /// Opens a write batch's transaction and its first job's savepoint (`SAVEPOINT job`),
     /// in one round trip. (SQLite takes the write lock at once.)
     const BEGIN_BATCH: &'static str;
+    /// Opens a transaction without a savepoint, for a batch of one job.
+    const BEGIN: &'static str;
 
     /// Runs statements without parameters, several separated by `;`, in one round trip.
     fn batch(&mut self, sql: &'static str) -> impl Future<Output = Result<(), StoreError>> + Send;

@@ -358,6 +358,12 @@ async fn run_batch<C: Conn>(
             })
         }));
     }
+    match jobs.len() {
+        // Only wake-ups: the work they announced went with an earlier batch.
+        0 => return Ok((Vec::new(), Ok(()))),
+        1 => return run_alone(conn, jobs.remove(0)).await,
+        _ => {}
+    }
     let mut before_job = C::BEGIN_BATCH;
     let mut after_last = "RELEASE SAVEPOINT job";
     for job in jobs {
@@ -386,6 +392,27 @@ async fn run_batch<C: Conn>(
         }
     };
     Ok((replies, commit))
+}
+
+/// A batch of one job needs no savepoint: the transaction is the job's. (At low rates
+/// most batches are one job, and on a server each statement saved is a round trip and
+/// the database's parse and execution of it.)
+async fn run_alone<C: Conn>(conn: &mut C, job: Job<C>) -> Result<BatchOutcome, StoreError> {
+    conn.batch(C::BEGIN).await?;
+    let (succeeded, reply) = job(conn).await;
+    if !succeeded {
+        conn.batch("ROLLBACK").await?;
+        // The reply carries the job's own error; nothing was written.
+        return Ok((vec![reply], Ok(())));
+    }
+    let commit = match conn.batch("COMMIT").await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = conn.batch("ROLLBACK").await;
+            Err(Arc::new(e))
+        }
+    };
+    Ok((vec![reply], commit))
 }
 
 /// After the commit, each caller gets its own outcomes' part of the merged result.

@@ -78,6 +78,7 @@ pub(super) fn query(
 /// rusqlite is synchronous: each future is complete when it is made.
 impl Conn for Connection {
     const BEGIN_BATCH: &'static str = "BEGIN IMMEDIATE; SAVEPOINT job";
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
 
     fn batch(&mut self, sql: &'static str) -> impl Future<Output = Result<(), StoreError>> + Send {
         ready(self.execute_batch(sql).map_err(StoreError::from))
