@@ -22,7 +22,7 @@ impl Customer {
         organization_id: OrganizationId,
         new: NewCustomer,
         now: Timestamp,
-    ) -> CustomerChange {
+    ) -> Result<CustomerChange, DomainError> {
         let customer = Customer {
             id: CustomerId::generate(),
             organization_id,
@@ -37,8 +37,8 @@ impl Customer {
             created_at: now,
             updated_at: now,
         };
-        let events = vec![Event::customer_created(&customer, now)];
-        CustomerChange { customer, events }
+        let events = vec![Event::customer_created(&customer, now)?];
+        Ok(CustomerChange { customer, events })
     }
 
     /// Applies a partial update. A real change emits `customer.updated`; a customer in
@@ -79,7 +79,7 @@ impl Customer {
         let mut events = Vec::new();
         if !changed.is_empty() {
             next.updated_at = now;
-            events.push(Event::customer_updated(&next, &changed, now));
+            events.push(Event::customer_updated(&next, &changed, now)?);
         }
         let awaiting_data = matches!(
             next.status,
@@ -125,7 +125,7 @@ impl Customer {
             updated_at: now,
             ..self.clone()
         };
-        let events = Event::for_status_change(self.status, &next, now);
+        let events = Event::for_status_change(self.status, &next, now)?;
         Ok(CustomerChange {
             customer: next,
             events,
@@ -168,7 +168,9 @@ mod tests {
             date_of_birth: None,
             address: Default::default(),
         };
-        Customer::create(OrganizationId::generate(), new, Timestamp::now()).customer
+        Customer::create(OrganizationId::generate(), new, Timestamp::now())
+            .expect("rendered")
+            .customer
     }
 
     fn full_address() -> AddressPatch {

@@ -34,4 +34,13 @@ pub enum DomainError {
     Validation(#[from] ValidationError),
     #[error(transparent)]
     Transition(#[from] TransitionError),
+    /// An event body could not be rendered to JSON; nothing is stored or sent.
+    #[error("an event body could not be rendered: {0}")]
+    Render(String),
+}
+
+impl From<serde_json::Error> for DomainError {
+    fn from(error: serde_json::Error) -> Self {
+        Self::Render(error.to_string())
+    }
 }

@@ -7,6 +7,7 @@
 //! non-ASCII kept as UTF-8, `/` not escaped, control characters as `\n` or `\u001f`.
 
 use crate::customer::Customer;
+use crate::error::DomainError;
 use crate::id::{CustomerId, EventId, OrganizationId};
 use crate::status::CustomerStatus;
 use crate::timestamp::Timestamp;
@@ -158,7 +159,7 @@ struct TestPayload {
 }
 
 impl TestEvent {
-    pub fn new(organization: &OrganizationId, now: Timestamp) -> Self {
+    pub fn new(organization: &OrganizationId, now: Timestamp) -> Result<Self, DomainError> {
         let id = EventId::generate();
         let envelope = Envelope {
             event_type: TEST_EVENT_TYPE,
@@ -171,9 +172,8 @@ impl TestEvent {
                 organization_id: organization,
             },
         };
-        // Serializing plain structs of strings into a String cannot fail.
-        let body = serde_json::to_string(&envelope).unwrap_or_default();
-        Self { id, body }
+        let body = serde_json::to_string(&envelope)?;
+        Ok(Self { id, body })
     }
 }
 
@@ -183,7 +183,7 @@ impl Event {
         customer: &Customer,
         now: Timestamp,
         payload: P,
-    ) -> Event {
+    ) -> Result<Event, DomainError> {
         let id = EventId::generate();
         let envelope = Envelope {
             event_type: event_type.as_str(),
@@ -194,19 +194,18 @@ impl Event {
                 organization_id: &customer.organization_id,
             },
         };
-        // Serializing plain structs of strings into a String cannot fail.
-        let body = serde_json::to_string(&envelope).unwrap_or_default();
-        Event {
+        let body = serde_json::to_string(&envelope)?;
+        Ok(Event {
             id,
             organization_id: customer.organization_id.clone(),
             customer_id: customer.id.clone(),
             event_type,
             occurred_at: now,
             body,
-        }
+        })
     }
 
-    pub fn customer_created(c: &Customer, now: Timestamp) -> Event {
+    pub fn customer_created(c: &Customer, now: Timestamp) -> Result<Event, DomainError> {
         let payload = CreatedPayload {
             customer_id: &c.id,
             customer_type: c.customer_type.as_str(),
@@ -220,7 +219,11 @@ impl Event {
     }
 
     /// `changed` names the fields the update changed, in camelCase.
-    pub fn customer_updated(c: &Customer, changed: &[&'static str], now: Timestamp) -> Event {
+    pub fn customer_updated(
+        c: &Customer,
+        changed: &[&'static str],
+        now: Timestamp,
+    ) -> Result<Event, DomainError> {
         let payload = UpdatedPayload {
             customer_id: &c.id,
             customer_type: c.customer_type.as_str(),
@@ -237,7 +240,7 @@ impl Event {
         previous: CustomerStatus,
         next: &Customer,
         now: Timestamp,
-    ) -> Vec<Event> {
+    ) -> Result<Vec<Event>, DomainError> {
         let (customer_id, new_status, email) = (&next.id, next.status, next.email.as_str());
         let customer_type = next.customer_type.as_str();
         let changed = StatusChangedPayload {
@@ -253,7 +256,7 @@ impl Event {
             next,
             now,
             changed,
-        )];
+        )?];
         if new_status.completes_verification() {
             let completed = CompletedPayload {
                 customer_id,
@@ -268,7 +271,7 @@ impl Event {
                 next,
                 now,
                 completed,
-            ));
+            )?);
         }
         if new_status == CustomerStatus::NeedsAdditionalInformation {
             let rfi = RfiPayload {
@@ -285,9 +288,9 @@ impl Event {
                 next,
                 now,
                 rfi,
-            ));
+            )?);
         }
-        events
+        Ok(events)
     }
 }
 

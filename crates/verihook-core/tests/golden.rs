@@ -38,7 +38,9 @@ fn jane() -> Customer {
             ..Default::default()
         }),
     };
-    Customer::create(OrganizationId::generate(), new, Timestamp::now()).customer
+    Customer::create(OrganizationId::generate(), new, Timestamp::now())
+        .expect("rendered")
+        .customer
 }
 
 fn is_rfc3339_utc_seconds(s: &str) -> bool {
@@ -109,7 +111,7 @@ fn sandbox(c: &Customer, to: CustomerStatus, reason: Option<&str>) -> Vec<Event>
 fn customer_created_matches_the_example() {
     let c = jane();
     check(
-        &Event::customer_created(&c, Timestamp::now()),
+        &Event::customer_created(&c, Timestamp::now()).expect("rendered"),
         "customer-created",
     );
 }
@@ -208,7 +210,7 @@ fn non_ascii_and_slashes_stay_as_written() {
 fn every_rendered_event_parses_into_its_receiver_type() {
     use verihook_receiver::Event as Received;
     let c = jane();
-    let mut events = vec![Event::customer_created(&c, Timestamp::now())];
+    let mut events = vec![Event::customer_created(&c, Timestamp::now()).expect("rendered")];
     events.extend(sandbox(&c, CustomerStatus::UnderReview, None));
     let mut reviewing = c.clone();
     reviewing.status = CustomerStatus::UnderReview;
@@ -218,7 +220,7 @@ fn every_rendered_event_parses_into_its_receiver_type() {
         CustomerStatus::NeedsAdditionalInformation,
         Some("ID"),
     ));
-    events.push(Event::customer_updated(&c, &["email"], Timestamp::now()));
+    events.push(Event::customer_updated(&c, &["email"], Timestamp::now()).expect("rendered"));
     let mut kinds = Vec::new();
     for e in &events {
         let parsed = Received::from_slice(e.body.as_bytes()).expect("parses");

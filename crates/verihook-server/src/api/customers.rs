@@ -83,7 +83,7 @@ async fn create(
     let now = Timestamp::now();
     let new =
         new_customer(&input, now.date()).map_err(|e| ApiError::invalid(e.field, e.message))?;
-    let change = Customer::create(org.id, new, now);
+    let change = Customer::create(org.id, new, now)?;
     let (customer, events) = (change.customer.clone(), change.events.len());
     state.store.customers.insert_customer(change).await?;
     state.metrics.accepted(events);

@@ -137,6 +137,10 @@ impl From<DomainError> for ApiError {
                 };
                 Self::new(StatusCode::CONFLICT, code, t.to_string()).with_field("status")
             }
+            DomainError::Render(message) => {
+                tracing::error!(error = %message, "rendering an event body failed");
+                Self::internal()
+            }
         }
     }
 }

@@ -82,9 +82,9 @@ impl<'a> CustomerView<'a> {
 fn raw(body: &str) -> Box<RawValue> {
     // Stored bodies were rendered by serde_json; should one ever not parse, show it as a
     // string rather than fail the whole listing.
-    RawValue::from_string(body.to_owned()).unwrap_or_else(|_| {
-        let quoted = serde_json::to_string(body).unwrap_or_default();
-        RawValue::from_string(quoted).unwrap_or_default()
+    RawValue::from_string(body.to_owned()).unwrap_or_else(|error| {
+        tracing::error!(%error, "a stored event body is not JSON; shown as a string");
+        serde_json::value::to_raw_value(body).unwrap_or_default()
     })
 }
 

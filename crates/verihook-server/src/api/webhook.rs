@@ -140,7 +140,7 @@ async fn send_test(
             "no webhook URL is set; set one with PUT /v1/webhook first",
         ));
     };
-    let event = TestEvent::new(&org.id, Timestamp::now());
+    let event = TestEvent::new(&org.id, Timestamp::now())?;
     let result = state
         .sender
         .send_webhook(Outgoing {

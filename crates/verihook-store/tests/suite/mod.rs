@@ -61,7 +61,7 @@ fn new_customer(org: &Organization, email: &str) -> CustomerChange {
         date_of_birth: None,
         address: Default::default(),
     };
-    Customer::create(org.id.clone(), new, Timestamp::now())
+    Customer::create(org.id.clone(), new, Timestamp::now()).expect("rendered")
 }
 
 pub async fn customer(store: &Storage, org: &Organization) -> Customer {
