@@ -10,7 +10,6 @@
 //! loses nothing; one that was told "201" is delivered to within the promise. Reads,
 //! deliveries and redeliveries already queued go on.
 
-use crate::api::ApiError;
 use crate::metrics::Metrics;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,6 +21,13 @@ use verihook_store::Outbox;
 const SAMPLE_EVERY: Duration = Duration::from_millis(250);
 /// At most one WARN line per this long while refusing.
 const WARN_EVERY: Duration = Duration::from_secs(5);
+
+/// Why a change was refused: deliveries lag `lag` behind, past `max_lag`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overloaded {
+    pub lag: Duration,
+    pub max_lag: Duration,
+}
 
 pub struct Admission {
     /// `None`: never refuse (`--max-lag 0s`).
@@ -55,8 +61,9 @@ impl Admission {
         self.metrics.set_outbox_lag(lag);
     }
 
-    /// Ok while deliveries keep pace; otherwise the 503 to answer, nothing written.
-    pub fn admit(&self) -> Result<(), ApiError> {
+    /// Ok while deliveries keep pace; otherwise why not (the API answers 503, nothing
+    /// written).
+    pub fn admit(&self) -> Result<(), Overloaded> {
         let Some(max_lag) = self.max_lag else {
             return Ok(());
         };
@@ -66,12 +73,7 @@ impl Admission {
         }
         self.metrics.refused_for_lag();
         self.warn(lag, max_lag);
-        Err(ApiError::overloaded(format!(
-            "deliveries are {} ms behind (the limit is {} ms); nothing was written, retry \
-             after the Retry-After seconds",
-            lag.as_millis(),
-            max_lag.as_millis()
-        )))
+        Err(Overloaded { lag, max_lag })
     }
 
     fn warn(&self, lag: Duration, max_lag: Duration) {

@@ -115,7 +115,14 @@ impl FromRequestParts<AppState> for Admitted {
     type Rejection = ApiError;
 
     async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        state.admission.admit().map(|()| Admitted)
+        state.admission.admit().map(|()| Admitted).map_err(|o| {
+            ApiError::overloaded(format!(
+                "deliveries are {} ms behind (the limit is {} ms); nothing was written, retry \
+                 after the Retry-After seconds",
+                o.lag.as_millis(),
+                o.max_lag.as_millis()
+            ))
+        })
     }
 }
 
