@@ -383,15 +383,7 @@ async fn run_batch<C: Conn>(
         replies.push(reply);
     }
     conn.batch(after_last).await?;
-    let commit = match conn.batch("COMMIT").await {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            // Leave no transaction open behind a failed commit.
-            let _ = conn.batch("ROLLBACK").await;
-            Err(Arc::new(e))
-        }
-    };
-    Ok((replies, commit))
+    Ok((replies, commit(conn).await))
 }
 
 /// A batch of one job needs no savepoint: the transaction is the job's. (At low rates
@@ -405,14 +397,17 @@ async fn run_alone<C: Conn>(conn: &mut C, job: Job<C>) -> Result<BatchOutcome, S
         // The reply carries the job's own error; nothing was written.
         return Ok((vec![reply], Ok(())));
     }
-    let commit = match conn.batch("COMMIT").await {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = conn.batch("ROLLBACK").await;
-            Err(Arc::new(e))
-        }
-    };
-    Ok((vec![reply], commit))
+    Ok((vec![reply], commit(conn).await))
+}
+
+/// Commits the batch's transaction; the error, shared by its callers, if that fails.
+async fn commit<C: Conn>(conn: &mut C) -> Result<(), Arc<StoreError>> {
+    if let Err(e) = conn.batch("COMMIT").await {
+        // Leave no transaction open behind a failed commit.
+        let _ = conn.batch("ROLLBACK").await;
+        return Err(Arc::new(e));
+    }
+    Ok(())
 }
 
 /// After the commit, each caller gets its own outcomes' part of the merged result.
