@@ -27,8 +27,9 @@ pub struct ServeConfig {
     #[arg(long, env = "VERIHOOK_RETRY_SCHEDULE", default_value = "1s,2s,4s", value_parser = parse_schedule)]
     pub retry_schedule: RetryPolicy,
 
-    /// Refuse changes (503 with Retry-After) while the oldest due delivery is older than
-    /// this: overload admitted instead of every event running late. `0s` never refuses.
+    /// Slow changes down while the oldest due delivery is older than a twentieth of this,
+    /// refuse them (503 with Retry-After) while it is older than this: overload admitted
+    /// instead of every event running late. `0s` never slows down nor refuses.
     #[arg(long, env = "VERIHOOK_MAX_LAG", default_value = "2s", value_parser = parse_duration)]
     pub max_lag: Duration,
 

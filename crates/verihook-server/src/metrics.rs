@@ -58,6 +58,7 @@ pub struct Metrics {
     events_accepted: Counter,
     events_delivered: Counter,
     refused_for_lag: Counter,
+    change_limit: Gauge,
 }
 
 /// 1 ms to ~65 s: from a receiver on the same host to the delivery timeout and beyond.
@@ -88,6 +89,7 @@ impl Metrics {
             events_accepted: Counter::default(),
             events_delivered: Counter::default(),
             refused_for_lag: Counter::default(),
+            change_limit: Gauge::default(),
         };
         // The registry holds handles to the same metrics (they are shared counters).
         let mut registry = Registry::with_prefix("verihook");
@@ -154,6 +156,11 @@ impl Metrics {
             self.refused_for_lag.clone(),
         );
         r.register(
+            "api_change_limit",
+            "Changes the API lets run at once: narrowed while deliveries fall behind",
+            self.change_limit.clone(),
+        );
+        r.register(
             "http_requests",
             "API requests by route template, method and status",
             self.requests.clone(),
@@ -190,6 +197,11 @@ impl Metrics {
 
     pub fn set_outbox_lag(&self, lag: Duration) {
         self.outbox_lag.set(lag.as_secs_f64());
+    }
+
+    pub fn set_change_limit(&self, limit: usize) {
+        self.change_limit
+            .set(i64::try_from(limit).unwrap_or(i64::MAX));
     }
 
     pub fn refused_for_lag(&self) {

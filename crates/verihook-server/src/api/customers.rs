@@ -76,7 +76,7 @@ fn respond(status: StatusCode, customer: &Customer) -> Response {
     ))]
 async fn create(
     OrgAuth(org): OrgAuth,
-    _: Admitted,
+    _admitted: Admitted,
     State(state): State<AppState>,
     JsonBody(input): JsonBody<CustomerInput>,
 ) -> Result<Response, ApiError> {
@@ -184,7 +184,7 @@ async fn list(
     ))]
 async fn update(
     OrgAuth(org): OrgAuth,
-    _: Admitted,
+    _admitted: Admitted,
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(input): JsonBody<CustomerInput>,
@@ -261,7 +261,7 @@ pub(super) async fn decide(
     ))]
 async fn sandbox_status(
     OrgAuth(org): OrgAuth,
-    _: Admitted,
+    _admitted: Admitted,
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(input): JsonBody<StatusInput>,

@@ -154,7 +154,7 @@ async fn show(
     ))]
 async fn redeliver(
     OrgAuth(org): OrgAuth,
-    _: Admitted,
+    _admitted: Admitted,
     State(state): State<AppState>,
     Path(event_id): Path<String>,
 ) -> Result<Response, ApiError> {

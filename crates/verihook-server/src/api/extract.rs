@@ -3,6 +3,7 @@
 
 use super::error::ApiError;
 use super::AppState;
+use crate::admission::Permit;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -107,22 +108,31 @@ impl FromRequestParts<AppState> for OrgAuth {
     }
 }
 
-/// A change that adds events, let in: refused with 503 and `Retry-After` while deliveries
-/// lag beyond `--max-lag` (see [`crate::admission`]), before anything is read or written.
-pub struct Admitted;
+/// A change that adds events, let in: slowed while deliveries fall behind, refused with
+/// 503 and `Retry-After` while they lag beyond `--max-lag` (see [`crate::admission`]),
+/// before anything is read or written. Held by the handler until it answers: it is the
+/// change's place under the pacing limit.
+pub struct Admitted {
+    _permit: Option<Permit>,
+}
 
 impl FromRequestParts<AppState> for Admitted {
     type Rejection = ApiError;
 
     async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        state.admission.admit().map(|()| Admitted).map_err(|o| {
-            ApiError::overloaded(format!(
-                "deliveries are {} ms behind (the limit is {} ms); nothing was written, retry \
+        state
+            .admission
+            .admit()
+            .await
+            .map(|p| Admitted { _permit: p })
+            .map_err(|o| {
+                ApiError::overloaded(format!(
+                    "deliveries are {} ms behind (the limit is {} ms); nothing was written, retry \
                  after the Retry-After seconds",
-                o.lag.as_millis(),
-                o.max_lag.as_millis()
-            ))
-        })
+                    o.lag.as_millis(),
+                    o.max_lag.as_millis()
+                ))
+            })
     }
 }
 

@@ -219,6 +219,9 @@ impl DeliveryEngine {
         span.record("organization_id", d.event.organization_id.as_str());
         span.record("attempt", d.attempt);
         let result = self.sender.send(&d).await;
+        // The endpoint's slot is free once its request is answered; the lease stays
+        // until the outcome is recorded (nobody else can claim the delivery meanwhile).
+        self.release_endpoint_slot(&d);
         let next = self.next_step(&d, &result);
         self.log_attempt(&d, &result, next);
         self.measure_attempt(&d, &result, next);
@@ -242,7 +245,7 @@ impl DeliveryEngine {
                 tracing::error!(event_id = %d.event.id, error = %e, "recording the attempt failed")
             }
         }
-        self.release_slot(&d);
+        self.release_lease(&d);
     }
 
     fn next_step(&self, d: &ClaimedDelivery, result: &AttemptResult) -> NextStep {
@@ -349,11 +352,9 @@ impl DeliveryEngine {
         });
     }
 
-    fn release_slot(&self, d: &ClaimedDelivery) {
+    fn release_endpoint_slot(&self, d: &ClaimedDelivery) {
         {
             let mut state = lock(&self.state);
-            state.leases.remove(&d.event.id);
-            self.metrics.set_in_flight(state.leases.len());
             let org = &d.event.organization_id;
             if let Some(n) = state.per_organization.get_mut(org) {
                 *n -= 1;
@@ -361,6 +362,15 @@ impl DeliveryEngine {
                     state.per_organization.remove(org);
                 }
             }
+        }
+        self.finished.notify_one();
+    }
+
+    fn release_lease(&self, d: &ClaimedDelivery) {
+        {
+            let mut state = lock(&self.state);
+            state.leases.remove(&d.event.id);
+            self.metrics.set_in_flight(state.leases.len());
         }
         self.finished.notify_one();
     }

@@ -35,7 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     ))]
 async fn decide_status(
     _: AdminAuth,
-    _: Admitted,
+    _admitted: Admitted,
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(input): JsonBody<StatusInput>,
