@@ -44,12 +44,36 @@ type Job<C> = Box<dyn for<'c> FnOnce(&'c mut C) -> BoxFuture<'c, (bool, Reply)> 
 /// The backend's recording of attempt outcomes (see `Backend::record`).
 pub(crate) type RecordFn<C> =
     for<'c> fn(&'c mut C, &'c [AttemptOutcome]) -> BoxFuture<'c, Result<Vec<Recorded>, StoreError>>;
+
+/// How the backend records attempt outcomes, and whether that is one statement.
+pub(crate) struct Recorder<C> {
+    pub(crate) run: RecordFn<C>,
+    pub(crate) shape: Shape,
+}
+
+impl<C> Clone for Recorder<C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<C> Copy for Recorder<C> {}
+
+/// What a job's writes need when it runs alone in a batch (at low rates most batches are
+/// one job, and on a server each statement saved is a round trip). In a batch of several,
+/// every job gets its savepoint and the batch's commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// One statement, atomic by itself: no transaction of its own.
+    OneStatement,
+    /// Anything else: a transaction.
+    Several,
+}
 type RecordReply = oneshot::Sender<Result<Vec<Recorded>, StoreError>>;
 
 /// What a queue holds: a job, outcomes to record (merged with the batch's others), or a
 /// wake-up for a runner waiting on the API lane (see [`Lane`]).
 enum Work<C> {
-    Job(Job<C>),
+    Job(Job<C>, Shape),
     Record(Vec<AttemptOutcome>, RecordReply),
     Wake,
 }
@@ -84,7 +108,7 @@ struct Queues<C> {
 /// What a runner needs besides its connection.
 struct Runner<C> {
     queues: Arc<Mutex<Queues<C>>>,
-    record: RecordFn<C>,
+    record: Recorder<C>,
 }
 
 fn channels<C>() -> (Writer<C>, Queues<C>) {
@@ -161,7 +185,7 @@ impl<C: Conn> Writer<C> {
     pub(crate) fn spawn_tasks(
         connections: Vec<C>,
         connect: Connect<C>,
-        record: RecordFn<C>,
+        record: Recorder<C>,
     ) -> Self {
         let (writer, queues) = channels();
         let queues = Arc::new(Mutex::new(queues));
@@ -179,7 +203,7 @@ impl<C: Conn> Writer<C> {
     pub(crate) fn spawn_thread(
         connection: C,
         name: &str,
-        record: RecordFn<C>,
+        record: Recorder<C>,
     ) -> Result<Self, StoreError> {
         let (writer, queues) = channels();
         std::thread::Builder::new()
@@ -226,6 +250,20 @@ impl<C: Conn> Writer<C> {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut C) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
     {
+        self.write_shaped(lane, Shape::Several, op).await
+    }
+
+    /// [`Writer::write`] for an `op` of the given shape.
+    pub(crate) async fn write_shaped<T, F>(
+        &self,
+        lane: Lane,
+        shape: Shape,
+        op: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut C) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let job: Job<C> = Box::new(move |conn| {
             Box::pin(async move {
@@ -233,7 +271,7 @@ impl<C: Conn> Writer<C> {
                 (result.is_ok(), reply_after_commit(result, tx))
             })
         });
-        self.send(lane, Work::Job(job)).await?;
+        self.send(lane, Work::Job(job, shape)).await?;
         rx.await.map_err(|_| StoreError::WriterStopped)?
     }
 }
@@ -268,7 +306,7 @@ async fn run_task<C: Conn>(mut conn: C, connect: Connect<C>, runner: Runner<C>) 
     tracing::debug!("writer stopped: every store handle is gone");
 }
 
-fn run_thread<C: Conn>(mut conn: C, mut queues: Queues<C>, record: RecordFn<C>) {
+fn run_thread<C: Conn>(mut conn: C, mut queues: Queues<C>, record: Recorder<C>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queues.blocking_next_batch(&mut batch) {
         let size = batch.len();
@@ -288,7 +326,7 @@ fn run_thread<C: Conn>(mut conn: C, mut queues: Queues<C>, record: RecordFn<C>) 
 async fn run_and_answer<C: Conn>(
     conn: &mut C,
     batch: &mut Vec<Work<C>>,
-    record: RecordFn<C>,
+    record: Recorder<C>,
 ) -> Result<(), ()> {
     let size = batch.len();
     match run_batch(conn, batch, record).await {
@@ -333,7 +371,7 @@ async fn reconnect<C>(connect: &Connect<C>) -> C {
 async fn run_batch<C: Conn>(
     conn: &mut C,
     batch: &mut Vec<Work<C>>,
-    record: RecordFn<C>,
+    record: Recorder<C>,
 ) -> Result<BatchOutcome, StoreError> {
     let mut replies = Vec::with_capacity(batch.len());
     let mut jobs = Vec::with_capacity(batch.len());
@@ -341,7 +379,7 @@ async fn run_batch<C: Conn>(
     let mut recorders = Vec::new();
     for work in batch.drain(..) {
         match work {
-            Work::Job(job) => jobs.push(job),
+            Work::Job(job, shape) => jobs.push((job, shape)),
             Work::Record(mine, reply) => {
                 recorders.push((mine.len(), reply));
                 outcomes.extend(mine);
@@ -351,22 +389,26 @@ async fn run_batch<C: Conn>(
     }
     if !recorders.is_empty() {
         let outcomes = std::mem::take(&mut outcomes);
-        jobs.push(Box::new(move |conn: &mut C| {
+        let job: Job<C> = Box::new(move |conn: &mut C| {
             Box::pin(async move {
-                let result = record(conn, &outcomes).await;
+                let result = (record.run)(conn, &outcomes).await;
                 (result.is_ok(), answer_recorders(result, recorders))
             })
-        }));
+        });
+        jobs.push((job, record.shape));
     }
     match jobs.len() {
         // Only wake-ups: the work they announced went with an earlier batch.
         0 => return Ok((Vec::new(), Ok(()))),
-        1 => return run_alone(conn, jobs.remove(0)).await,
+        1 => {
+            let (job, shape) = jobs.remove(0);
+            return run_alone(conn, job, shape).await;
+        }
         _ => {}
     }
     let mut before_job = C::BEGIN_BATCH;
     let mut after_last = "RELEASE SAVEPOINT job";
-    for job in jobs {
+    for (job, _) in jobs {
         conn.batch(before_job).await?;
         let (succeeded, reply) = job(conn).await;
         (before_job, after_last) = if succeeded {
@@ -386,18 +428,30 @@ async fn run_batch<C: Conn>(
     Ok((replies, commit(conn).await))
 }
 
-/// A batch of one job needs no savepoint: the transaction is the job's. (At low rates
-/// most batches are one job, and on a server each statement saved is a round trip and
-/// the database's parse and execution of it.)
-async fn run_alone<C: Conn>(conn: &mut C, job: Job<C>) -> Result<BatchOutcome, StoreError> {
-    conn.batch(C::BEGIN).await?;
+/// A batch of one job needs no savepoint: the transaction is the job's, and a job of one
+/// statement needs none at all (it commits by itself). At low rates most batches are one
+/// job, and on a server each statement saved is a round trip and the database's parse and
+/// execution of it.
+async fn run_alone<C: Conn>(
+    conn: &mut C,
+    job: Job<C>,
+    shape: Shape,
+) -> Result<BatchOutcome, StoreError> {
+    if shape == Shape::Several {
+        conn.batch(C::BEGIN).await?;
+    }
     let (succeeded, reply) = job(conn).await;
     if !succeeded {
+        // Also without a transaction: it proves the connection still works (an error
+        // here reconnects), and changes nothing.
         conn.batch("ROLLBACK").await?;
         // The reply carries the job's own error; nothing was written.
         return Ok((vec![reply], Ok(())));
     }
-    Ok((vec![reply], commit(conn).await))
+    match shape {
+        Shape::Several => Ok((vec![reply], commit(conn).await)),
+        Shape::OneStatement => Ok((vec![reply], Ok(()))),
+    }
 }
 
 /// Commits the batch's transaction; the error, shared by its callers, if that fails.

@@ -14,7 +14,7 @@ use crate::outbox::{AttemptOutcome, ClaimRequest, ClaimedDelivery, Lease, Record
 use crate::repository::Health;
 use crate::rows::{self, Row, Value};
 use crate::sql::{self, Query};
-use crate::writer::{Lane, Writer};
+use crate::writer::{Lane, Recorder, Shape, Writer};
 use crate::StoreError;
 use async_trait::async_trait;
 use std::future::Future;
@@ -32,6 +32,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// A statement that tells every node, at commit, that deliveries fell due (PostgreSQL's
     /// NOTIFY); `None` where one process is all there is.
     const ANNOUNCE: Option<&'static str>;
+    /// Whether [`Backend::save_change`] and [`Backend::record`] are each one statement
+    /// (PostgreSQL's data-modifying CTEs), so that either, run alone, needs no transaction.
+    const SAVE_AND_RECORD: Shape;
 
     /// How many migrations this build embeds.
     fn migrations(&self) -> usize;
@@ -50,11 +53,12 @@ pub(crate) trait Backend: Send + Sync + 'static {
         customer: &'c Customer,
         events: &'c [Event],
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'c;
-    /// Claims due deliveries under a new lease (see [`Outbox::claim`]).
-    fn claim<'c>(
-        conn: &'c mut Self::Conn,
-        request: &'c ClaimRequest,
-    ) -> impl Future<Output = Result<Vec<ClaimedDelivery>, StoreError>> + Send + 'c;
+    /// Claims due deliveries under a new lease (see [`Outbox::claim`]): where it runs
+    /// (in a writer batch, or on a connection of its own) is the backend's choice.
+    fn claim(
+        &self,
+        request: ClaimRequest,
+    ) -> impl Future<Output = Result<Vec<ClaimedDelivery>, StoreError>> + Send;
     /// Logs the attempts and moves their deliveries on (see [`Outbox::record`]).
     fn record<'c>(
         conn: &'c mut Self::Conn,
@@ -128,12 +132,18 @@ impl<B: Backend> Database<B> {
 
 type BoxFuture<'a, T> = futures_util::future::BoxFuture<'a, T>;
 
-/// [`Backend::record`], boxed as the writer calls it for a batch's merged outcomes.
-pub(crate) fn record_boxed<'c, B: Backend>(
-    conn: &'c mut B::Conn,
-    outcomes: &'c [AttemptOutcome],
-) -> BoxFuture<'c, Result<Vec<Recorded>, StoreError>> {
-    Box::pin(B::record(conn, outcomes))
+/// [`Backend::record`] as the writer calls it for a batch's merged outcomes.
+pub(crate) fn recorder<B: Backend>() -> Recorder<B::Conn> {
+    fn boxed<'c, B: Backend>(
+        conn: &'c mut B::Conn,
+        outcomes: &'c [AttemptOutcome],
+    ) -> BoxFuture<'c, Result<Vec<Recorded>, StoreError>> {
+        Box::pin(B::record(conn, outcomes))
+    }
+    Recorder {
+        run: boxed::<B>,
+        shape: B::SAVE_AND_RECORD,
+    }
 }
 
 /// Tells the other nodes, at commit, that deliveries fell due.

@@ -20,10 +20,7 @@ use verihook_core::{EventId, OrganizationId, Timestamp};
 #[async_trait]
 impl<B: Backend> Outbox for Database<B> {
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        self.write(Lane::Delivery, move |conn| {
-            Box::pin(async move { B::claim(conn, &request).await })
-        })
-        .await
+        self.backend.claim(request).await
     }
 
     async fn record(&self, outcomes: Vec<AttemptOutcome>) -> Result<Vec<Recorded>, StoreError> {

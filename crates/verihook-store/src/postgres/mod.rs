@@ -11,10 +11,10 @@
 mod conn;
 mod ops;
 
-use crate::database::{record_boxed, Backend, Database};
+use crate::database::{recorder, Backend, Database};
 use crate::rows::{Row, Value};
-use crate::writer::{Connect, Writer};
-use crate::{Storage, StoreError};
+use crate::writer::{Connect, Lane, Shape, Writer};
+use crate::{ClaimRequest, ClaimedDelivery, Storage, StoreError};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, PgConnection};
@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use verihook_core::id::random_token;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -55,7 +56,10 @@ impl Drop for Postgres {
 /// Connects to `url` (`postgres://…`) and applies pending migrations (several nodes
 /// starting at once take turns: sqlx holds an advisory lock while migrating).
 pub async fn open(url: &str) -> Result<Storage, StoreError> {
-    let options = PgConnectOptions::from_str(url)?;
+    // Every connection of this node carries its name: the wake-ups it sends say who sent
+    // them (see `relay_notifications`), and operators see which node a backend serves.
+    let node = format!("verihook-{}", &random_token()[..12]);
+    let options = PgConnectOptions::from_str(url)?.application_name(&node);
     let readers = PgPoolOptions::new()
         .max_connections(READERS)
         .acquire_timeout(Duration::from_secs(5))
@@ -75,16 +79,19 @@ pub async fn open(url: &str) -> Result<Storage, StoreError> {
     listener.listen(CHANNEL).await?;
     let backend = Postgres {
         readers,
-        writer: Writer::spawn_tasks(write_connections, connect, record_boxed::<Postgres>),
-        listener: tokio::spawn(relay_notifications(listener, work.clone())),
+        writer: Writer::spawn_tasks(write_connections, connect, recorder::<Postgres>()),
+        listener: tokio::spawn(relay_notifications(listener, node, work.clone())),
     };
     Ok(Storage::over(Database::new(backend, work)))
 }
 
-/// Turns `NOTIFY` from any node into a wake-up of this node's sender.
-async fn relay_notifications(mut listener: PgListener, work: Arc<Notify>) {
+/// Turns `NOTIFY` from other nodes into a wake-up of this node's sender. This node's own
+/// writes wake its sender directly, at once; hearing them again would cost a second,
+/// empty claim for each.
+async fn relay_notifications(mut listener: PgListener, node: String, work: Arc<Notify>) {
     loop {
         match listener.recv().await {
+            Ok(notification) if notification.payload() == node => {}
             Ok(_) => work.notify_one(),
             Err(e) => {
                 // The listener reconnects on the next recv; polling covers the gap.
@@ -102,9 +109,13 @@ impl Backend for Postgres {
     /// commits.
     const LOCK_FOR_UPDATE: &'static str = " FOR UPDATE";
     /// Delivered to every listening node when the transaction commits (PostgreSQL folds
-    /// repeats within one transaction into one).
-    const ANNOUNCE: Option<&'static str> =
-        Some(concat!("SELECT pg_notify('", channel!(), "', '')"));
+    /// repeats within one transaction into one), signed with the sending node's name.
+    const ANNOUNCE: Option<&'static str> = Some(concat!(
+        "SELECT pg_notify('",
+        channel!(),
+        "', current_setting('application_name'))"
+    ));
+    const SAVE_AND_RECORD: Shape = Shape::OneStatement;
 
     fn migrations(&self) -> usize {
         MIGRATOR.iter().count()
@@ -126,11 +137,13 @@ impl Backend for Postgres {
         ops::save_change(conn, customer, events)
     }
 
-    fn claim<'c>(
-        conn: &'c mut PgConnection,
-        request: &'c crate::ClaimRequest,
-    ) -> impl Future<Output = Result<Vec<crate::ClaimedDelivery>, StoreError>> + Send + 'c {
-        ops::claim(conn, request)
+    /// In the writer's next batch, ahead of API writes (the delivery lane).
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        self.writer
+            .write_shaped(Lane::Delivery, Shape::Several, move |conn| {
+                Box::pin(async move { ops::claim(conn, &request).await })
+            })
+            .await
     }
 
     fn record<'c>(

@@ -25,7 +25,8 @@ static SAVE_CHANGE: LazyLock<String> = LazyLock::new(|| {
             $22::bigint[], $23::text[]) RETURNING seq, organization_id, occurred_at), \
          delivery AS (INSERT INTO deliveries (event_seq, organization_id, due_at) \
             SELECT seq, organization_id, occurred_at FROM event) \
-         SELECT pg_notify('{}', '') WHERE cardinality($18::text[]) > 0",
+         SELECT pg_notify('{}', current_setting('application_name')) \
+         WHERE cardinality($18::text[]) > 0",
         sql::UPSERT_CUSTOMER,
         channel!()
     )

@@ -8,9 +8,9 @@ mod conn;
 mod migrate;
 mod ops;
 
-use crate::database::{record_boxed, Backend, Database};
+use crate::database::{recorder, Backend, Database};
 use crate::rows::{Row, Value};
-use crate::writer::Writer;
+use crate::writer::{Lane, Shape, Writer};
 use crate::{Storage, StoreError};
 use rusqlite::Connection;
 use std::future::Future;
@@ -65,7 +65,7 @@ impl Sqlite {
         writer.pragma_update(None, "temp_store", "MEMORY")?;
         Ok(Self {
             readers: conn::Readers::open(path, READERS)?,
-            writer: Writer::spawn_thread(writer, "verihook-sqlite-writer", record_boxed::<Self>)?,
+            writer: Writer::spawn_thread(writer, "verihook-sqlite-writer", recorder::<Self>())?,
         })
     }
 }
@@ -74,6 +74,7 @@ impl Backend for Sqlite {
     type Conn = Connection;
     const LOCK_FOR_UPDATE: &'static str = "";
     const ANNOUNCE: Option<&'static str> = None;
+    const SAVE_AND_RECORD: Shape = Shape::Several;
 
     fn migrations(&self) -> usize {
         migrate::embedded()
@@ -99,11 +100,14 @@ impl Backend for Sqlite {
         std::future::ready(ops::save_change(conn, customer, events))
     }
 
-    fn claim<'c>(
-        conn: &'c mut Connection,
-        request: &'c crate::ClaimRequest,
-    ) -> impl Future<Output = Result<Vec<crate::ClaimedDelivery>, StoreError>> + Send + 'c {
-        std::future::ready(ops::claim(conn, request))
+    /// In the writer's next batch, ahead of API writes (the delivery lane).
+    fn claim(
+        &self,
+        request: crate::ClaimRequest,
+    ) -> impl Future<Output = Result<Vec<crate::ClaimedDelivery>, StoreError>> + Send {
+        self.writer.write(Lane::Delivery, move |conn| {
+            Box::pin(std::future::ready(ops::claim(conn, &request)))
+        })
     }
 
     fn record<'c>(
