@@ -159,22 +159,29 @@ impl<C> Queues<C> {
 
     /// All the delivery lane holds, then API work up to the batch limit.
     fn fill(&mut self, batch: &mut Vec<Work<C>>) {
-        // Cleared before the lane is read: work queued after this sends a new wake-up.
-        self.wake_sent.store(false, Ordering::SeqCst);
-        while let Ok(work) = self.delivery.try_recv() {
-            if !matches!(work, Work::Wake) {
-                batch.push(work);
-            }
-        }
+        self.take_deliveries(batch);
         let mut api = batch.len();
         while api < MAX_BATCH {
             match self.api.try_recv() {
-                Ok(Work::Wake) => {}
+                // Its work may have been queued after the lane was read (a sender between
+                // its send and its wake-up then saw the flag still set and sent none).
+                // Ignoring it would leave that work waiting for the next API write.
+                Ok(Work::Wake) => self.take_deliveries(batch),
                 Ok(work) => {
                     batch.push(work);
                     api += 1;
                 }
                 Err(_) => break,
+            }
+        }
+    }
+
+    fn take_deliveries(&mut self, batch: &mut Vec<Work<C>>) {
+        // Cleared before the lane is read: work queued after this sends a new wake-up.
+        self.wake_sent.store(false, Ordering::SeqCst);
+        while let Ok(work) = self.delivery.try_recv() {
+            if !matches!(work, Work::Wake) {
+                batch.push(work);
             }
         }
     }

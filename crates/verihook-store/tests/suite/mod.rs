@@ -1141,6 +1141,29 @@ pub async fn lag_counts_only_organizations_below_their_limit<B: Backend>() {
     );
 }
 
+/// The engine's writes are answered with no API write ever coming: many at once, over and
+/// over, each round with a deadline. (The SQLite writer once dropped a wake-up that it
+/// read among API work, after its sender's write had missed the lane's read, and the
+/// engine's writes then waited for the next API write: rarely, and forever.)
+pub async fn delivery_writes_are_answered_without_api_traffic<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    for round in 0..2_000 {
+        let writes = (0..16).map(|_| store.outbox.release(Vec::new(), Timestamp::now()));
+        let answered = tokio::time::timeout(
+            Duration::from_secs(10),
+            futures_util::future::join_all(writes),
+        )
+        .await;
+        let results =
+            answered.unwrap_or_else(|_| panic!("round {round}: a write was never answered"));
+        assert!(
+            results.iter().all(Result::is_ok),
+            "round {round}: {results:?}"
+        );
+    }
+}
+
 /// One `#[tokio::test]` per suite function for a backend.
 #[macro_export]
 macro_rules! store_suite {
@@ -1167,6 +1190,7 @@ macro_rules! store_suite {
             an_outcome_under_a_lost_lease_changes_nothing,
             outcomes_recorded_together_are_each_answered_for_themselves,
             lag_counts_only_organizations_below_their_limit,
+            delivery_writes_are_answered_without_api_traffic,
             the_outbox_and_attempt_log_survive_the_upgrade
         );
     };
