@@ -13,6 +13,9 @@ pub(crate) trait Conn: Send + 'static {
     const BEGIN_BATCH: &'static str;
     /// Opens a transaction without a savepoint, for a batch of one job.
     const BEGIN: &'static str;
+    /// Opens a transaction, for a batch of one job, whose commit need not wait for the
+    /// disk (see [`crate::writer::Shape::Relaxed`]).
+    const BEGIN_RELAXED: &'static str;
 
     /// Runs statements without parameters, several separated by `;`, in one round trip.
     fn batch(&mut self, sql: &'static str) -> impl Future<Output = Result<(), StoreError>> + Send;

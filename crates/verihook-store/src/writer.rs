@@ -65,6 +65,9 @@ impl<C> Copy for Recorder<C> {}
 pub(crate) enum Shape {
     /// One statement, atomic by itself: no transaction of its own.
     OneStatement,
+    /// Writes whose loss in a crash of the database only repeats work (a claim's lease):
+    /// a transaction whose commit does not wait for the disk (`Conn::BEGIN_RELAXED`).
+    Relaxed,
     /// Anything else: a transaction.
     Several,
 }
@@ -444,8 +447,10 @@ async fn run_alone<C: Conn>(
     job: Job<C>,
     shape: Shape,
 ) -> Result<BatchOutcome, StoreError> {
-    if shape == Shape::Several {
-        conn.batch(C::BEGIN).await?;
+    match shape {
+        Shape::Several => conn.batch(C::BEGIN).await?,
+        Shape::Relaxed => conn.batch(C::BEGIN_RELAXED).await?,
+        Shape::OneStatement => {}
     }
     let (succeeded, reply) = job(conn).await;
     if !succeeded {
@@ -456,7 +461,7 @@ async fn run_alone<C: Conn>(
         return Ok((vec![reply], Ok(())));
     }
     match shape {
-        Shape::Several => Ok((vec![reply], commit(conn).await)),
+        Shape::Several | Shape::Relaxed => Ok((vec![reply], commit(conn).await)),
         Shape::OneStatement => Ok((vec![reply], Ok(()))),
     }
 }

@@ -9,7 +9,7 @@ use crate::metrics::Metrics;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -64,6 +64,38 @@ pub struct DeliveryEngine {
 struct InFlight {
     per_organization: HashMap<OrganizationId, usize>,
     leases: HashMap<EventId, Lease>,
+    schedule: Schedule,
+}
+
+/// The next due time as last read from the outbox, and when it was read. Work that is due
+/// at once wakes the dispatcher and is claimed; what moves the next due time earlier is a
+/// retry this process records (noted here) or, on another node, one that node records
+/// and sends itself. So after a claim that found all there was, the time read before
+/// still holds until it passes, and is read again at most once per polling interval
+/// (which finds what a node that died left behind). At low rates this saves a query per
+/// event.
+#[derive(Default)]
+struct Schedule {
+    /// `None`: unknown, read it.
+    known: Option<(Option<Timestamp>, Instant)>,
+}
+
+impl Schedule {
+    /// The next due time, if it is still good: in the future and read within `fresh`.
+    fn next_due(&self, fresh: Duration) -> Option<Option<Timestamp>> {
+        let (due, read_at) = self.known?;
+        let passed = due.is_some_and(|due| due <= Timestamp::now());
+        (!passed && read_at.elapsed() < fresh).then_some(due)
+    }
+
+    /// A retry falls due at `at`.
+    fn retry_at(&mut self, at: Timestamp) {
+        if let Some((due, _)) = &mut self.known {
+            if due.is_none_or(|due| at < due) {
+                *due = Some(at);
+            }
+        }
+    }
 }
 
 fn lock(state: &Mutex<InFlight>) -> MutexGuard<'_, InFlight> {
@@ -176,17 +208,27 @@ impl DeliveryEngine {
 
     /// How long until the next delivery falls due, at most the polling interval.
     async fn until_next_due(&self) -> Duration {
-        match self.outbox.next_due().await {
-            Ok(Some(due)) => {
-                let micros = due.unix_micros() - Timestamp::now().unix_micros();
-                Duration::from_micros(u64::try_from(micros).unwrap_or(0)).min(self.limits.poll)
+        let known = lock(&self.state).schedule.next_due(self.limits.poll);
+        let due = match known {
+            Some(due) => due,
+            None => {
+                let read_at = Instant::now();
+                match self.outbox.next_due().await {
+                    Ok(due) => {
+                        lock(&self.state).schedule.known = Some((due, read_at));
+                        due
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the next due time failed");
+                        return self.limits.poll;
+                    }
+                }
             }
-            Ok(None) => self.limits.poll,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the next due time failed");
-                self.limits.poll
-            }
-        }
+        };
+        due.map_or(self.limits.poll, |due| {
+            let micros = due.unix_micros() - Timestamp::now().unix_micros();
+            Duration::from_micros(u64::try_from(micros).unwrap_or(0)).min(self.limits.poll)
+        })
     }
 
     async fn idle(
@@ -223,6 +265,10 @@ impl DeliveryEngine {
         // until the outcome is recorded (nobody else can claim the delivery meanwhile).
         self.release_endpoint_slot(&d);
         let next = self.next_step(&d, &result);
+        if let NextStep::RetryAt(at) = next {
+            // Before recording: the record wakes the dispatcher, which must see it.
+            lock(&self.state).schedule.retry_at(at);
+        }
         self.log_attempt(&d, &result, next);
         self.measure_attempt(&d, &result, next);
         let outcome = AttemptOutcome {
@@ -431,4 +477,62 @@ struct Alert<'a> {
     last_error: &'a str,
     last_status_code: Option<u16>,
     failed_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FRESH: Duration = Duration::from_secs(1);
+
+    fn in_micros(micros: i64) -> Timestamp {
+        Timestamp::from_unix_micros(Timestamp::now().unix_micros() + micros)
+    }
+
+    #[test]
+    fn an_unread_schedule_is_read() {
+        assert_eq!(Schedule::default().next_due(FRESH), None);
+    }
+
+    #[test]
+    fn a_future_due_time_read_just_now_holds() {
+        let due = in_micros(500_000);
+        let schedule = Schedule {
+            known: Some((Some(due), Instant::now())),
+        };
+        assert_eq!(schedule.next_due(FRESH), Some(Some(due)));
+        let empty = Schedule {
+            known: Some((None, Instant::now())),
+        };
+        assert_eq!(empty.next_due(FRESH), Some(None));
+    }
+
+    #[test]
+    fn a_passed_due_time_or_an_old_reading_is_read_again() {
+        let passed = Schedule {
+            known: Some((Some(in_micros(-1)), Instant::now())),
+        };
+        assert_eq!(passed.next_due(FRESH), None);
+        let old = Schedule {
+            known: Some((None, Instant::now() - FRESH)),
+        };
+        assert_eq!(old.next_due(FRESH), None);
+    }
+
+    #[test]
+    fn a_retry_recorded_here_moves_the_known_time_earlier_only() {
+        let (later, sooner) = (in_micros(900_000), in_micros(300_000));
+        let mut schedule = Schedule {
+            known: Some((Some(later), Instant::now())),
+        };
+        schedule.retry_at(sooner);
+        assert_eq!(schedule.next_due(FRESH), Some(Some(sooner)));
+        schedule.retry_at(later);
+        assert_eq!(schedule.next_due(FRESH), Some(Some(sooner)));
+        let mut empty = Schedule {
+            known: Some((None, Instant::now())),
+        };
+        empty.retry_at(later);
+        assert_eq!(empty.next_due(FRESH), Some(Some(later)));
+    }
 }

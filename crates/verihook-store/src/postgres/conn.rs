@@ -66,6 +66,7 @@ pub(super) fn rows(found: &[PgRow]) -> Result<Vec<Row>, StoreError> {
 impl Conn for PgConnection {
     const BEGIN_BATCH: &'static str = "BEGIN; SAVEPOINT job";
     const BEGIN: &'static str = "BEGIN";
+    const BEGIN_RELAXED: &'static str = "BEGIN; SET LOCAL synchronous_commit = off";
 
     async fn batch(&mut self, sql: &'static str) -> Result<(), StoreError> {
         // A bare string without arguments goes by the simple query protocol: several

@@ -79,6 +79,8 @@ pub(super) fn query(
 impl Conn for Connection {
     const BEGIN_BATCH: &'static str = "BEGIN IMMEDIATE; SAVEPOINT job";
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
+    /// SQLite's durability is the connection's (`synchronous`), not a transaction's.
+    const BEGIN_RELAXED: &'static str = "BEGIN IMMEDIATE";
 
     fn batch(&mut self, sql: &'static str) -> impl Future<Output = Result<(), StoreError>> + Send {
         ready(self.execute_batch(sql).map_err(StoreError::from))
