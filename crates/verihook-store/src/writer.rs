@@ -253,23 +253,9 @@ impl<C: Conn> Writer<C> {
         rx.await.map_err(|_| StoreError::WriterStopped)?
     }
 
-    /// Runs `op` in the next batch that takes it from `lane`, and returns its result once
-    /// that batch is committed.
-    pub(crate) async fn write<T, F>(&self, lane: Lane, op: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut C) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
-    {
-        self.write_shaped(lane, Shape::Several, op).await
-    }
-
-    /// [`Writer::write`] for an `op` of the given shape.
-    pub(crate) async fn write_shaped<T, F>(
-        &self,
-        lane: Lane,
-        shape: Shape,
-        op: F,
-    ) -> Result<T, StoreError>
+    /// Runs `op`, of the given shape, in the next batch that takes it from `lane`, and
+    /// returns its result once that batch is committed.
+    pub(crate) async fn write<T, F>(&self, lane: Lane, shape: Shape, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut C) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,

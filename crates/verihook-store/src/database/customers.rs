@@ -14,14 +14,10 @@ use verihook_core::{Customer, CustomerChange, CustomerId, CustomerStatus, Organi
 #[async_trait]
 impl<B: Backend> Customers for Database<B> {
     async fn insert_customer(&self, change: CustomerChange) -> Result<(), StoreError> {
-        self.backend
-            .writer()
-            .write_shaped(Lane::Api, B::SAVE_AND_RECORD, move |conn| {
-                Box::pin(
-                    async move { B::save_change(conn, &change.customer, &change.events).await },
-                )
-            })
-            .await?;
+        self.write_shaped(Lane::Api, B::SAVE_AND_RECORD, move |conn| {
+            Box::pin(async move { B::save_change(conn, &change.customer, &change.events).await })
+        })
+        .await?;
         self.deliveries_due();
         Ok(())
     }

@@ -35,6 +35,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Whether [`Backend::save_change`] and [`Backend::record`] are each one statement
     /// (PostgreSQL's data-modifying CTEs), so that either, run alone, needs no transaction.
     const SAVE_AND_RECORD: Shape;
+    /// What a claim needs alone in a batch: PostgreSQL's commits without waiting for the
+    /// disk (a lost lease only sends its deliveries again, at least once as after any
+    /// crash, and the attempt's durable record flushes it anyway).
+    const CLAIM: Shape;
 
     /// How many migrations this build embeds.
     fn migrations(&self) -> usize;
@@ -53,12 +57,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
         customer: &'c Customer,
         events: &'c [Event],
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'c;
-    /// Claims due deliveries under a new lease (see [`Outbox::claim`]): where it runs
-    /// (in a writer batch, or on a connection of its own) is the backend's choice.
-    fn claim(
-        &self,
-        request: ClaimRequest,
-    ) -> impl Future<Output = Result<Vec<ClaimedDelivery>, StoreError>> + Send;
+    /// Claims due deliveries under a new lease (see [`Outbox::claim`]).
+    fn claim<'c>(
+        conn: &'c mut Self::Conn,
+        request: &'c ClaimRequest,
+    ) -> impl Future<Output = Result<Vec<ClaimedDelivery>, StoreError>> + Send + 'c;
     /// Logs the attempts and moves their deliveries on (see [`Outbox::record`]).
     fn record<'c>(
         conn: &'c mut Self::Conn,
@@ -120,7 +123,21 @@ impl<B: Backend> Database<B> {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut B::Conn) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
     {
-        self.backend.writer().write(lane, op).await
+        self.write_shaped(lane, Shape::Several, op).await
+    }
+
+    /// [`Database::write`] for an `op` of the given shape.
+    pub(super) async fn write_shaped<T, F>(
+        &self,
+        lane: Lane,
+        shape: Shape,
+        op: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut B::Conn) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
+    {
+        self.backend.writer().write(lane, shape, op).await
     }
 
     /// Deliveries were enqueued or fell due sooner: wake this process's sender (the

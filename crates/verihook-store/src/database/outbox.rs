@@ -20,7 +20,10 @@ use verihook_core::{EventId, OrganizationId, Timestamp};
 #[async_trait]
 impl<B: Backend> Outbox for Database<B> {
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        self.backend.claim(request).await
+        self.write_shaped(Lane::Delivery, B::CLAIM, move |conn| {
+            Box::pin(async move { B::claim(conn, &request).await })
+        })
+        .await
     }
 
     async fn record(&self, outcomes: Vec<AttemptOutcome>) -> Result<Vec<Recorded>, StoreError> {

@@ -13,7 +13,7 @@ mod ops;
 
 use crate::database::{recorder, Backend, Database};
 use crate::rows::{Row, Value};
-use crate::writer::{Connect, Lane, Shape, Writer};
+use crate::writer::{Connect, Shape, Writer};
 use crate::{ClaimRequest, ClaimedDelivery, Storage, StoreError};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
@@ -116,6 +116,7 @@ impl Backend for Postgres {
         "', current_setting('application_name'))"
     ));
     const SAVE_AND_RECORD: Shape = Shape::OneStatement;
+    const CLAIM: Shape = Shape::Relaxed;
 
     fn migrations(&self) -> usize {
         MIGRATOR.iter().count()
@@ -137,17 +138,11 @@ impl Backend for Postgres {
         ops::save_change(conn, customer, events)
     }
 
-    /// In the writer's next batch, ahead of API writes (the delivery lane). Alone in a
-    /// batch (at low rates, always) it commits without waiting for the disk: a claim only
-    /// sets a lease, and one lost in a crash of the database leaves its deliveries due, to
-    /// be sent again (at least once, as after any crash); the durable commit of the
-    /// attempt's record, after it, flushes it anyway.
-    async fn claim(&self, request: ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        self.writer
-            .write_shaped(Lane::Delivery, Shape::Relaxed, move |conn| {
-                Box::pin(async move { ops::claim(conn, &request).await })
-            })
-            .await
+    fn claim<'c>(
+        conn: &'c mut PgConnection,
+        request: &'c ClaimRequest,
+    ) -> impl Future<Output = Result<Vec<ClaimedDelivery>, StoreError>> + Send + 'c {
+        ops::claim(conn, request)
     }
 
     fn record<'c>(

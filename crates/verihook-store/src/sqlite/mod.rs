@@ -10,7 +10,7 @@ mod ops;
 
 use crate::database::{recorder, Backend, Database};
 use crate::rows::{Row, Value};
-use crate::writer::{Lane, Shape, Writer};
+use crate::writer::{Shape, Writer};
 use crate::{Storage, StoreError};
 use rusqlite::Connection;
 use std::future::Future;
@@ -75,6 +75,7 @@ impl Backend for Sqlite {
     const LOCK_FOR_UPDATE: &'static str = "";
     const ANNOUNCE: Option<&'static str> = None;
     const SAVE_AND_RECORD: Shape = Shape::Several;
+    const CLAIM: Shape = Shape::Several;
 
     fn migrations(&self) -> usize {
         migrate::embedded()
@@ -100,14 +101,11 @@ impl Backend for Sqlite {
         std::future::ready(ops::save_change(conn, customer, events))
     }
 
-    /// In the writer's next batch, ahead of API writes (the delivery lane).
-    fn claim(
-        &self,
-        request: crate::ClaimRequest,
-    ) -> impl Future<Output = Result<Vec<crate::ClaimedDelivery>, StoreError>> + Send {
-        self.writer.write(Lane::Delivery, move |conn| {
-            Box::pin(std::future::ready(ops::claim(conn, &request)))
-        })
+    fn claim<'c>(
+        conn: &'c mut Connection,
+        request: &'c crate::ClaimRequest,
+    ) -> impl Future<Output = Result<Vec<crate::ClaimedDelivery>, StoreError>> + Send + 'c {
+        std::future::ready(ops::claim(conn, request))
     }
 
     fn record<'c>(
