@@ -111,6 +111,90 @@ impl RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// At most this many waits in an endpoint's own schedule.
+    pub const MAX_ENDPOINT_WAITS: usize = 20;
+    /// At most this long, each wait of an endpoint's own schedule.
+    pub const MAX_ENDPOINT_WAIT: Duration = Duration::from_secs(24 * 3_600);
+
+    /// `1s,2s,4s`; an empty string means no retries.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.trim().is_empty() {
+            return Ok(Self::new(Vec::new()));
+        }
+        s.split(',')
+            .map(parse_duration)
+            .collect::<Result<_, _>>()
+            .map(Self::new)
+    }
+
+    /// [`RetryPolicy::parse`] within an endpoint's bounds: at most 20 waits, each at most
+    /// 24 h.
+    pub fn parse_for_endpoint(s: &str) -> Result<Self, String> {
+        let policy = Self::parse(s)?;
+        if policy.waits.len() > Self::MAX_ENDPOINT_WAITS {
+            return Err(format!(
+                "has {} waits; at most {} are allowed",
+                policy.waits.len(),
+                Self::MAX_ENDPOINT_WAITS
+            ));
+        }
+        if let Some(long) = policy.waits.iter().find(|w| **w > Self::MAX_ENDPOINT_WAIT) {
+            return Err(format!(
+                "wait `{}` is longer than 24h",
+                format_duration(*long)
+            ));
+        }
+        Ok(policy)
+    }
+}
+
+/// The schedule as it is written: `1s,2s,4s` (empty: no retries).
+impl fmt::Display for RetryPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let waits: Vec<String> = self.waits.iter().map(|w| format_duration(*w)).collect();
+        f.write_str(&waits.join(","))
+    }
+}
+
+/// `500ms`, `2s`, `5m`, `1h`: a whole number and a unit.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("`{s}` needs a unit: ms, s, m or h (e.g. 2s)"))?;
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` must start with a whole number (e.g. 500ms)"))?;
+    let per_unit = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => {
+            return Err(format!(
+                "`{s}` has unknown unit `{unit}`; use ms, s, m or h"
+            ))
+        }
+    };
+    n.checked_mul(per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("`{s}` is too long"))
+}
+
+/// A duration in the largest unit that writes it whole (the inverse of [`parse_duration`]).
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        0 => "0s".to_owned(),
+        _ if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
+        _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+        _ if ms.is_multiple_of(1_000) => format!("{}s", ms / 1_000),
+        _ => format!("{ms}ms"),
+    }
+}
+
 impl Default for RetryPolicy {
     /// The product's schedule: 1 s, 2 s, 4 s.
     fn default() -> Self {
@@ -146,5 +230,36 @@ mod tests {
         assert_eq!(policy.wait_after(2), Some(Duration::from_secs(4)));
         assert_eq!(policy.wait_after(3), None);
         assert_eq!(RetryPolicy::new(Vec::new()).wait_after(0), None);
+    }
+
+    #[test]
+    fn durations_in_every_unit() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3_600)));
+        for bad in ["", "2", "s", "2x", "-1s", "1.5s", "99999999999999999999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn schedules_parse_and_print_back() {
+        let s = RetryPolicy::parse("1s,2s,4s").expect("valid");
+        assert_eq!(s.attempts(), 4);
+        assert_eq!(s.to_string(), "1s,2s,4s");
+        let mixed = RetryPolicy::parse("500ms,90s,120m,24h").expect("valid");
+        assert_eq!(mixed.to_string(), "500ms,90s,2h,24h");
+        assert_eq!(RetryPolicy::parse("").map(|s| s.attempts()), Ok(1));
+        assert!(RetryPolicy::parse("1s,,2s").is_err());
+    }
+
+    #[test]
+    fn an_endpoints_schedule_is_bounded() {
+        let twenty = vec!["1s"; 20].join(",");
+        assert!(RetryPolicy::parse_for_endpoint(&twenty).is_ok());
+        assert!(RetryPolicy::parse_for_endpoint(&format!("{twenty},1s")).is_err());
+        assert!(RetryPolicy::parse_for_endpoint("24h").is_ok());
+        assert!(RetryPolicy::parse_for_endpoint("1441m").is_err());
     }
 }

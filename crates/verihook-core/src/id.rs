@@ -108,6 +108,13 @@ prefixed_id!(
     "customer"
 );
 prefixed_id!(
+    /// A webhook endpoint: one URL of an organization, with its filter and secret.
+    EndpointId,
+    "ep_",
+    "endpoint"
+);
+
+prefixed_id!(
     /// A webhook event; unique forever, the receiver's idempotency key.
     EventId,
     "evt_",

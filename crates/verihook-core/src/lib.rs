@@ -24,6 +24,7 @@ pub mod change;
 pub mod country;
 pub mod customer;
 pub mod delivery;
+pub mod endpoint;
 pub mod error;
 pub mod event;
 pub mod id;
@@ -32,14 +33,15 @@ pub mod status;
 pub mod timestamp;
 pub mod webhook;
 
-pub use verihook_receiver::{headers, signature};
+pub use verihook_receiver::{headers, signature, standard_webhooks};
 
 pub use change::CustomerChange;
 pub use customer::{Address, AddressPatch, Customer, CustomerPatch, CustomerType, NewCustomer};
 pub use delivery::{DeliveryStatus, ErrorClass, RetryPolicy};
+pub use endpoint::{Endpoint, EndpointPatch, EventTypes, SignatureScheme};
 pub use error::{DomainError, ValidationError};
 pub use event::{Event, EventType};
-pub use id::{ApiKey, CustomerId, EventId, OrganizationId};
+pub use id::{ApiKey, CustomerId, EndpointId, EventId, OrganizationId};
 pub use organization::{Mode, Organization};
 pub use status::{CustomerStatus, TransitionError, TransitionPolicy};
 pub use timestamp::Timestamp;

@@ -1,6 +1,8 @@
 //! Webhook endpoints: the URL events go to and the secret they are signed with.
 
-use crate::id::random_symbols;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use rand::RngCore;
 use std::fmt;
 use url::Url;
 
@@ -79,17 +81,23 @@ impl fmt::Debug for WebhookUrl {
     }
 }
 
-/// The secret an organization's events are signed with. Its UTF-8 bytes are the HMAC key.
-/// `Debug` never shows it, so it cannot slip into a log line.
+/// The secret an endpoint's events are signed with: `whsec_` and the base64 of 24 random
+/// bytes, the form Standard Webhooks keys with (its decoded bytes), while verihook's own
+/// scheme keys with the whole string's UTF-8 bytes. `Debug` never shows it, so it cannot
+/// slip into a log line.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookSecret(String);
 
 impl WebhookSecret {
     const PREFIX: &'static str = "whsec_";
 
-    /// 40 symbols of 5 bits: 200 bits from the operating system's CSPRNG.
+    const RANDOM_BYTES: usize = 24;
+
+    /// 192 bits from the operating system's CSPRNG, in base64 (32 characters, no padding).
     pub fn generate() -> Self {
-        Self(format!("{}{}", Self::PREFIX, random_symbols(40)))
+        let mut bytes = [0u8; Self::RANDOM_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Self(format!("{}{}", Self::PREFIX, STANDARD.encode(bytes)))
     }
 
     /// A secret read back from storage.
@@ -101,8 +109,16 @@ impl WebhookSecret {
         &self.0
     }
 
+    /// The HMAC key of verihook's scheme: the whole string.
     pub fn key(&self) -> &[u8] {
         self.0.as_bytes()
+    }
+
+    /// The HMAC key of Standard Webhooks: the base64 after `whsec_`, decoded. Every secret
+    /// verihook generates (and every earlier one: 40 base32 symbols are valid base64) has
+    /// one.
+    pub fn standard_key(&self) -> Option<Vec<u8>> {
+        verihook_receiver::standard_webhooks::key(&self.0)
     }
 }
 
@@ -166,6 +182,9 @@ mod tests {
         assert_ne!(a, WebhookSecret::generate());
         assert!(a.expose().starts_with("whsec_"));
         assert!(!format!("{a:?}").contains(a.expose()));
+        assert_eq!(a.standard_key().map(|k| k.len()), Some(24));
+        let earlier = WebhookSecret::from_stored(format!("whsec_{}", "7".repeat(40)));
+        assert_eq!(earlier.standard_key().map(|k| k.len()), Some(30));
     }
 
     proptest! {

@@ -40,10 +40,43 @@ pub mod axum;
 pub mod dedup;
 pub mod event;
 pub mod signature;
+pub mod standard_webhooks;
 mod verifier;
 
 pub use event::{Event, Metadata, Status};
 pub use verifier::{Verifier, VerifyError, DEFAULT_TOLERANCE};
+
+/// How an endpoint's requests are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Scheme {
+    /// verihook's own (`X-Webhook-Signature`: hex HMAC of `timestamp.body`, keyed with the
+    /// whole secret string), the default.
+    #[default]
+    Verihook,
+    /// Standard Webhooks (`webhook-signature: v1,<base64>`), see [`standard_webhooks`].
+    StandardWebhooks,
+}
+
+impl Scheme {
+    pub const ALL: [Scheme; 2] = [Self::Verihook, Self::StandardWebhooks];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Verihook => "verihook",
+            Self::StandardWebhooks => "standard-webhooks",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Scheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The header names verihook sends.
 pub mod headers {

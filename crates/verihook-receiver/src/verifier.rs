@@ -2,7 +2,8 @@
 //! the JSON. Each failure has its own error.
 
 use crate::event::Event;
-use crate::signature;
+use crate::standard_webhooks::{self, headers as sw};
+use crate::{headers, signature, Scheme};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How far a timestamp may be from the receiver's clock, in either direction.
@@ -26,10 +27,14 @@ pub enum VerifyError {
     BadJson(String),
 }
 
-/// Verifies requests signed with one secret.
+/// Verifies requests signed with one secret, in one scheme.
 #[derive(Clone)]
 pub struct Verifier {
     secret: Vec<u8>,
+    /// The Standard Webhooks key: the secret's base64 part decoded (`None`: not base64, so
+    /// no Standard Webhooks signature can match).
+    standard_key: Option<Vec<u8>>,
+    scheme: Scheme,
     tolerance: Duration,
 }
 
@@ -37,6 +42,7 @@ impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
             .field("secret", &"<redacted>")
+            .field("scheme", &self.scheme)
             .field("tolerance", &self.tolerance)
             .finish()
     }
@@ -51,12 +57,25 @@ pub(crate) fn now_unix() -> i64 {
 }
 
 impl Verifier {
-    /// A verifier for `secret` (as given by the account manager, e.g. `whsec_…`).
+    /// A verifier of verihook's scheme for `secret` (as given, e.g. `whsec_…`).
     pub fn new(secret: impl AsRef<str>) -> Self {
+        let secret = secret.as_ref();
         Self {
-            secret: secret.as_ref().as_bytes().to_vec(),
+            secret: secret.as_bytes().to_vec(),
+            standard_key: standard_webhooks::key(secret),
+            scheme: Scheme::Verihook,
             tolerance: DEFAULT_TOLERANCE,
         }
+    }
+
+    /// The same secret, verified in `scheme`.
+    pub fn with_scheme(mut self, scheme: Scheme) -> Self {
+        self.scheme = scheme;
+        self
+    }
+
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
     }
 
     /// Accept timestamps up to `tolerance` away from now (default 5 minutes).
@@ -87,6 +106,66 @@ impl Verifier {
         Event::from_slice(body).map_err(|e| VerifyError::BadJson(e.to_string()))
     }
 
+    /// Checks a request's signature and timestamp in the verifier's scheme, reading each
+    /// header by its lowercase name with `header`, without parsing the body.
+    pub fn check_request_at<'h>(
+        &self,
+        now: i64,
+        header: impl Fn(&str) -> Option<&'h str>,
+        body: &[u8],
+    ) -> Result<(), VerifyError> {
+        match self.scheme {
+            Scheme::Verihook => self.check_at(
+                now,
+                header(headers::TIMESTAMP),
+                header(headers::SIGNATURE),
+                body,
+            ),
+            Scheme::StandardWebhooks => self.check_standard_at(
+                now,
+                header(sw::ID),
+                header(sw::TIMESTAMP),
+                header(sw::SIGNATURE),
+                body,
+            ),
+        }
+    }
+
+    /// [`Verifier::check_request_at`], then the typed event.
+    pub fn verify_request_at<'h>(
+        &self,
+        now: i64,
+        header: impl Fn(&str) -> Option<&'h str>,
+        body: &[u8],
+    ) -> Result<Event, VerifyError> {
+        self.check_request_at(now, header, body)?;
+        Event::from_slice(body).map_err(|e| VerifyError::BadJson(e.to_string()))
+    }
+
+    /// Checks a Standard Webhooks request: any `v1` signature of `webhook-signature` over
+    /// `id.timestamp.body`, then the timestamp's age.
+    pub fn check_standard_at(
+        &self,
+        now: i64,
+        id: Option<&str>,
+        timestamp: Option<&str>,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<(), VerifyError> {
+        let id = id.ok_or(VerifyError::MissingHeader("webhook-id"))?;
+        let timestamp = timestamp.ok_or(VerifyError::MissingHeader("webhook-timestamp"))?;
+        let signature = signature.ok_or(VerifyError::MissingHeader("webhook-signature"))?;
+        let ts = parse_timestamp(timestamp)?;
+        let key = self
+            .standard_key
+            .as_deref()
+            .ok_or(VerifyError::BadSignature)?;
+        if !standard_webhooks::verify(key, id, ts, body, signature) {
+            return Err(VerifyError::BadSignature);
+        }
+        self.check_age(now, ts)
+    }
+
     /// Checks signature and timestamp only, without parsing the body.
     pub fn check_at(
         &self,
@@ -97,10 +176,7 @@ impl Verifier {
     ) -> Result<(), VerifyError> {
         let timestamp = timestamp.ok_or(VerifyError::MissingHeader("X-Webhook-Timestamp"))?;
         let signature = signature.ok_or(VerifyError::MissingHeader("X-Webhook-Signature"))?;
-        let ts: i64 = timestamp
-            .trim()
-            .parse()
-            .map_err(|_| VerifyError::MalformedTimestamp)?;
+        let ts = parse_timestamp(timestamp)?;
         let signature = signature.trim();
         if signature.len() != 64 || !signature.bytes().all(|c| c.is_ascii_hexdigit()) {
             return Err(VerifyError::MalformedSignature);
@@ -108,6 +184,10 @@ impl Verifier {
         if !signature::verify(&self.secret, ts, body, signature) {
             return Err(VerifyError::BadSignature);
         }
+        self.check_age(now, ts)
+    }
+
+    fn check_age(&self, now: i64, ts: i64) -> Result<(), VerifyError> {
         let tolerance = self.tolerance.as_secs();
         let skew = now.saturating_sub(ts);
         if skew > 0 && skew.unsigned_abs() > tolerance {
@@ -122,6 +202,13 @@ impl Verifier {
         }
         Ok(())
     }
+}
+
+fn parse_timestamp(timestamp: &str) -> Result<i64, VerifyError> {
+    timestamp
+        .trim()
+        .parse()
+        .map_err(|_| VerifyError::MalformedTimestamp)
 }
 
 #[cfg(test)]
@@ -216,6 +303,34 @@ mod tests {
         assert!(strict
             .verify_at(T + 11, Some(&ts), Some(&good), BODY)
             .is_err());
+    }
+
+    #[test]
+    fn a_standard_webhooks_request_verifies_by_its_own_headers() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let key = standard_webhooks::key(secret).expect("base64");
+        let sig = standard_webhooks::sign(&key, "evt_1", T, BODY);
+        let ts = T.to_string();
+        let verifier = Verifier::new(secret).with_scheme(Scheme::StandardWebhooks);
+        let headers = |name: &str| match name {
+            "webhook-id" => Some("evt_1"),
+            "webhook-timestamp" => Some(ts.as_str()),
+            "webhook-signature" => Some(sig.as_str()),
+            _ => None,
+        };
+        assert!(verifier.verify_request_at(T, headers, BODY).is_ok());
+        assert_eq!(
+            verifier.check_request_at(T, headers, b"{}"),
+            Err(VerifyError::BadSignature)
+        );
+        assert_eq!(
+            verifier.check_request_at(T + 301, headers, BODY),
+            Err(VerifyError::TooOld { age_secs: 301 })
+        );
+        assert_eq!(
+            verifier.check_request_at(T, |_| None, BODY),
+            Err(VerifyError::MissingHeader("webhook-id"))
+        );
     }
 
     #[test]

@@ -121,41 +121,11 @@ impl ServeConfig {
     }
 }
 
-/// `500ms`, `2s`, `5m`, `1h`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("`{s}` needs a unit: ms, s, m or h (e.g. 2s)"))?;
-    let (number, unit) = s.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{s}` must start with a whole number (e.g. 500ms)"))?;
-    let per_unit = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        _ => {
-            return Err(format!(
-                "`{s}` has unknown unit `{unit}`; use ms, s, m or h"
-            ))
-        }
-    };
-    n.checked_mul(per_unit)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("`{s}` is too long"))
-}
+pub use verihook_core::delivery::parse_duration;
 
 /// `1s,2s,4s`; an empty string means no retries.
 pub fn parse_schedule(s: &str) -> Result<RetryPolicy, String> {
-    if s.trim().is_empty() {
-        return Ok(RetryPolicy::new(Vec::new()));
-    }
-    s.split(',')
-        .map(parse_duration)
-        .collect::<Result<_, _>>()
-        .map(RetryPolicy::new)
+    RetryPolicy::parse(s)
 }
 
 fn parse_url(s: &str) -> Result<url::Url, String> {
@@ -169,17 +139,6 @@ fn parse_url(s: &str) -> Result<url::Url, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_in_every_unit() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3_600)));
-        for bad in ["", "2", "s", "2x", "-1s", "1.5s", "99999999999999999999h"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn schedules() {

@@ -51,7 +51,7 @@ pub struct Server {
     role: config::Role,
     dev: Option<dev::DevSandbox>,
     /// The engine's limit per organization, which the lag leaves out organizations at.
-    per_organization: u32,
+    per_endpoint: u32,
 }
 
 impl Server {
@@ -109,7 +109,7 @@ impl Server {
             engine,
             role: config.role,
             dev,
-            per_organization: u32::try_from(limits.per_organization).unwrap_or(u32::MAX),
+            per_endpoint: u32::try_from(limits.per_endpoint).unwrap_or(u32::MAX),
         })
     }
 
@@ -135,7 +135,7 @@ impl Server {
         tokio::spawn(admission::monitor(
             self.state.admission.clone(),
             self.state.store.outbox.clone(),
-            self.per_organization,
+            self.per_endpoint,
             stop.clone(),
         ));
         let app = if self.role.serves_api() {

@@ -8,6 +8,9 @@ pub enum StoreError {
     /// The record does not exist (or lies outside the caller's scope).
     #[error("not found")]
     NotFound,
+    /// The organization already has as many endpoints as it may.
+    #[error("an organization has at most {0} endpoints")]
+    LimitReached(u32),
     /// The page cursor names no item of the listing.
     #[error("the cursor names no item of this listing")]
     UnknownCursor,

@@ -35,8 +35,9 @@ pub use outbox::{
     AttemptOutcome, ClaimRequest, ClaimedDelivery, Lease, NextStep, Outbox, Recorded,
 };
 pub use repository::{
-    AttemptRecord, AttemptSample, Customers, EventFilter, EventLog, EventRecord, EventSummary,
-    Health, Mutation, Organizations, Page, PageRequest, Scope, WebhookEndpoint, WebhookSet,
+    AttemptRecord, AttemptSample, Customers, EndpointDelivery, Endpoints, EventFilter, EventLog,
+    EventRecord, EventSummary, Health, Mutation, Organizations, Page, PageRequest, Scope,
+    WebhookEndpoint, WebhookSet,
 };
 
 /// The store's traits over one open database, each a handle on the same connections.
@@ -44,6 +45,7 @@ pub use repository::{
 pub struct Storage {
     pub health: Arc<dyn Health>,
     pub organizations: Arc<dyn Organizations>,
+    pub endpoints: Arc<dyn Endpoints>,
     pub customers: Arc<dyn Customers>,
     pub events: Arc<dyn EventLog>,
     pub outbox: Arc<dyn Outbox>,
@@ -53,12 +55,13 @@ impl Storage {
     /// Every trait from one implementation.
     pub fn over<T>(store: T) -> Self
     where
-        T: Health + Organizations + Customers + EventLog + Outbox,
+        T: Health + Organizations + Endpoints + Customers + EventLog + Outbox,
     {
         let store = Arc::new(store);
         Self {
             health: store.clone(),
             organizations: store.clone(),
+            endpoints: store.clone(),
             customers: store.clone(),
             events: store.clone(),
             outbox: store,

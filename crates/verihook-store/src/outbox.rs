@@ -3,9 +3,12 @@
 //! lease, sends them with no transaction open, and records each outcome under that lease.
 //!
 //! Semantics every implementation keeps (the shared suite checks them on each backend):
-//! - a claim takes each organization's oldest due deliveries, at most its headroom
-//!   (`per_organization` minus what this sender already runs of it), and only where the
-//!   organization has a webhook URL;
+//! - an event is queued, in its change's transaction, for every live, enabled endpoint of
+//!   its organization whose filter takes its type: one delivery per (event, endpoint),
+//!   each with its own attempts, budget and lease;
+//! - a claim takes each endpoint's oldest due deliveries, at most its headroom
+//!   (`per_endpoint` minus what this sender already runs of it), of endpoints that are
+//!   neither disabled nor deleted;
 //! - a lease that runs out makes the delivery due again; an outcome or release under a
 //!   lost lease changes nothing;
 //! - a requeue (redelivery) asked for while an attempt runs is not swallowed by that
@@ -18,7 +21,9 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
-use verihook_core::{Event, EventId, OrganizationId, Timestamp, WebhookSecret, WebhookUrl};
+use verihook_core::{
+    EndpointId, Event, EventId, RetryPolicy, SignatureScheme, Timestamp, WebhookSecret, WebhookUrl,
+};
 
 /// What a sender asks of the outbox.
 #[derive(Debug, Clone)]
@@ -27,22 +32,26 @@ pub struct ClaimRequest {
     pub lease: Duration,
     /// At most this many deliveries in all.
     pub limit: u32,
-    /// At most this many of one organization in flight, so one endpoint cannot take every
+    /// At most this many of one endpoint in flight, so one slow endpoint cannot take every
     /// slot.
-    pub per_organization: u32,
-    /// The attempts of each organization this sender already has running: the claim takes
-    /// at most `per_organization` minus that many more of it (none at the limit).
-    pub in_flight: Vec<(OrganizationId, u32)>,
+    pub per_endpoint: u32,
+    /// The attempts of each endpoint this sender already has running: the claim takes at
+    /// most `per_endpoint` minus that many more of it (none at the limit).
+    pub in_flight: Vec<(EndpointId, u32)>,
 }
 
 /// A delivery claimed under a lease: the event, where it goes, and how it is signed.
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
     pub event: Event,
+    pub endpoint: EndpointId,
     pub url: WebhookUrl,
     pub secret: WebhookSecret,
-    /// The number of this attempt for the event (1, 2, …; it keeps counting across
-    /// redeliveries).
+    pub scheme: SignatureScheme,
+    /// The endpoint's own schedule; `None`: the server's.
+    pub retry_schedule: Option<RetryPolicy>,
+    /// The number of this attempt of the event at this endpoint (1, 2, …; it keeps
+    /// counting across redeliveries).
     pub attempt: u32,
     /// Attempts already made in the current budget.
     pub budget_used: u32,
@@ -56,7 +65,9 @@ pub struct ClaimedDelivery {
 pub struct Lease {
     /// The event's `seq`: the outbox and the attempt log are keyed by it rather than by the
     /// random event id, so that their index pages fill in order instead of at random.
-    pub(crate) delivery: i64,
+    pub(crate) event: i64,
+    /// The endpoint's `seq`.
+    pub(crate) endpoint: i64,
     pub(crate) token: String,
 }
 
@@ -89,30 +100,33 @@ pub enum Recorded {
 
 #[async_trait]
 pub trait Outbox: Send + Sync + 'static {
-    /// Claims due deliveries of organizations that have a webhook URL, oldest first.
+    /// Claims due deliveries of live endpoints, oldest first.
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError>;
     /// Logs the attempts and moves their deliveries on, all in one transaction; answers,
     /// in order, what became of each.
     async fn record(&self, outcomes: Vec<AttemptOutcome>) -> Result<Vec<Recorded>, StoreError>;
     /// Makes leased deliveries due at once (a sender stopping before it could send them).
     async fn release(&self, leases: Vec<Lease>, now: Timestamp) -> Result<(), StoreError>;
-    /// Queues the event again with a fresh attempt budget; same id, same body.
-    /// `NotFound` outside `scope`.
+    /// Queues the event again with a fresh attempt budget (same id, same body) for
+    /// `endpoint`, or for every live endpoint it was queued for (when it was queued for
+    /// none, every enabled endpoint whose filter takes it now). `NotFound` outside `scope`,
+    /// or when `endpoint` is not one of the event's organization.
     async fn requeue(
         &self,
         scope: Scope<'_>,
         id: &EventId,
+        endpoint: Option<&EndpointId>,
         now: Timestamp,
     ) -> Result<(), StoreError>;
     /// When the next delivery falls due, if any is waiting.
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
     /// How many events wait in the outbox (due, scheduled for a retry, or in flight).
     async fn size(&self) -> Result<u64, StoreError>;
-    /// How far delivery lags: the age of the oldest due delivery among organizations with
-    /// fewer than `per_organization` attempts in flight (zero when none waits). One whose
-    /// endpoint holds all its slots waits on that endpoint, not on the server, so it is
-    /// left out: a slow receiver must not make the server refuse everyone's changes.
-    async fn lag(&self, per_organization: u32) -> Result<Duration, StoreError>;
+    /// How far delivery lags: the age of the oldest due delivery among endpoints with
+    /// fewer than `per_endpoint` attempts in flight (zero when none waits). One that holds
+    /// all its slots waits on its receiver, not on the server, so it is left out: a slow
+    /// receiver must not make the server refuse everyone's changes.
+    async fn lag(&self, per_endpoint: u32) -> Result<Duration, StoreError>;
     /// Notified whenever deliveries may have fallen due (events enqueued, requeued,
     /// rescheduled sooner; on PostgreSQL, by any node), so a sender waits on it instead of
     /// polling.

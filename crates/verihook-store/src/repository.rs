@@ -5,8 +5,9 @@
 use crate::StoreError;
 use async_trait::async_trait;
 use verihook_core::{
-    Customer, CustomerChange, CustomerId, CustomerStatus, DeliveryStatus, DomainError, ErrorClass,
-    Event, EventId, EventType, Organization, OrganizationId, Timestamp, WebhookSecret, WebhookUrl,
+    Customer, CustomerChange, CustomerId, CustomerStatus, DeliveryStatus, DomainError, Endpoint,
+    EndpointId, EndpointPatch, ErrorClass, Event, EventId, EventType, Organization, OrganizationId,
+    SignatureScheme, Timestamp, WebhookSecret, WebhookUrl,
 };
 
 /// Which organization's data a read or change may touch.
@@ -31,11 +32,13 @@ impl Scope<'_> {
 /// result, so concurrent changes to one customer never overwrite each other.
 pub type Mutation = Box<dyn FnOnce(&Customer) -> Result<CustomerChange, DomainError> + Send>;
 
-/// An organization's webhook endpoint.
+/// An organization's default endpoint, as `GET /v1/webhook` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookEndpoint {
     pub url: Option<WebhookUrl>,
     pub secret: Option<WebhookSecret>,
+    /// How the default endpoint signs (verihook's scheme when there is none).
+    pub scheme: SignatureScheme,
 }
 
 /// The outcome of setting a webhook URL.
@@ -50,6 +53,10 @@ pub struct WebhookSet {
 /// One delivery attempt, as logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRecord {
+    /// Where it went (read back from the log; `None` for attempts made before endpoints
+    /// existed to an organization that never had a URL since). A recorded attempt goes to
+    /// its lease's endpoint whatever this says.
+    pub endpoint_id: Option<EndpointId>,
     pub attempt: u32,
     pub started_at: Timestamp,
     pub duration_ms: u64,
@@ -86,11 +93,20 @@ pub struct EventSummary {
     pub delivery_status: DeliveryStatus,
 }
 
-/// An event with its delivery status and log.
+/// Where an event stands at one endpoint it was queued for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointDelivery {
+    pub endpoint_id: EndpointId,
+    pub status: DeliveryStatus,
+}
+
+/// An event with its delivery status (the aggregate over its endpoints), where it stands
+/// at each endpoint, and its attempt log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRecord {
     pub event: Event,
     pub delivery_status: DeliveryStatus,
+    pub deliveries: Vec<EndpointDelivery>,
     pub attempts: Vec<AttemptRecord>,
 }
 
@@ -99,6 +115,8 @@ pub struct EventFilter {
     pub event_type: Option<EventType>,
     pub customer_id: Option<CustomerId>,
     pub delivery_status: Option<DeliveryStatus>,
+    /// Only the events queued for this endpoint.
+    pub endpoint_id: Option<EndpointId>,
 }
 
 /// A page request: at most `limit` items older than the item `after`.
@@ -132,7 +150,8 @@ pub trait Health: Send + Sync + 'static {
     async fn ready(&self) -> Result<(), StoreError>;
 }
 
-/// Organizations, their API keys (as digests) and their webhook endpoint.
+/// Organizations, their API keys (as digests) and their default endpoint (the URL of
+/// `PUT /v1/webhook`).
 #[async_trait]
 pub trait Organizations: Send + Sync + 'static {
     async fn create_organization(
@@ -148,7 +167,8 @@ pub trait Organizations: Send + Sync + 'static {
 
     /// `None` when the organization does not exist.
     async fn webhook(&self, id: &OrganizationId) -> Result<Option<WebhookEndpoint>, StoreError>;
-    /// Sets the URL. The secret is set to `fresh_secret` only if there is none yet.
+    /// Sets the default endpoint's URL, creating the endpoint with `fresh_secret` if there
+    /// is none. `LimitReached` when it would be one endpoint too many.
     async fn set_webhook_url(
         &self,
         id: &OrganizationId,
@@ -159,6 +179,36 @@ pub trait Organizations: Send + Sync + 'static {
         &self,
         id: &OrganizationId,
         secret: WebhookSecret,
+    ) -> Result<(), StoreError>;
+}
+
+/// An organization's endpoints (the default one included). Every call is scoped to the
+/// organization: another's endpoint is `NotFound`.
+#[async_trait]
+pub trait Endpoints: Send + Sync + 'static {
+    /// Stores a new endpoint. `LimitReached` when the organization already has
+    /// [`verihook_core::endpoint::MAX_ENDPOINTS`].
+    async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError>;
+    /// Every live endpoint of the organization, oldest first.
+    async fn endpoints(&self, organization: &OrganizationId) -> Result<Vec<Endpoint>, StoreError>;
+    async fn endpoint(
+        &self,
+        organization: &OrganizationId,
+        id: &EndpointId,
+    ) -> Result<Option<Endpoint>, StoreError>;
+    /// Applies `patch` to the endpoint as stored and answers the result.
+    async fn update_endpoint(
+        &self,
+        organization: &OrganizationId,
+        id: &EndpointId,
+        patch: EndpointPatch,
+    ) -> Result<Endpoint, StoreError>;
+    /// Deletes the endpoint and drops its pending deliveries; its history stays.
+    async fn delete_endpoint(
+        &self,
+        organization: &OrganizationId,
+        id: &EndpointId,
+        now: Timestamp,
     ) -> Result<(), StoreError>;
 }
 

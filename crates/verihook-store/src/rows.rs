@@ -11,8 +11,9 @@ use time::{macros::format_description, Date};
 use verihook_core::country::CountryCode;
 use verihook_core::customer::{format_date, Email, Text};
 use verihook_core::{
-    Address, Customer, CustomerId, CustomerStatus, CustomerType, DeliveryStatus, ErrorClass, Event,
-    EventId, EventType, Mode, Organization, OrganizationId, Timestamp,
+    Address, Customer, CustomerId, CustomerStatus, CustomerType, DeliveryStatus, Endpoint,
+    EndpointId, ErrorClass, Event, EventId, EventType, EventTypes, Mode, Organization,
+    OrganizationId, RetryPolicy, SignatureScheme, Timestamp, WebhookSecret,
 };
 
 /// A parameter or a cell. Parameters borrow where they can; cells are owned. Integers and
@@ -106,7 +107,7 @@ impl Row {
             .ok_or_else(|| StoreError::corrupt(format!("{column} is NULL")))
     }
 
-    fn time(&self, column: &str) -> Result<Timestamp, StoreError> {
+    pub(crate) fn time(&self, column: &str) -> Result<Timestamp, StoreError> {
         Ok(Timestamp::from_unix_micros(self.int(column)?))
     }
 }
@@ -119,8 +120,8 @@ pub(crate) const CUSTOMER_COLUMNS: &str = "id, organization_id, customer_type, s
 /// follows from where the event is: in the outbox (pending), among the failed, or neither.
 pub(crate) const EVENT_COLUMNS: &str = concat!(
     "seq, id, organization_id, customer_id, event_type, occurred_at, body, ",
-    "CASE WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq) THEN 'pending' ",
-    "WHEN EXISTS (SELECT 1 FROM failed_events f WHERE f.event_seq = events.seq) THEN 'failed' ",
+    "CASE WHEN EXISTS (SELECT 1 FROM failed_events f WHERE f.event_seq = events.seq) THEN 'failed' ",
+    "WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq) THEN 'pending' ",
     "ELSE 'delivered' END AS delivery_status"
 );
 
@@ -170,6 +171,70 @@ pub(crate) fn organization(row: &Row) -> Result<Organization, StoreError> {
         mode: Mode::parse(&mode).ok_or_else(|| StoreError::corrupt("organizations.mode"))?,
         created_at: row.time("created_at")?,
     })
+}
+
+/// The settable fields of an endpoint, then its key, as [`crate::sql::UPDATE_ENDPOINT`]
+/// binds them.
+pub(crate) fn endpoint_update_params(e: &Endpoint) -> Vec<Value<'_>> {
+    vec![
+        Value::text(e.url.as_str()),
+        Value::text(&e.description),
+        Value::owned_text(Some(e.event_types.to_stored())),
+        Value::text(e.scheme.as_str()),
+        Value::owned_text(e.retry_schedule.as_ref().map(RetryPolicy::to_string)),
+        Value::int(i64::from(e.auto_recover)),
+        Value::int(i64::from(e.disabled)),
+        Value::text(e.id.as_str()),
+        Value::text(e.organization_id.as_str()),
+    ]
+}
+
+/// An endpoint as the parameters of [`crate::sql::INSERT_ENDPOINT`].
+pub(crate) fn endpoint_params(e: &Endpoint) -> Vec<Value<'static>> {
+    vec![
+        Value::text(e.id.as_str()).into_owned(),
+        Value::text(e.organization_id.as_str()).into_owned(),
+        Value::text(e.url.as_str()).into_owned(),
+        Value::text(&e.description).into_owned(),
+        Value::owned_text(Some(e.event_types.to_stored())),
+        Value::text(e.secret.expose()).into_owned(),
+        Value::text(e.scheme.as_str()),
+        Value::owned_text(e.retry_schedule.as_ref().map(RetryPolicy::to_string)),
+        Value::int(i64::from(e.auto_recover)),
+        Value::int(i64::from(e.disabled)),
+        Value::int(i64::from(e.is_default)),
+        Value::time(e.created_at),
+    ]
+}
+
+pub(crate) fn endpoint(row: &Row) -> Result<Endpoint, StoreError> {
+    let scheme = row.string("signature_scheme")?;
+    Ok(Endpoint {
+        id: EndpointId::parse(&row.string("id")?).map_err(StoreError::corrupt)?,
+        organization_id: OrganizationId::parse(&row.string("organization_id")?)
+            .map_err(StoreError::corrupt)?,
+        url: crate::database::stored_url(&row.string("url")?)?,
+        description: row.string("description")?,
+        event_types: EventTypes::from_stored(&row.string("event_types")?)
+            .map_err(|t| StoreError::corrupt(format!("endpoints.event_types: {t}")))?,
+        secret: WebhookSecret::from_stored(row.string("secret")?),
+        scheme: scheme_of(&scheme)?,
+        retry_schedule: retry_schedule(row)?,
+        auto_recover: row.int("auto_recover")? != 0,
+        disabled: row.int("disabled")? != 0,
+        is_default: row.int("is_default")? != 0,
+        created_at: row.time("created_at")?,
+    })
+}
+
+pub(crate) fn scheme_of(s: &str) -> Result<SignatureScheme, StoreError> {
+    SignatureScheme::parse(s).ok_or_else(|| StoreError::corrupt("endpoints.signature_scheme"))
+}
+
+pub(crate) fn retry_schedule(row: &Row) -> Result<Option<RetryPolicy>, StoreError> {
+    row.opt_string("retry_schedule")?
+        .map(|s| RetryPolicy::parse(&s).map_err(StoreError::corrupt))
+        .transpose()
 }
 
 pub(crate) fn customer(row: &Row) -> Result<Customer, StoreError> {
@@ -247,6 +312,10 @@ pub(crate) fn attempt(row: &Row) -> Result<AttemptRecord, StoreError> {
     let error_class = row.opt_string("error_class")?;
     let sample = attempt_sample(row)?;
     Ok(AttemptRecord {
+        endpoint_id: row
+            .opt_string("endpoint_id")?
+            .map(|id| EndpointId::parse(&id).map_err(StoreError::corrupt))
+            .transpose()?,
         attempt: u32::try_from(row.int("attempt")?).map_err(StoreError::corrupt)?,
         started_at: sample.started_at,
         duration_ms: sample.duration_ms,

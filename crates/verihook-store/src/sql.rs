@@ -25,61 +25,68 @@ pub(crate) const INSERT_EVENT: &str = "\
 
 pub(crate) const RESCHEDULE_DELIVERY: &str = "\
     UPDATE deliveries SET due_at = $1, attempt = attempt + 1, budget_used = budget_used + 1, \
-    lease_token = NULL WHERE event_seq = $2 AND lease_token = $3 AND NOT requeued";
+    lease_token = NULL WHERE event_seq = $2 AND endpoint_seq = $3 AND lease_token = $4 \
+    AND NOT requeued";
 
 pub(crate) const DELETE_DELIVERY: &str =
-    "DELETE FROM deliveries WHERE event_seq = $1 AND lease_token = $2 AND NOT requeued";
+    "DELETE FROM deliveries WHERE event_seq = $1 AND endpoint_seq = $2 AND lease_token = $3 \
+    AND NOT requeued";
 
 /// The attempt of a delivery whose redelivery was asked for while it ran: whatever its
 /// outcome, the delivery is due again at once (`$1`) with a fresh budget.
 pub(crate) const REQUEUE_AFTER_ATTEMPT: &str = "\
     UPDATE deliveries SET due_at = $1, attempt = attempt + 1, budget_used = 0, \
-    lease_token = NULL, requeued = FALSE WHERE event_seq = $2 AND lease_token = $3 AND requeued";
+    lease_token = NULL, requeued = FALSE WHERE event_seq = $2 AND endpoint_seq = $3 \
+    AND lease_token = $4 AND requeued";
 
 pub(crate) const RELEASE_DELIVERY: &str = "\
-    UPDATE deliveries SET due_at = $1, lease_token = NULL WHERE event_seq = $2 AND lease_token = $3";
+    UPDATE deliveries SET due_at = $1, lease_token = NULL WHERE event_seq = $2 \
+    AND endpoint_seq = $3 AND lease_token = $4";
 
 pub(crate) const INSERT_ATTEMPT: &str = "\
-    INSERT INTO attempts (event_seq, attempt, started_at, duration_ms, status_code, error_class, \
-    error, response_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    INSERT INTO attempts (event_seq, endpoint_seq, attempt, started_at, duration_ms, status_code, \
+    error_class, error, response_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// A delivery already queued keeps its place and attempt number but gets a fresh budget;
 /// one in flight (leased) is left to finish its attempt and marked `requeued`, so that
 /// attempt leaves it due again rather than ending it (see [`REQUEUE_AFTER_ATTEMPT`]).
 pub(crate) const REQUEUE_DELIVERY: &str = "\
-    INSERT INTO deliveries (event_seq, organization_id, due_at, attempt, budget_used) \
-    VALUES ($1, $2, $3, (SELECT COALESCE(MAX(attempt), 0) + 1 FROM attempts WHERE event_seq = $1), 0) \
-    ON CONFLICT (event_seq) DO UPDATE SET budget_used = 0, \
+    INSERT INTO deliveries (event_seq, endpoint_seq, due_at, attempt, budget_used) \
+    VALUES ($1, $2, $3, (SELECT COALESCE(MAX(attempt), 0) + 1 FROM attempts \
+        WHERE event_seq = $1 AND endpoint_seq = $2), 0) \
+    ON CONFLICT (event_seq, endpoint_seq) DO UPDATE SET budget_used = 0, \
     requeued = (deliveries.lease_token IS NOT NULL), due_at = CASE \
         WHEN deliveries.lease_token IS NULL AND excluded.due_at < deliveries.due_at \
         THEN excluded.due_at ELSE deliveries.due_at END";
 
-/// One index seek per organization with a webhook URL, written as a correlated subquery so
-/// that no planner turns it into a scan of the outbox (on PostgreSQL, with the dead rows
-/// the outbox's churn leaves until vacuum, that scan dominated the database's CPU).
+/// One index seek per live endpoint, written as a correlated subquery so that no planner
+/// turns it into a scan of the outbox (on PostgreSQL, with the dead rows the outbox's
+/// churn leaves until vacuum, that scan dominated the database's CPU).
 pub(crate) const NEXT_DUE: &str = "\
-    SELECT MIN((SELECT MIN(d.due_at) FROM deliveries d WHERE d.organization_id = o.id)) AS due \
-    FROM organizations o WHERE o.webhook_url IS NOT NULL";
+    SELECT MIN((SELECT MIN(d.due_at) FROM deliveries d WHERE d.endpoint_seq = en.seq)) AS due \
+    FROM endpoints en WHERE en.deleted_at IS NULL AND NOT en.disabled";
 
-/// The oldest due time among organizations below `$2` attempts in flight (`$1`: now). An
-/// organization at its limit waits on its own endpoint, not on this server, so its backlog
-/// says nothing about the server keeping up (and must not hold up the others). Index seeks
-/// per organization with a URL.
+/// The oldest due time among endpoints below `$2` attempts in flight (`$1`: now). An
+/// endpoint at its limit waits on its receiver, not on this server, so its backlog says
+/// nothing about the server keeping up (and must not hold up the others). Index seeks per
+/// live endpoint.
 pub(crate) const OLDEST_DUE: &str = "\
     SELECT MIN(oldest) AS oldest FROM ( \
-        SELECT (SELECT MIN(d.due_at) FROM deliveries d WHERE d.organization_id = o.id) AS oldest, \
-        (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries d WHERE d.organization_id = o.id \
+        SELECT (SELECT MIN(d.due_at) FROM deliveries d WHERE d.endpoint_seq = en.seq) AS oldest, \
+        (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries d WHERE d.endpoint_seq = en.seq \
             AND d.due_at > $1 AND d.lease_token IS NOT NULL LIMIT $2) leased) AS leased \
-        FROM organizations o WHERE o.webhook_url IS NOT NULL) per_organization \
+        FROM endpoints en WHERE en.deleted_at IS NULL AND NOT en.disabled) per_endpoint \
     WHERE oldest <= $1 AND leased < $2";
 
 pub(crate) const OUTBOX_SIZE: &str = "SELECT COUNT(*) AS n FROM deliveries";
 
-/// The claimed deliveries' events, URLs and secrets; `{seqs}` is the backend's list form.
+/// The claimed deliveries' events and endpoints; `{pairs}` is the backend's form of the
+/// claimed `(event_seq, endpoint_seq)` pairs, as a table `p`.
 pub(crate) const CLAIMED_DETAILS: &str = "\
     SELECT e.seq, e.id, e.organization_id, e.customer_id, e.event_type, e.occurred_at, e.body, \
-    o.webhook_url, o.webhook_secret FROM events e \
-    JOIN organizations o ON o.id = e.organization_id WHERE e.seq {seqs}";
+    en.seq AS endpoint_seq, en.id AS endpoint_id, en.url, en.secret, en.signature_scheme, \
+    en.retry_schedule FROM {pairs} \
+    JOIN events e ON e.seq = p.event_seq JOIN endpoints en ON en.seq = p.endpoint_seq";
 
 pub(crate) const INSERT_ORGANIZATION: &str = "\
     INSERT INTO organizations (id, name, mode, api_key_digest, created_at) \
@@ -91,28 +98,112 @@ pub(crate) const ORGANIZATION_BY_KEY: &str =
 pub(crate) const ORGANIZATION: &str =
     "SELECT id, name, mode, created_at FROM organizations WHERE id = $1";
 
-pub(crate) const WEBHOOK: &str =
-    "SELECT webhook_url, webhook_secret FROM organizations WHERE id = $1";
+/// The organization (so that a missing one is told apart) and its default endpoint's URL
+/// and secret, if it has one.
+pub(crate) const WEBHOOK: &str = "\
+    SELECT en.url, en.secret, en.signature_scheme FROM organizations o LEFT JOIN endpoints en \
+    ON en.organization_id = o.id AND en.is_default AND en.deleted_at IS NULL WHERE o.id = $1";
 
-/// Sets the URL; the secret only if there is none yet.
-pub(crate) const SET_WEBHOOK_URL: &str = "\
-    UPDATE organizations SET webhook_url = $1, webhook_secret = COALESCE(webhook_secret, $2) \
-    WHERE id = $3 RETURNING webhook_url, webhook_secret";
+/// Sets the default endpoint's URL, keeping its secret.
+pub(crate) const SET_DEFAULT_URL: &str = "\
+    UPDATE endpoints SET url = $1 WHERE organization_id = $2 AND is_default \
+    AND deleted_at IS NULL RETURNING url, secret";
 
-pub(crate) const ROTATE_SECRET: &str = "UPDATE organizations SET webhook_secret = $1 WHERE id = $2";
+pub(crate) const ROTATE_DEFAULT_SECRET: &str = "\
+    UPDATE endpoints SET secret = $1 WHERE organization_id = $2 AND is_default \
+    AND deleted_at IS NULL";
 
-/// An event whose last attempt failed.
+pub(crate) const ORGANIZATION_EXISTS: &str = "SELECT 1 AS one FROM organizations WHERE id = $1";
+
+pub(crate) const ENDPOINT_COLUMNS: &str = "\
+    id, organization_id, url, description, event_types, secret, signature_scheme, \
+    retry_schedule, auto_recover, disabled, is_default, created_at";
+
+pub(crate) const INSERT_ENDPOINT: &str = "\
+    INSERT INTO endpoints (id, organization_id, url, description, event_types, secret, \
+    signature_scheme, retry_schedule, auto_recover, disabled, is_default, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, ($9 <> 0), ($10 <> 0), ($11 <> 0), $12)";
+
+/// Every field a change may set, by the endpoint's id within its organization. (Flags are
+/// bound as integers, `<> 0` making them booleans on either backend.)
+pub(crate) const UPDATE_ENDPOINT: &str = "\
+    UPDATE endpoints SET url = $1, description = $2, event_types = $3, signature_scheme = $4, \
+    retry_schedule = $5, auto_recover = ($6 <> 0), disabled = ($7 <> 0) \
+    WHERE id = $8 AND organization_id = $9 AND deleted_at IS NULL";
+
+pub(crate) const LIVE_ENDPOINTS: &str = "\
+    SELECT COUNT(*) AS n FROM endpoints WHERE organization_id = $1 AND deleted_at IS NULL";
+
+/// Deleted, its pending deliveries dropped; its row stays for the event log.
+pub(crate) const DELETE_ENDPOINT: &str = "\
+    UPDATE endpoints SET deleted_at = $1 WHERE id = $2 AND organization_id = $3 \
+    AND deleted_at IS NULL RETURNING seq";
+
+/// The deliveries of an organization that had no endpoint wait under endpoint `seq` 0,
+/// which no claim sees: as before endpoints existed, events stored before an organization
+/// sets its URL are sent once it does. Its first endpoint adopts those whose type its
+/// filter takes (`$1` the endpoint's `seq`, `$2` the organization, `$3` the stored
+/// filter); the others are dropped.
+pub(crate) const PARKED: i64 = 0;
+
+pub(crate) const ADOPT_PARKED: &str = "\
+    UPDATE deliveries SET endpoint_seq = $1 WHERE endpoint_seq = 0 AND event_seq IN ( \
+        SELECT seq FROM events WHERE organization_id = $2 AND ($3 = '' \
+        OR length(replace($3, ',' || event_type || ',', '')) < length($3)))";
+
+pub(crate) const DROP_PARKED: &str = "\
+    DELETE FROM deliveries WHERE endpoint_seq = 0 AND event_seq IN ( \
+        SELECT seq FROM events WHERE organization_id = $1)";
+
+pub(crate) const ENDPOINT_SEQ_BY_ID: &str = "SELECT seq FROM endpoints WHERE id = $1";
+
+pub(crate) const DROP_PENDING_OF_ENDPOINT: &str = "DELETE FROM deliveries WHERE endpoint_seq = $1";
+
+/// A delivery whose last attempt failed (`$1` the endpoint's `seq`, `$2` the event's).
 pub(crate) const MARK_FAILED: &str = "\
-    INSERT INTO failed_events (event_seq, organization_id) \
-    SELECT seq, organization_id FROM events WHERE seq = $1 \
-    ON CONFLICT (event_seq) DO NOTHING";
+    INSERT INTO failed_events (event_seq, endpoint_seq, organization_id) \
+    SELECT seq, $1, organization_id FROM events WHERE seq = $2 \
+    ON CONFLICT (event_seq, endpoint_seq) DO NOTHING";
 
-/// A redelivered event is pending again: it has an outbox row, and is no longer failed.
-pub(crate) const UNMARK_FAILED: &str = "DELETE FROM failed_events WHERE event_seq = $1";
+/// A redelivered delivery is pending again: it has an outbox row, and is no longer failed.
+pub(crate) const UNMARK_FAILED: &str =
+    "DELETE FROM failed_events WHERE event_seq = $1 AND endpoint_seq = $2";
 
-/// The organization and `seq` of an event within a scope (`$2` NULL: any).
+/// The live endpoints an event was queued for: those with a delivery, an attempt or a
+/// failure of it.
+pub(crate) const ENDPOINTS_OF_EVENT: &str = "\
+    SELECT en.seq FROM endpoints en WHERE en.deleted_at IS NULL AND en.seq IN ( \
+        SELECT endpoint_seq FROM deliveries WHERE event_seq = $1 \
+        UNION SELECT endpoint_seq FROM attempts WHERE event_seq = $1 \
+        UNION SELECT endpoint_seq FROM failed_events WHERE event_seq = $1)";
+
+/// One live endpoint of an organization.
+pub(crate) const ENDPOINT_SEQ: &str = "\
+    SELECT seq FROM endpoints WHERE id = $1 AND organization_id = $2 AND deleted_at IS NULL";
+
+/// The live, enabled endpoints of an organization, with their filters.
+pub(crate) const ENABLED_ENDPOINTS: &str = "\
+    SELECT en.seq, en.event_types FROM endpoints en WHERE en.organization_id = $1 \
+    AND en.deleted_at IS NULL AND NOT en.disabled";
+
+/// Where an event stands at each endpoint it was queued for (deleted ones included: the
+/// log keeps their history).
+pub(crate) const DELIVERIES_OF_EVENT: &str = "\
+    SELECT en.id AS endpoint_id, CASE \
+        WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = $1 AND d.endpoint_seq = en.seq) \
+            THEN 'pending' \
+        WHEN EXISTS (SELECT 1 FROM failed_events f WHERE f.event_seq = $1 \
+            AND f.endpoint_seq = en.seq) THEN 'failed' \
+        ELSE 'delivered' END AS delivery_status \
+    FROM endpoints en WHERE en.seq IN ( \
+        SELECT endpoint_seq FROM deliveries WHERE event_seq = $1 \
+        UNION SELECT endpoint_seq FROM attempts WHERE event_seq = $1 \
+        UNION SELECT endpoint_seq FROM failed_events WHERE event_seq = $1) \
+    ORDER BY en.seq";
+
+/// The organization, `seq` and type of an event within a scope (`$2` NULL: any).
 pub(crate) const EVENT_OWNER: &str = "\
-    SELECT organization_id, seq FROM events WHERE id = $1 \
+    SELECT organization_id, seq, event_type FROM events WHERE id = $1 \
     AND (CAST($2 AS TEXT) IS NULL OR organization_id = $2)";
 
 /// One customer within a scope (`$2` NULL: any); the backend's lock clause may follow.
@@ -134,8 +225,10 @@ pub(crate) fn select_event() -> String {
 }
 
 pub(crate) const ATTEMPTS_OF_EVENT: &str = "\
-    SELECT attempt, started_at, duration_ms, status_code, error_class, error, response_body \
-    FROM attempts WHERE event_seq = $1 ORDER BY attempt";
+    SELECT en.id AS endpoint_id, a.attempt, a.started_at, a.duration_ms, a.status_code, \
+    a.error_class, a.error, a.response_body \
+    FROM attempts a LEFT JOIN endpoints en ON en.seq = a.endpoint_seq \
+    WHERE a.event_seq = $1 ORDER BY a.started_at, a.endpoint_seq, a.attempt";
 
 pub(crate) const RECENT_ATTEMPTS: &str = "\
     SELECT a.started_at, a.duration_ms, a.status_code FROM ( \
@@ -159,10 +252,14 @@ pub(crate) fn cursor_seq(table: &str) -> String {
 pub(crate) const MIGRATIONS_APPLIED: &str =
     "SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE success = TRUE";
 
-/// Where an event is, in the status filter of a listing of `events`.
+/// Where an event is, in the status filter of a listing of `events`: the aggregate over
+/// its endpoints (failed if any failed, else pending if any is pending).
 pub(crate) fn delivery_status_filter(status: DeliveryStatus) -> &'static str {
     match status {
-        DeliveryStatus::Pending => " AND seq IN (SELECT event_seq FROM deliveries)",
+        DeliveryStatus::Pending => {
+            " AND seq IN (SELECT event_seq FROM deliveries) \
+             AND seq NOT IN (SELECT event_seq FROM failed_events)"
+        }
         DeliveryStatus::Failed => " AND seq IN (SELECT event_seq FROM failed_events)",
         DeliveryStatus::Delivered => {
             " AND seq NOT IN (SELECT event_seq FROM deliveries) \
@@ -170,6 +267,15 @@ pub(crate) fn delivery_status_filter(status: DeliveryStatus) -> &'static str {
         }
     }
 }
+
+/// The events queued for one endpoint (`{endpoint}`: its bound `seq`), in a listing of
+/// `events`: a delivery, an attempt or a failure there (each a key-prefix seek).
+pub(crate) const ENDPOINT_FILTER: &str = " AND (EXISTS (SELECT 1 FROM deliveries d \
+    WHERE d.event_seq = events.seq AND d.endpoint_seq = {endpoint}) \
+    OR EXISTS (SELECT 1 FROM attempts a WHERE a.event_seq = events.seq \
+        AND a.endpoint_seq = {endpoint}) \
+    OR EXISTS (SELECT 1 FROM failed_events f WHERE f.event_seq = events.seq \
+        AND f.endpoint_seq = {endpoint}))";
 
 /// A statement built piece by piece, each bound value numbered in order.
 pub(crate) struct Query {
@@ -188,6 +294,13 @@ impl Query {
     pub(crate) fn push(&mut self, sql: &str) -> &mut Self {
         self.sql.push_str(sql);
         self
+    }
+
+    /// Pushes `sql` with every `placeholder` in it standing for one bound `value`.
+    pub(crate) fn bind_in(&mut self, sql: &str, placeholder: &str, value: Value<'static>) {
+        self.params.push(value);
+        let numbered = format!("${}", self.params.len());
+        self.sql.push_str(&sql.replace(placeholder, &numbered));
     }
 
     pub(crate) fn bind(&mut self, value: Value<'static>) -> &mut Self {

@@ -88,7 +88,7 @@ async fn leases_run_on_the_database_clock() {
     let request = verihook_store::ClaimRequest {
         lease: std::time::Duration::from_secs(30),
         limit: 10,
-        per_organization: 10,
+        per_endpoint: 10,
         in_flight: Vec::new(),
     };
     let claimed = store.outbox.claim(request.clone()).await.expect("claimed");

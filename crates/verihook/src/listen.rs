@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use verihook_receiver::dedup::{Deduplicator, MemoryDeduplicator};
-use verihook_receiver::{headers, Event, Verifier};
+use verihook_receiver::{headers, Event, Scheme, Verifier};
 
 #[derive(clap::Args)]
 pub struct ListenArgs {
@@ -26,6 +26,9 @@ pub struct ListenArgs {
     /// The webhook secret (whsec_…).
     #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
     secret: String,
+    /// How the endpoint signs: `verihook` or `standard-webhooks`.
+    #[arg(long, default_value = "verihook", value_parser = crate::signing::parse_scheme)]
+    scheme: Scheme,
     /// Path events are POSTed to.
     #[arg(long, default_value = "/webhooks/verification")]
     path: String,
@@ -70,7 +73,7 @@ pub async fn run(args: ListenArgs) -> Result<(), String> {
         return Err("--path must start with /".into());
     }
     let state = Arc::new(Listener {
-        verifier: Verifier::new(&args.secret),
+        verifier: Verifier::new(&args.secret).with_scheme(args.scheme),
         seen: MemoryDeduplicator::default(),
         verified: AtomicU64::new(0),
         json: args.json,
@@ -104,11 +107,12 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 async fn receive(State(state): State<Arc<Listener>>, headers: HeaderMap, body: Bytes) -> Response {
     let attempt = header(&headers, headers::ATTEMPT).unwrap_or("?").to_owned();
-    let verified = state.verifier.verify(
-        header(&headers, headers::TIMESTAMP),
-        header(&headers, headers::SIGNATURE),
-        &body,
-    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let verified = state
+        .verifier
+        .verify_request_at(now, |name| header(&headers, name), &body);
     let event = match verified {
         Ok(event) => event,
         Err(e) => {

@@ -3,16 +3,28 @@
 
 use std::io::Read;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use verihook_receiver::{signature, Verifier, VerifyError};
+use verihook_receiver::{signature, standard_webhooks, Scheme, Verifier, VerifyError};
+
+/// `verihook` or `standard-webhooks`.
+pub fn parse_scheme(s: &str) -> Result<Scheme, String> {
+    Scheme::parse(s).ok_or_else(|| format!("`{s}`: the scheme is verihook or standard-webhooks"))
+}
 
 #[derive(clap::Args)]
 pub struct SignArgs {
     /// The webhook secret (whsec_…).
     #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
     secret: String,
-    /// Unix seconds, as sent in X-Webhook-Timestamp (default: now).
+    /// Unix seconds, as sent in X-Webhook-Timestamp / webhook-timestamp (default: now).
     #[arg(long)]
     timestamp: Option<i64>,
+    /// `verihook` (X-Webhook-Signature, hex) or `standard-webhooks` (webhook-signature,
+    /// `v1,<base64>`, which needs --id).
+    #[arg(long, default_value = "verihook", value_parser = parse_scheme)]
+    scheme: Scheme,
+    /// The message id (webhook-id: the event id) for standard-webhooks.
+    #[arg(long)]
+    id: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -23,9 +35,15 @@ pub struct VerifyArgs {
     /// X-Webhook-Timestamp as received.
     #[arg(long)]
     timestamp: String,
-    /// X-Webhook-Signature as received.
+    /// X-Webhook-Signature (or webhook-signature) as received.
     #[arg(long)]
     signature: String,
+    /// `verihook` or `standard-webhooks` (which needs --id).
+    #[arg(long, default_value = "verihook", value_parser = parse_scheme)]
+    scheme: Scheme,
+    /// webhook-id as received, for standard-webhooks.
+    #[arg(long)]
+    id: Option<String>,
     /// How far the timestamp may be from now, e.g. 5m; 0s skips the check.
     #[arg(long, default_value = "5m", value_parser = verihook_server::config::parse_duration)]
     tolerance: Duration,
@@ -50,10 +68,19 @@ fn now() -> i64 {
 pub fn sign(args: SignArgs) -> Result<(), String> {
     let body = stdin_bytes()?;
     let timestamp = args.timestamp.unwrap_or_else(now);
-    println!(
-        "{}",
-        signature::sign(args.secret.as_bytes(), timestamp, &body)
-    );
+    let signed = match args.scheme {
+        Scheme::Verihook => signature::sign(args.secret.as_bytes(), timestamp, &body),
+        Scheme::StandardWebhooks => {
+            let id = args
+                .id
+                .as_deref()
+                .ok_or("standard-webhooks signs the message id: give --id")?;
+            let key = standard_webhooks::key(&args.secret)
+                .ok_or("a standard-webhooks secret is whsec_ followed by base64")?;
+            standard_webhooks::sign(&key, id, timestamp, &body)
+        }
+    };
+    println!("{signed}");
     Ok(())
 }
 
@@ -68,12 +95,25 @@ pub fn verify(args: VerifyArgs) -> Result<(), String> {
         verifier = verifier.with_tolerance(args.tolerance);
         now()
     };
-    match verifier.check_at(clock, Some(&args.timestamp), Some(&args.signature), &body) {
+    let verifier = verifier.with_scheme(args.scheme);
+    if args.scheme == Scheme::StandardWebhooks && args.id.is_none() {
+        return Err("standard-webhooks signs the message id: give --id".into());
+    }
+    let header = |name: &str| match name {
+        standard_webhooks::headers::ID => args.id.as_deref(),
+        standard_webhooks::headers::SIGNATURE | verihook_receiver::headers::SIGNATURE => {
+            Some(args.signature.as_str())
+        }
+        _ => Some(args.timestamp.as_str()),
+    };
+    match verifier.check_request_at(clock, header, &body) {
         Ok(()) => {
             println!("valid");
             Ok(())
         }
-        Err(VerifyError::BadSignature) => Err(explain_mismatch(&args, &body)),
+        Err(VerifyError::BadSignature) if args.scheme == Scheme::Verihook => {
+            Err(explain_mismatch(&args, &body))
+        }
         Err(e @ (VerifyError::TooOld { .. } | VerifyError::TooNew { .. })) => Err(format!(
             "invalid: the signature matches, but {e} (tolerance {} s)",
             args.tolerance.as_secs()

@@ -129,7 +129,7 @@ impl Admission {
 pub async fn monitor(
     admission: Arc<Admission>,
     outbox: Arc<dyn Outbox>,
-    per_organization: u32,
+    per_endpoint: u32,
     stop: CancellationToken,
 ) {
     let mut ticks = tokio::time::interval(SAMPLE_EVERY);
@@ -140,7 +140,7 @@ pub async fn monitor(
             _ = ticks.tick() => {}
             () = stop.cancelled() => return,
         }
-        match outbox.lag(per_organization).await {
+        match outbox.lag(per_endpoint).await {
             Ok(lag) => {
                 if recent.len() == LASTING {
                     recent.pop_front();

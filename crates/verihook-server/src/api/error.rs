@@ -150,6 +150,9 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound => Self::not_found("resource"),
             StoreError::UnknownCursor => Self::invalid("after", error.to_string()),
+            StoreError::LimitReached(_) => {
+                Self::conflict("endpoint_limit_reached", error.to_string())
+            }
             StoreError::Domain(e) => e.into(),
             StoreError::WriterStopped => {
                 Self::unavailable("the database is unavailable; nothing was written, retry")

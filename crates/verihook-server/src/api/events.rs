@@ -2,7 +2,7 @@
 //! organizations), each with its delivery status and attempts.
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{parse_limit, parse_param, Admitted, OrgAuth, QueryParams};
+use super::extract::{parse_limit, parse_param, Admitted, OptionalJsonBody, OrgAuth, QueryParams};
 use super::views::{EventListItem, EventView, PageView};
 use super::{schemas, AppState};
 use axum::extract::{Path, State};
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use verihook_core::DeliveryStatus;
-use verihook_core::{CustomerId, EventId, EventType, Timestamp};
+use verihook_core::{CustomerId, EndpointId, EventId, EventType, Timestamp};
 use verihook_store::{EventFilter, PageRequest, Scope};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -34,15 +34,27 @@ pub(super) struct ListParams {
     /// Only this customer's events.
     #[param(pattern = "^cus_[0-9a-z]{24}$")]
     customer_id: Option<String>,
-    /// Only events in this delivery status.
+    /// Only events in this delivery status (the aggregate over their endpoints).
     #[param(schema_with = schemas::delivery_status)]
     delivery_status: Option<String>,
+    /// Only events queued for this endpoint.
+    #[param(pattern = "^ep_[0-9a-z]{24}$")]
+    endpoint_id: Option<String>,
     /// 1 to 100 (default 20).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
     /// The `nextCursor` of the previous page: an event of this listing.
     #[param(pattern = "^evt_[0-9a-z]{24}$")]
     after: Option<String>,
+}
+
+/// Which endpoint to redeliver to.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RedeliveryInput {
+    /// One endpoint (`ep_…`); absent: every endpoint the event was queued for.
+    #[schema(pattern = "^ep_[0-9a-z]{24}$")]
+    endpoint_id: Option<String>,
 }
 
 /// The answer to a redelivery request.
@@ -74,6 +86,12 @@ fn filter(params: &ListParams) -> Result<(EventFilter, PageRequest<EventId>), Ap
             "deliveryStatus",
             |d| DeliveryStatus::parse(d).ok_or(()),
             "must be pending, delivered or failed",
+        )?,
+        endpoint_id: parse_param(
+            params.endpoint_id.as_deref(),
+            "endpointId",
+            EndpointId::parse,
+            "not an endpoint id",
         )?,
     };
     let page = PageRequest {
@@ -142,14 +160,18 @@ async fn show(
 }
 
 /// `POST /v1/events/{eventId}/redeliver` → 202: the same event (same id, same body) is
-/// queued again with a fresh attempt budget, whether it was delivered or failed.
+/// queued again with a fresh attempt budget, whether it was delivered or failed: for the
+/// endpoint given, or every endpoint it was queued for. The body may be left out.
 #[utoipa::path(post, path = "/v1/events/{event_id}/redeliver", tag = "events",
     security(("organizationKey" = [])),
     params(("event_id" = String, Path, description = "An event id (`evt_…`)")),
+    request_body(content = Option<RedeliveryInput>, description = "Optional: one endpoint"),
     responses(
         (status = 202, description = "Queued: the same id and body, signed afresh, a fresh attempt budget", body = Redelivery),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
-        (status = 404, description = "No such event in this organization", body = ErrorBody),
+        (status = 404, description = "No such event, or no such endpoint, in this organization", body = ErrorBody),
+        (status = 415, description = "A body that is not application/json", body = ErrorBody),
         (status = 503, description = "Overloaded: deliveries lag beyond `--max-lag`; nothing was written, retry after `Retry-After` seconds", body = ErrorBody),
     ))]
 async fn redeliver(
@@ -157,14 +179,24 @@ async fn redeliver(
     _admitted: Admitted,
     State(state): State<AppState>,
     Path(event_id): Path<String>,
+    OptionalJsonBody(input): OptionalJsonBody<RedeliveryInput>,
 ) -> Result<Response, ApiError> {
     let id = EventId::parse(&event_id).map_err(|_| ApiError::not_found("event"))?;
+    let endpoint = input
+        .and_then(|i| i.endpoint_id)
+        .map(|e| EndpointId::parse(&e).map_err(|_| ApiError::not_found("endpoint")))
+        .transpose()?;
     state
         .store
         .outbox
-        .requeue(Scope::Organization(&org.id), &id, Timestamp::now())
+        .requeue(
+            Scope::Organization(&org.id),
+            &id,
+            endpoint.as_ref(),
+            Timestamp::now(),
+        )
         .await
-        .map_err(|e| ApiError::from_store(e, "event"))?;
+        .map_err(|e| ApiError::from_store(e, "event or endpoint"))?;
     tracing::info!(event_id = %id, organization_id = %org.id, "redelivery requested");
     let body = Redelivery {
         event_id: id.as_str(),

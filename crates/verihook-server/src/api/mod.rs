@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod customers;
 mod dashboard;
+mod endpoints;
 mod error;
 mod events;
 mod extract;
@@ -67,6 +68,7 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(openapi::openapi_json))
         .merge(admin::router())
         .merge(webhook::router())
+        .merge(endpoints::router())
         .merge(customers::router())
         .merge(events::router())
         .merge(stats::router())

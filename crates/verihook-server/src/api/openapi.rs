@@ -23,7 +23,8 @@ use utoipa::{Modify, OpenApi};
         (name = "customers", description = "An organization's customers and their data"),
         (name = "sandbox", description = "Sandbox organizations force statuses"),
         (name = "events", description = "The event log: bodies as sent, delivery status, attempts"),
-        (name = "webhook", description = "The organization's webhook URL, and test events"),
+        (name = "webhook", description = "The organization's webhook URL (its default endpoint), and test events"),
+        (name = "endpoints", description = "Several URLs per organization, each with its event-type filter, secret, signature scheme and retry schedule"),
         (name = "admin", description = "The account manager and the verification team"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )

@@ -2,9 +2,11 @@
 //! values: a new event type, status or error class appears in the document (and in
 //! schemathesis's checks) without anyone editing a pattern by hand.
 
-use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::Object;
-use verihook_core::{CustomerStatus, CustomerType, DeliveryStatus, ErrorClass, EventType};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+use utoipa::openapi::{Array, Object};
+use verihook_core::{
+    CustomerStatus, CustomerType, DeliveryStatus, ErrorClass, EventType, SignatureScheme,
+};
 
 fn one_of(values: impl IntoIterator<Item = &'static str>) -> Object {
     ObjectBuilder::new()
@@ -31,4 +33,13 @@ pub(super) fn delivery_status() -> Object {
 
 pub(super) fn error_class() -> Object {
     one_of(ErrorClass::ALL.map(ErrorClass::as_str))
+}
+
+pub(super) fn signature_scheme() -> Object {
+    one_of(SignatureScheme::ALL.map(SignatureScheme::as_str))
+}
+
+/// A list of event types (an endpoint's filter).
+pub(super) fn event_types() -> Array {
+    ArrayBuilder::new().items(event_type()).build()
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 use verihook_core::customer::{format_date, Text};
-use verihook_core::{Address, Customer, ErrorClass, Timestamp};
+use verihook_core::{Address, Customer, EndpointId, ErrorClass, Timestamp};
 use verihook_store::{AttemptRecord, EventRecord, EventSummary, Page};
 
 #[derive(Serialize, ToSchema)]
@@ -127,14 +127,33 @@ pub struct EventView<'a> {
     /// The webhook body, exactly as sent.
     #[schema(value_type = Object)]
     event: Box<RawValue>,
+    /// The aggregate over its endpoints: `failed` if any failed, else `pending` if any is
+    /// pending, else `delivered`.
     #[schema(schema_with = schemas::delivery_status)]
     delivery_status: &'static str,
+    /// Where the event stands at each endpoint it was queued for.
+    deliveries: Vec<DeliveryView<'a>>,
+    /// Every attempt, at every endpoint, in the order they started.
+    attempts: Vec<AttemptView<'a>>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct DeliveryView<'a> {
+    #[schema(value_type = String)]
+    endpoint_id: &'a str,
+    #[schema(schema_with = schemas::delivery_status)]
+    status: &'static str,
+    /// The attempts at this endpoint.
     attempts: Vec<AttemptView<'a>>,
 }
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AttemptView<'a> {
+    /// Where it went (null for an attempt logged before endpoints existed, by an
+    /// organization that has no endpoint since).
+    endpoint_id: Option<&'a str>,
     attempt: u32,
     #[schema(value_type = String, format = DateTime)]
     started_at: Timestamp,
@@ -153,6 +172,7 @@ struct AttemptView<'a> {
 impl<'a> AttemptView<'a> {
     fn of(a: &'a AttemptRecord) -> Self {
         Self {
+            endpoint_id: a.endpoint_id.as_ref().map(EndpointId::as_str),
             attempt: a.attempt,
             started_at: a.started_at,
             status_code: a.status_code,
@@ -169,6 +189,20 @@ impl<'a> EventView<'a> {
         Self {
             event: raw(&r.event.body),
             delivery_status: r.delivery_status.as_str(),
+            deliveries: r
+                .deliveries
+                .iter()
+                .map(|d| DeliveryView {
+                    endpoint_id: d.endpoint_id.as_str(),
+                    status: d.status.as_str(),
+                    attempts: r
+                        .attempts
+                        .iter()
+                        .filter(|a| a.endpoint_id.as_ref() == Some(&d.endpoint_id))
+                        .map(AttemptView::of)
+                        .collect(),
+                })
+                .collect(),
             attempts: r.attempts.iter().map(AttemptView::of).collect(),
         }
     }

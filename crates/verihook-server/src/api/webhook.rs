@@ -149,6 +149,7 @@ async fn send_test(
             body: &event.body,
             url: &url,
             secret: &secret,
+            scheme: endpoint.scheme,
             attempt: 1,
         })
         .await;

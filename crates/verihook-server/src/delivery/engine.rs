@@ -14,17 +14,17 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{instrument, Span};
-use verihook_core::{EventId, OrganizationId, RetryPolicy, Timestamp};
+use verihook_core::{EndpointId, EventId, RetryPolicy, Timestamp};
 use verihook_store::{
     AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, Lease, NextStep, Outbox, Recorded,
 };
 
-/// How much runs at once. A slow or dead endpoint can hold at most `per_organization`
-/// slots, so the others' deliveries keep flowing.
+/// How much runs at once. A slow or dead endpoint can hold at most `per_endpoint` slots,
+/// so the others' deliveries (its organization's other endpoints' too) keep flowing.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub in_flight: usize,
-    pub per_organization: usize,
+    pub per_endpoint: usize,
     pub batch: usize,
     /// The longest idle sleep: new work wakes the loop at once, this is only a fallback.
     pub poll: Duration,
@@ -36,7 +36,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             in_flight: 512,
-            per_organization: 32,
+            per_endpoint: 32,
             batch: 256,
             poll: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
@@ -62,8 +62,8 @@ pub struct DeliveryEngine {
 /// What this process has claimed and not yet recorded.
 #[derive(Default)]
 struct InFlight {
-    per_organization: HashMap<OrganizationId, usize>,
-    leases: HashMap<EventId, Lease>,
+    per_endpoint: HashMap<EndpointId, usize>,
+    leases: HashMap<(EventId, EndpointId), Lease>,
     schedule: Schedule,
 }
 
@@ -164,19 +164,19 @@ impl DeliveryEngine {
         self.drain(tasks).await;
     }
 
-    /// Free slots in all, the attempts running per organization, and whether an
-    /// organization is at its limit.
-    fn capacity(&self) -> (usize, Vec<(OrganizationId, u32)>, bool) {
+    /// Free slots in all, the attempts running per endpoint, and whether an endpoint is at
+    /// its limit.
+    fn capacity(&self) -> (usize, Vec<(EndpointId, u32)>, bool) {
         let state = lock(&self.state);
         let free = self.limits.in_flight.saturating_sub(state.leases.len());
         let saturated = state
-            .per_organization
+            .per_endpoint
             .values()
-            .any(|n| *n >= self.limits.per_organization);
+            .any(|n| *n >= self.limits.per_endpoint);
         let running = state
-            .per_organization
+            .per_endpoint
             .iter()
-            .map(|(org, n)| (org.clone(), u32::try_from(*n).unwrap_or(u32::MAX)))
+            .map(|(endpoint, n)| (endpoint.clone(), u32::try_from(*n).unwrap_or(u32::MAX)))
             .collect();
         (free, running, saturated)
     }
@@ -185,22 +185,19 @@ impl DeliveryEngine {
     async fn claim(
         &self,
         wanted: usize,
-        in_flight: Vec<(OrganizationId, u32)>,
+        in_flight: Vec<(EndpointId, u32)>,
     ) -> Result<Vec<ClaimedDelivery>, verihook_store::StoreError> {
         let request = ClaimRequest {
             lease: self.lease,
             limit: u32::try_from(wanted).unwrap_or(u32::MAX),
-            per_organization: u32::try_from(self.limits.per_organization).unwrap_or(u32::MAX),
+            per_endpoint: u32::try_from(self.limits.per_endpoint).unwrap_or(u32::MAX),
             in_flight,
         };
         let claimed = self.outbox.claim(request).await?;
         let mut state = lock(&self.state);
         for d in &claimed {
-            *state
-                .per_organization
-                .entry(d.event.organization_id.clone())
-                .or_default() += 1;
-            state.leases.insert(d.event.id.clone(), d.lease.clone());
+            *state.per_endpoint.entry(d.endpoint.clone()).or_default() += 1;
+            state.leases.insert(key(d), d.lease.clone());
         }
         self.metrics.set_in_flight(state.leases.len());
         Ok(claimed)
@@ -254,11 +251,12 @@ impl DeliveryEngine {
         }
     }
     /// One attempt: send, decide what comes next, record it, and free the slot.
-    #[instrument(skip_all, fields(event_id, organization_id, attempt))]
+    #[instrument(skip_all, fields(event_id, organization_id, endpoint_id, attempt))]
     async fn deliver(&self, d: ClaimedDelivery) {
         let span = Span::current();
         span.record("event_id", d.event.id.as_str());
         span.record("organization_id", d.event.organization_id.as_str());
+        span.record("endpoint_id", d.endpoint.as_str());
         span.record("attempt", d.attempt);
         let result = self.sender.send(&d).await;
         // The endpoint's slot is free once its request is answered; the lease stays
@@ -298,7 +296,8 @@ impl DeliveryEngine {
         if result.succeeded() {
             return NextStep::Delivered;
         }
-        match self.retry.wait_after(d.budget_used) {
+        let schedule = d.retry_schedule.as_ref().unwrap_or(&self.retry);
+        match schedule.wait_after(d.budget_used) {
             // The wait starts when the failed attempt ends.
             Some(wait) => {
                 let ended = result.started_at.unix_micros()
@@ -330,6 +329,7 @@ impl DeliveryEngine {
         tracing::info!(
             event_id = %d.event.id,
             organization_id = %d.event.organization_id,
+            endpoint_id = %d.endpoint,
             event_type = d.event.event_type.as_str(),
             attempt = d.attempt,
             outcome,
@@ -350,6 +350,7 @@ impl DeliveryEngine {
         tracing::warn!(
             event_id = %d.event.id,
             organization_id = %d.event.organization_id,
+            endpoint_id = %d.endpoint,
             attempts = d.budget_used + 1,
             last_error,
             "webhook delivery failed after its last attempt"
@@ -361,6 +362,7 @@ impl DeliveryEngine {
         let alert = Alert {
             alert: "webhook.delivery_failed",
             organization_id: d.event.organization_id.as_str(),
+            endpoint_id: d.endpoint.as_str(),
             event_id: d.event.id.as_str(),
             event_type: d.event.event_type.as_str(),
             attempts: d.budget_used + 1,
@@ -401,11 +403,10 @@ impl DeliveryEngine {
     fn release_endpoint_slot(&self, d: &ClaimedDelivery) {
         {
             let mut state = lock(&self.state);
-            let org = &d.event.organization_id;
-            if let Some(n) = state.per_organization.get_mut(org) {
+            if let Some(n) = state.per_endpoint.get_mut(&d.endpoint) {
                 *n -= 1;
                 if *n == 0 {
-                    state.per_organization.remove(org);
+                    state.per_endpoint.remove(&d.endpoint);
                 }
             }
         }
@@ -415,7 +416,7 @@ impl DeliveryEngine {
     fn release_lease(&self, d: &ClaimedDelivery) {
         {
             let mut state = lock(&self.state);
-            state.leases.remove(&d.event.id);
+            state.leases.remove(&key(d));
             self.metrics.set_in_flight(state.leases.len());
         }
         self.finished.notify_one();
@@ -443,6 +444,11 @@ impl DeliveryEngine {
     }
 }
 
+/// A delivery's place among this process's leases.
+fn key(d: &ClaimedDelivery) -> (EventId, EndpointId) {
+    (d.event.id.clone(), d.endpoint.clone())
+}
+
 fn outcome_name(next: NextStep) -> &'static str {
     match next {
         NextStep::Delivered => "delivered",
@@ -453,6 +459,7 @@ fn outcome_name(next: NextStep) -> &'static str {
 
 fn record_of(d: &ClaimedDelivery, r: &AttemptResult) -> AttemptRecord {
     AttemptRecord {
+        endpoint_id: Some(d.endpoint.clone()),
         attempt: d.attempt,
         started_at: r.started_at,
         duration_ms: u64::try_from(r.duration.as_millis()).unwrap_or(u64::MAX),
@@ -469,6 +476,7 @@ fn record_of(d: &ClaimedDelivery, r: &AttemptResult) -> AttemptRecord {
 struct Alert<'a> {
     alert: &'static str,
     organization_id: &'a str,
+    endpoint_id: &'a str,
     event_id: &'a str,
     #[serde(rename = "type")]
     event_type: &'a str,

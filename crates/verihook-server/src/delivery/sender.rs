@@ -21,7 +21,11 @@ use std::error::Error as StdError;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use verihook_core::{headers, signature, ErrorClass, Timestamp, WebhookSecret, WebhookUrl};
+use verihook_core::{
+    headers, signature, standard_webhooks, ErrorClass, SignatureScheme, Timestamp, WebhookSecret,
+    WebhookUrl,
+};
+
 use verihook_store::ClaimedDelivery;
 
 /// At most this much of a response body is kept in the attempt log.
@@ -123,6 +127,7 @@ pub struct Outgoing<'a> {
     pub body: &'a str,
     pub url: &'a WebhookUrl,
     pub secret: &'a WebhookSecret,
+    pub scheme: SignatureScheme,
     pub attempt: u32,
 }
 
@@ -149,6 +154,7 @@ impl Sender {
             body: &d.event.body,
             url: &d.url,
             secret: &d.secret,
+            scheme: d.scheme,
             attempt: d.attempt,
         })
         .await
@@ -197,15 +203,12 @@ impl Sender {
         }
         let timestamp = started_at.unix_seconds();
         let body = Bytes::copy_from_slice(d.body.as_bytes());
-        let signature = signature::sign(d.secret.key(), timestamp, &body);
         let request = Request::builder()
             .method(Method::POST)
             .uri(uri)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE))
-            .header(headers::TIMESTAMP, timestamp)
-            .header(headers::SIGNATURE, signature)
-            .header(headers::EVENT_ID, d.event_id)
+            .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        let request = signed(request, d, timestamp, &body)
             .header(headers::EVENT_TYPE, d.event_type)
             .header(headers::ATTEMPT, d.attempt)
             .body(Full::new(body))
@@ -251,6 +254,38 @@ impl Sender {
             .await
             .map(|(status, _)| status)
             .map_err(|(class, message)| format!("{}: {message}", class.as_str()))
+    }
+}
+
+/// The signature headers of the endpoint's scheme: verihook's own (§3), or Standard
+/// Webhooks' (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
+fn signed(
+    request: hyper::http::request::Builder,
+    d: &Outgoing<'_>,
+    timestamp: i64,
+    body: &[u8],
+) -> hyper::http::request::Builder {
+    match d.scheme {
+        SignatureScheme::Verihook => request
+            .header(headers::TIMESTAMP, timestamp)
+            .header(
+                headers::SIGNATURE,
+                signature::sign(d.secret.key(), timestamp, body),
+            )
+            .header(headers::EVENT_ID, d.event_id),
+        SignatureScheme::StandardWebhooks => {
+            // Every generated secret is base64 after its prefix; one that is not (set
+            // outside verihook) is keyed with its bytes, as verihook's own scheme keys.
+            let key = d
+                .secret
+                .standard_key()
+                .unwrap_or_else(|| d.secret.key().to_vec());
+            let signature = standard_webhooks::sign(&key, d.event_id, timestamp, body);
+            request
+                .header(standard_webhooks::headers::ID, d.event_id)
+                .header(standard_webhooks::headers::TIMESTAMP, timestamp)
+                .header(standard_webhooks::headers::SIGNATURE, signature)
+        }
     }
 }
 

@@ -4,6 +4,7 @@ mod admin;
 mod customers;
 mod dashboard;
 mod delivery;
+mod endpoints;
 mod errors;
 mod events;
 mod helpers;

@@ -31,6 +31,11 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/v1/events/{event_id}"),
     ("post", "/v1/events/{event_id}/redeliver"),
     ("get", "/v1/stats/deliveries"),
+    ("get", "/v1/endpoints"),
+    ("post", "/v1/endpoints"),
+    ("get", "/v1/endpoints/{endpoint_id}"),
+    ("patch", "/v1/endpoints/{endpoint_id}"),
+    ("delete", "/v1/endpoints/{endpoint_id}"),
 ];
 
 async fn document(app: &TestApp) -> Value {

@@ -2,13 +2,31 @@
 
 use super::{Backend, Database};
 use crate::repository::{
-    AttemptSample, EventFilter, EventLog, EventRecord, EventSummary, Page, PageRequest, Scope,
+    AttemptSample, EndpointDelivery, EventFilter, EventLog, EventRecord, EventSummary, Page,
+    PageRequest, Scope,
 };
 use crate::rows::{self, Value};
 use crate::sql::{self, Query};
 use crate::StoreError;
 use async_trait::async_trait;
-use verihook_core::{EventId, OrganizationId, Timestamp};
+use verihook_core::{DeliveryStatus, EndpointId, EventId, OrganizationId, Timestamp};
+
+impl<B: Backend> Database<B> {
+    /// The `seq` of an endpoint within a scope, deleted ones included (the log keeps their
+    /// history).
+    async fn endpoint_seq(
+        &self,
+        endpoint: &EndpointId,
+        scope: Scope<'_>,
+    ) -> Result<Option<i64>, StoreError> {
+        let params = vec![
+            Value::text(endpoint.as_str()),
+            Value::opt_text(scope.organization().map(OrganizationId::as_str)),
+        ];
+        self.read_one(sql::cursor_seq("endpoints"), params, |r| r.int("seq"))
+            .await
+    }
+}
 
 #[async_trait]
 impl<B: Backend> EventLog for Database<B> {
@@ -29,18 +47,27 @@ impl<B: Backend> EventLog for Database<B> {
         let Some((seq, summary)) = found else {
             return Ok(None);
         };
+        let of_event = |sql: &str| Query {
+            sql: sql.into(),
+            params: vec![Value::int(seq)],
+        };
         let attempts = self
-            .read_all(
-                Query {
-                    sql: sql::ATTEMPTS_OF_EVENT.into(),
-                    params: vec![Value::int(seq)],
-                },
-                rows::attempt,
-            )
+            .read_all(of_event(sql::ATTEMPTS_OF_EVENT), rows::attempt)
+            .await?;
+        let deliveries = self
+            .read_all(of_event(sql::DELIVERIES_OF_EVENT), |row| {
+                Ok(EndpointDelivery {
+                    endpoint_id: EndpointId::parse(&row.string("endpoint_id")?)
+                        .map_err(StoreError::corrupt)?,
+                    status: DeliveryStatus::parse(&row.string("delivery_status")?)
+                        .ok_or_else(|| StoreError::corrupt("delivery status"))?,
+                })
+            })
             .await?;
         Ok(Some(EventRecord {
             event: summary.event,
             delivery_status: summary.delivery_status,
+            deliveries,
             attempts,
         }))
     }
@@ -68,6 +95,12 @@ impl<B: Backend> EventLog for Database<B> {
         }
         if let Some(d) = filter.delivery_status {
             q.push(sql::delivery_status_filter(d));
+        }
+        if let Some(endpoint) = &filter.endpoint_id {
+            let Some(seq) = self.endpoint_seq(endpoint, scope).await? else {
+                return Ok(Page::of(Vec::new(), page.limit));
+            };
+            q.bind_in(sql::ENDPOINT_FILTER, "{endpoint}", Value::int(seq));
         }
         if let Some(after) = &page.after {
             let seq = self

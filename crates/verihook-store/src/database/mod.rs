@@ -5,6 +5,7 @@
 //! what they share.
 
 mod customers;
+mod endpoints;
 mod events;
 mod organizations;
 mod outbox;
@@ -20,7 +21,7 @@ use async_trait::async_trait;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::Notify;
-use verihook_core::{Customer, Event, OrganizationId, WebhookSecret, WebhookUrl};
+use verihook_core::{Customer, EndpointId, Event, OrganizationId, WebhookSecret, WebhookUrl};
 
 /// What a database backend provides. Everything else is [`Database`]'s, written once.
 pub(crate) trait Backend: Send + Sync + 'static {
@@ -193,37 +194,39 @@ pub(crate) fn stored_url(s: &str) -> Result<WebhookUrl, StoreError> {
     WebhookUrl::from_stored(s).map_err(|e| StoreError::corrupt(format!("webhook_url: {e}")))
 }
 
-/// Claimed rows `(event_seq, attempt, budget_used)` joined with their details (rows of
-/// [`sql::CLAIMED_DETAILS`]), in claim order.
+/// A claimed outbox row: `(event_seq, endpoint_seq, attempt, budget_used)`.
+pub(crate) type Claimed = (i64, i64, i64, i64);
+
+/// Claimed rows joined with their details (rows of [`sql::CLAIMED_DETAILS`]), in claim
+/// order.
 pub(crate) fn claimed_deliveries(
-    claimed: Vec<(i64, i64, i64)>,
+    claimed: Vec<Claimed>,
     details: &[Row],
     lease_token: &str,
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-    let mut by_seq = std::collections::HashMap::with_capacity(details.len());
+    let mut by_key = std::collections::HashMap::with_capacity(details.len());
     for row in details {
-        by_seq.insert(row.int("seq")?, row);
+        by_key.insert((row.int("seq")?, row.int("endpoint_seq")?), row);
     }
     claimed
         .into_iter()
-        .map(|(seq, attempt, budget_used)| {
-            let row = by_seq
-                .get(&seq)
-                .ok_or_else(|| StoreError::corrupt("delivery without its event"))?;
-            let url = row
-                .opt_string("webhook_url")?
-                .ok_or_else(|| StoreError::corrupt("claimed without a URL"))?;
-            let secret = row
-                .opt_string("webhook_secret")?
-                .ok_or_else(|| StoreError::corrupt("webhook URL without a secret"))?;
+        .map(|(event, endpoint, attempt, budget_used)| {
+            let row = by_key
+                .get(&(event, endpoint))
+                .ok_or_else(|| StoreError::corrupt("delivery without its event or endpoint"))?;
             Ok(ClaimedDelivery {
                 event: rows::event(row)?,
-                url: stored_url(&url)?,
-                secret: WebhookSecret::from_stored(secret),
+                endpoint: EndpointId::parse(&row.string("endpoint_id")?)
+                    .map_err(StoreError::corrupt)?,
+                url: stored_url(&row.string("url")?)?,
+                secret: WebhookSecret::from_stored(row.string("secret")?),
+                scheme: rows::scheme_of(&row.string("signature_scheme")?)?,
+                retry_schedule: rows::retry_schedule(row)?,
                 attempt: u32::try_from(attempt).map_err(StoreError::corrupt)?,
                 budget_used: u32::try_from(budget_used).map_err(StoreError::corrupt)?,
                 lease: Lease {
-                    delivery: seq,
+                    event,
+                    endpoint,
                     token: lease_token.to_owned(),
                 },
             })

@@ -1,5 +1,6 @@
 //! [`Organizations`], written once for every backend.
 
+use super::endpoints::insert_endpoint;
 use super::{stored_url, Backend, Database};
 use crate::conn::Conn;
 use crate::repository::{Organizations, WebhookEndpoint, WebhookSet};
@@ -8,7 +9,10 @@ use crate::sql;
 use crate::writer::Lane;
 use crate::StoreError;
 use async_trait::async_trait;
-use verihook_core::{Organization, OrganizationId, WebhookSecret, WebhookUrl};
+use verihook_core::{
+    Endpoint, EndpointId, EventTypes, Organization, OrganizationId, SignatureScheme, Timestamp,
+    WebhookSecret, WebhookUrl,
+};
 
 #[async_trait]
 impl<B: Backend> Organizations for Database<B> {
@@ -53,13 +57,13 @@ impl<B: Backend> Organizations for Database<B> {
         let params = vec![Value::text(id.as_str())];
         self.read_one(sql::WEBHOOK, params, |row| {
             Ok(WebhookEndpoint {
-                url: row
-                    .opt_string("webhook_url")?
-                    .map(|u| stored_url(&u))
-                    .transpose()?,
-                secret: row
-                    .opt_string("webhook_secret")?
-                    .map(WebhookSecret::from_stored),
+                url: row.opt_string("url")?.map(|u| stored_url(&u)).transpose()?,
+                secret: row.opt_string("secret")?.map(WebhookSecret::from_stored),
+                scheme: row
+                    .opt_string("signature_scheme")?
+                    .map(|s| rows::scheme_of(&s))
+                    .transpose()?
+                    .unwrap_or_default(),
             })
         })
         .await
@@ -72,23 +76,35 @@ impl<B: Backend> Organizations for Database<B> {
         fresh_secret: WebhookSecret,
     ) -> Result<WebhookSet, StoreError> {
         let (id, url) = (id.clone(), url.clone());
-        // Events queued while the organization had no URL become claimable now; a sender
-        // finds them within its polling interval. Waking it is the outbox's business, not
-        // this write's.
         self.write(Lane::Api, move |conn| {
             Box::pin(async move {
-                let params = [
-                    Value::text(url.as_str()),
-                    Value::text(fresh_secret.expose()),
-                    Value::text(id.as_str()),
-                ];
-                let rows = conn.query(sql::SET_WEBHOOK_URL, &params).await?;
-                let row = rows.first().ok_or(StoreError::NotFound)?;
-                let secret = WebhookSecret::from_stored(row.string("webhook_secret")?);
+                let params = [Value::text(url.as_str()), Value::text(id.as_str())];
+                if let Some(row) = conn.query(sql::SET_DEFAULT_URL, &params).await?.first() {
+                    return Ok(WebhookSet {
+                        url: stored_url(&row.string("url")?)?,
+                        secret: WebhookSecret::from_stored(row.string("secret")?),
+                        secret_is_new: false,
+                    });
+                }
+                let endpoint = Endpoint {
+                    id: EndpointId::generate(),
+                    organization_id: id,
+                    url,
+                    description: String::new(),
+                    event_types: EventTypes::all(),
+                    secret: fresh_secret,
+                    scheme: SignatureScheme::default(),
+                    retry_schedule: None,
+                    auto_recover: true,
+                    disabled: false,
+                    is_default: true,
+                    created_at: Timestamp::now(),
+                };
+                insert_endpoint::<B>(conn, &endpoint).await?;
                 Ok(WebhookSet {
-                    url: stored_url(&row.string("webhook_url")?)?,
-                    secret_is_new: secret == fresh_secret,
-                    secret,
+                    url: endpoint.url,
+                    secret: endpoint.secret,
+                    secret_is_new: true,
                 })
             })
         })
@@ -104,7 +120,7 @@ impl<B: Backend> Organizations for Database<B> {
         self.write(Lane::Api, move |conn| {
             Box::pin(async move {
                 let params = [Value::text(secret.expose()), Value::text(id.as_str())];
-                match conn.execute(sql::ROTATE_SECRET, &params).await? {
+                match conn.execute(sql::ROTATE_DEFAULT_SECRET, &params).await? {
                     0 => Err(StoreError::NotFound),
                     _ => Ok(()),
                 }

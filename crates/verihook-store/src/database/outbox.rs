@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
-use verihook_core::{EventId, OrganizationId, Timestamp};
+use verihook_core::{EndpointId, EventId, EventType, EventTypes, OrganizationId, Timestamp};
 
 #[async_trait]
 impl<B: Backend> Outbox for Database<B> {
@@ -45,7 +45,8 @@ impl<B: Backend> Outbox for Database<B> {
                 for lease in &leases {
                     let params = [
                         Value::time(now),
-                        Value::int(lease.delivery),
+                        Value::int(lease.event),
+                        Value::int(lease.endpoint),
                         Value::text(&lease.token),
                     ];
                     conn.execute(sql::RELEASE_DELIVERY, &params).await?;
@@ -60,10 +61,11 @@ impl<B: Backend> Outbox for Database<B> {
         &self,
         scope: Scope<'_>,
         id: &EventId,
+        endpoint: Option<&EndpointId>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let organization = scope.organization().cloned();
-        let id = id.clone();
+        let (id, endpoint) = (id.clone(), endpoint.cloned());
         self.write(Lane::Api, move |conn| {
             Box::pin(async move {
                 let params = [
@@ -73,9 +75,17 @@ impl<B: Backend> Outbox for Database<B> {
                 let rows = conn.query(sql::EVENT_OWNER, &params).await?;
                 let row = rows.first().ok_or(StoreError::NotFound)?;
                 let (owner, seq) = (row.string("organization_id")?, row.int("seq")?);
-                let params = [Value::int(seq), Value::text(&owner), Value::time(now)];
-                conn.execute(sql::REQUEUE_DELIVERY, &params).await?;
-                conn.execute(sql::UNMARK_FAILED, &[Value::int(seq)]).await?;
+                let event_type = row.string("event_type")?;
+                let targets = match &endpoint {
+                    Some(endpoint) => vec![endpoint_seq(conn, endpoint, &owner).await?],
+                    None => requeue_targets(conn, seq, &owner, &event_type).await?,
+                };
+                for target in targets {
+                    let params = [Value::int(seq), Value::int(target), Value::time(now)];
+                    conn.execute(sql::REQUEUE_DELIVERY, &params).await?;
+                    let params = [Value::int(seq), Value::int(target)];
+                    conn.execute(sql::UNMARK_FAILED, &params).await?;
+                }
                 announce::<B>(conn).await
             })
         })
@@ -99,9 +109,9 @@ impl<B: Backend> Outbox for Database<B> {
         u64::try_from(n).map_err(StoreError::corrupt)
     }
 
-    async fn lag(&self, per_organization: u32) -> Result<Duration, StoreError> {
+    async fn lag(&self, per_endpoint: u32) -> Result<Duration, StoreError> {
         let now = Timestamp::now();
-        let params = vec![Value::time(now), Value::int(i64::from(per_organization))];
+        let params = vec![Value::time(now), Value::int(i64::from(per_endpoint))];
         let oldest = self
             .read_one(sql::OLDEST_DUE, params, |r| r.opt_int("oldest"))
             .await?
@@ -113,4 +123,54 @@ impl<B: Backend> Outbox for Database<B> {
     fn work_signal(&self) -> Arc<Notify> {
         self.work.clone()
     }
+}
+
+/// The `seq` of a live endpoint of `organization`; `NotFound` for any other.
+async fn endpoint_seq<C: Conn>(
+    conn: &mut C,
+    endpoint: &EndpointId,
+    organization: &str,
+) -> Result<i64, StoreError> {
+    let params = [Value::text(endpoint.as_str()), Value::text(organization)];
+    let rows = conn.query(sql::ENDPOINT_SEQ, &params).await?;
+    rows.first().ok_or(StoreError::NotFound)?.int("seq")
+}
+
+/// Where a redelivery for every endpoint goes: the live endpoints the event was queued
+/// for; when it was queued for none (stored before its organization had an endpoint),
+/// the enabled endpoints whose filter takes it now, or, while the organization has no
+/// endpoint at all, parked for its first.
+async fn requeue_targets<C: Conn>(
+    conn: &mut C,
+    event: i64,
+    organization: &str,
+    event_type: &str,
+) -> Result<Vec<i64>, StoreError> {
+    let queued = conn
+        .query(sql::ENDPOINTS_OF_EVENT, &[Value::int(event)])
+        .await?;
+    if !queued.is_empty() {
+        return queued.iter().map(|r| r.int("seq")).collect();
+    }
+    let event_type =
+        EventType::parse(event_type).ok_or_else(|| StoreError::corrupt("events.event_type"))?;
+    let enabled = conn
+        .query(sql::ENABLED_ENDPOINTS, &[Value::text(organization)])
+        .await?;
+    let mut targets = Vec::new();
+    for row in &enabled {
+        let filter = EventTypes::from_stored(&row.string("event_types")?)
+            .map_err(|t| StoreError::corrupt(format!("endpoints.event_types: {t}")))?;
+        if filter.matches(event_type) {
+            targets.push(row.int("seq")?);
+        }
+    }
+    if targets.is_empty() && enabled.is_empty() {
+        let params = [Value::text(organization)];
+        let live = conn.query(sql::LIVE_ENDPOINTS, &params).await?;
+        if live.first().map(|r| r.int("n")).transpose()?.unwrap_or(0) == 0 {
+            targets.push(sql::PARKED);
+        }
+    }
+    Ok(targets)
 }

@@ -3,7 +3,7 @@
 
 use super::channel;
 use super::conn::{bind, rows};
-use crate::database::claimed_deliveries;
+use crate::database::{claimed_deliveries, Claimed};
 use crate::outbox::{AttemptOutcome, ClaimRequest, ClaimedDelivery, NextStep, Recorded};
 use crate::rows::customer_params;
 use crate::{sql, StoreError};
@@ -14,7 +14,9 @@ use verihook_core::id::random_token;
 use verihook_core::{Customer, ErrorClass, Event};
 
 /// The customer (inserted, or updated in every column but its identity and order), its
-/// events and their outbox entries, and the wake-up of every node, in one statement
+/// events and their outbox entries (one per live, enabled endpoint of the organization
+/// whose filter takes the event's type, or one parked when it has no endpoint: see
+/// `sql::PARKED`), and the wake-up of every node, in one statement
 /// (data-modifying CTEs). `$1`–`$17` are the customer, `$18`–`$23` the events' columns.
 static SAVE_CHANGE: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -22,9 +24,15 @@ static SAVE_CHANGE: LazyLock<String> = LazyLock::new(|| {
          event AS (INSERT INTO events (id, organization_id, customer_id, event_type, \
             occurred_at, body) \
             SELECT * FROM UNNEST($18::text[], $19::text[], $20::text[], $21::text[], \
-            $22::bigint[], $23::text[]) RETURNING seq, organization_id, occurred_at), \
-         delivery AS (INSERT INTO deliveries (event_seq, organization_id, due_at) \
-            SELECT seq, organization_id, occurred_at FROM event) \
+            $22::bigint[], $23::text[]) RETURNING seq, organization_id, event_type, occurred_at), \
+         delivery AS (INSERT INTO deliveries (event_seq, endpoint_seq, due_at) \
+            SELECT ev.seq, en.seq, ev.occurred_at FROM event ev JOIN endpoints en \
+            ON en.organization_id = ev.organization_id AND en.deleted_at IS NULL \
+            AND NOT en.disabled AND (en.event_types = '' \
+                OR strpos(en.event_types, ',' || ev.event_type || ',') > 0) \
+            UNION ALL SELECT ev.seq, 0, ev.occurred_at FROM event ev WHERE NOT EXISTS ( \
+                SELECT 1 FROM endpoints en WHERE en.organization_id = ev.organization_id \
+                AND en.deleted_at IS NULL)) \
          SELECT pg_notify('{}', current_setting('application_name')) \
          WHERE cardinality($18::text[]) > 0",
         sql::UPSERT_CUSTOMER,
@@ -56,29 +64,29 @@ pub(super) async fn save_change(
     Ok(())
 }
 
-/// Claims due deliveries: each organization's oldest first (an index seek per
-/// organization, so a long backlog of one costs the others nothing), at most
-/// `per_organization` of one minus those this sender has in flight (`$1`, `$2`;
-/// organizations at the limit are not looked at), only where a webhook URL is set, and
-/// none another node has locked. Due and lease times are the database's clock
+/// Claims due deliveries: each endpoint's oldest first (an index seek per endpoint, so a
+/// long backlog of one costs the others nothing), at most `per_endpoint` of one minus
+/// those this sender has in flight (`$1`, `$2`; endpoints at the limit are not looked
+/// at), of live endpoints only, and none another node has locked. Due and lease times are the database's clock
 /// (`clock`), so nodes whose clocks disagree never hold one delivery at once.
 const CLAIM: &str = "\
     WITH clock AS (SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint AS now), \
-    busy AS (SELECT * FROM UNNEST($1::text[], $2::bigint[]) AS b(organization_id, n)), \
+    busy AS (SELECT * FROM UNNEST($1::text[], $2::bigint[]) AS b(endpoint_id, n)), \
     picked AS ( \
-        SELECT d.event_seq, d.due_at FROM organizations o \
-        LEFT JOIN busy b ON b.organization_id = o.id \
+        SELECT d.event_seq, d.endpoint_seq, d.due_at FROM endpoints en \
+        LEFT JOIN busy b ON b.endpoint_id = en.id \
         CROSS JOIN LATERAL ( \
-            SELECT d2.event_seq, d2.due_at FROM deliveries d2 \
-            WHERE d2.organization_id = o.id AND d2.due_at <= (SELECT now FROM clock) \
+            SELECT d2.event_seq, d2.endpoint_seq, d2.due_at FROM deliveries d2 \
+            WHERE d2.endpoint_seq = en.seq AND d2.due_at <= (SELECT now FROM clock) \
             ORDER BY d2.due_at LIMIT GREATEST($4 - COALESCE(b.n, 0), 0) \
             FOR UPDATE SKIP LOCKED) d \
-        WHERE o.webhook_url IS NOT NULL AND COALESCE(b.n, 0) < $4 \
+        WHERE en.deleted_at IS NULL AND NOT en.disabled AND COALESCE(b.n, 0) < $4 \
         ORDER BY d.due_at LIMIT $5 \
     ) \
-    UPDATE deliveries SET due_at = (SELECT now FROM clock) + $3, lease_token = $6, \
-    requeued = FALSE WHERE event_seq IN (SELECT event_seq FROM picked) \
-    RETURNING event_seq, attempt, budget_used";
+    UPDATE deliveries d SET due_at = (SELECT now FROM clock) + $3, lease_token = $6, \
+    requeued = FALSE FROM picked p \
+    WHERE d.event_seq = p.event_seq AND d.endpoint_seq = p.endpoint_seq \
+    RETURNING d.event_seq, d.endpoint_seq, d.attempt, d.budget_used";
 
 pub(super) async fn claim(
     conn: &mut PgConnection,
@@ -89,13 +97,13 @@ pub(super) async fn claim(
     let (busy, running): (Vec<&str>, Vec<i64>) = request
         .in_flight
         .iter()
-        .map(|(org, n)| (org.as_str(), i64::from(*n)))
+        .map(|(endpoint, n)| (endpoint.as_str(), i64::from(*n)))
         .unzip();
-    let claimed: Vec<(i64, i64, i64)> = sqlx::query_as(CLAIM)
+    let claimed: Vec<Claimed> = sqlx::query_as(CLAIM)
         .bind(&busy)
         .bind(&running)
         .bind(lease)
-        .bind(i64::from(request.per_organization))
+        .bind(i64::from(request.per_endpoint))
         .bind(i64::from(request.limit))
         .bind(&token)
         .fetch_all(&mut *conn)
@@ -103,10 +111,14 @@ pub(super) async fn claim(
     if claimed.is_empty() {
         return Ok(Vec::new());
     }
-    let seqs: Vec<i64> = claimed.iter().map(|c| c.0).collect();
-    let details = sql::CLAIMED_DETAILS.replace("{seqs}", "= ANY($1)");
+    let (events, endpoints): (Vec<i64>, Vec<i64>) = claimed.iter().map(|c| (c.0, c.1)).unzip();
+    let details = sql::CLAIMED_DETAILS.replace(
+        "{pairs}",
+        "UNNEST($1::bigint[], $2::bigint[]) AS p(event_seq, endpoint_seq)",
+    );
     let details = sqlx::query(&details)
-        .bind(&seqs)
+        .bind(&events)
+        .bind(&endpoints)
         .fetch_all(&mut *conn)
         .await?;
     claimed_deliveries(claimed, &rows(&details)?, &token)
@@ -119,34 +131,40 @@ pub(super) async fn claim(
 /// lost lease moves and logs nothing, even beside the outcome of the lease that replaced
 /// it in the same batch.
 const RECORD: &str = "\
-    WITH input AS (SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bool[], \
-        $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], \
-        $11::text[]) AS i(event_seq, lease_token, due_at, failed, attempt, started_at, \
-        duration_ms, status_code, error_class, error, response_body)), \
+    WITH input AS (SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], \
+        $5::bool[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], \
+        $11::text[], $12::text[]) AS i(event_seq, endpoint_seq, lease_token, due_at, failed, \
+        attempt, started_at, duration_ms, status_code, error_class, error, response_body)), \
     finished AS (DELETE FROM deliveries d USING input i \
-        WHERE d.event_seq = i.event_seq AND d.lease_token = i.lease_token AND i.due_at IS NULL \
-        AND NOT d.requeued RETURNING d.event_seq, i.lease_token), \
+        WHERE d.event_seq = i.event_seq AND d.endpoint_seq = i.endpoint_seq \
+        AND d.lease_token = i.lease_token AND i.due_at IS NULL AND NOT d.requeued \
+        RETURNING d.event_seq, d.endpoint_seq, i.lease_token), \
     rescheduled AS (UPDATE deliveries d SET due_at = i.due_at, attempt = d.attempt + 1, \
         budget_used = d.budget_used + 1, lease_token = NULL FROM input i \
-        WHERE d.event_seq = i.event_seq AND d.lease_token = i.lease_token \
-        AND i.due_at IS NOT NULL AND NOT d.requeued RETURNING d.event_seq, i.lease_token), \
+        WHERE d.event_seq = i.event_seq AND d.endpoint_seq = i.endpoint_seq \
+        AND d.lease_token = i.lease_token AND i.due_at IS NOT NULL AND NOT d.requeued \
+        RETURNING d.event_seq, d.endpoint_seq, i.lease_token), \
     requeued AS (UPDATE deliveries d SET due_at = i.started_at + i.duration_ms * 1000, \
         attempt = d.attempt + 1, budget_used = 0, lease_token = NULL, requeued = FALSE \
-        FROM input i WHERE d.event_seq = i.event_seq AND d.lease_token = i.lease_token \
-        AND d.requeued RETURNING d.event_seq, i.lease_token), \
-    moved AS (SELECT event_seq, lease_token, FALSE AS requeued FROM finished \
-        UNION ALL SELECT event_seq, lease_token, FALSE FROM rescheduled \
-        UNION ALL SELECT event_seq, lease_token, TRUE FROM requeued), \
-    failed AS (INSERT INTO failed_events (event_seq, organization_id) \
-        SELECT e.seq, e.organization_id FROM events e JOIN finished f ON f.event_seq = e.seq \
-        JOIN input i ON i.event_seq = f.event_seq AND i.lease_token = f.lease_token \
-        WHERE i.failed ON CONFLICT (event_seq) DO NOTHING), \
-    logged AS (INSERT INTO attempts (event_seq, attempt, started_at, duration_ms, status_code, \
-        error_class, error, response_body) \
-        SELECT i.event_seq, i.attempt, i.started_at, i.duration_ms, i.status_code, \
-        i.error_class, i.error, i.response_body FROM input i \
-        JOIN moved m ON m.event_seq = i.event_seq AND m.lease_token = i.lease_token) \
-    SELECT event_seq, lease_token, requeued FROM moved";
+        FROM input i WHERE d.event_seq = i.event_seq AND d.endpoint_seq = i.endpoint_seq \
+        AND d.lease_token = i.lease_token AND d.requeued \
+        RETURNING d.event_seq, d.endpoint_seq, i.lease_token), \
+    moved AS (SELECT event_seq, endpoint_seq, lease_token, FALSE AS requeued FROM finished \
+        UNION ALL SELECT event_seq, endpoint_seq, lease_token, FALSE FROM rescheduled \
+        UNION ALL SELECT event_seq, endpoint_seq, lease_token, TRUE FROM requeued), \
+    failed AS (INSERT INTO failed_events (event_seq, endpoint_seq, organization_id) \
+        SELECT e.seq, f.endpoint_seq, e.organization_id FROM events e \
+        JOIN finished f ON f.event_seq = e.seq \
+        JOIN input i ON i.event_seq = f.event_seq AND i.endpoint_seq = f.endpoint_seq \
+        AND i.lease_token = f.lease_token \
+        WHERE i.failed ON CONFLICT (event_seq, endpoint_seq) DO NOTHING), \
+    logged AS (INSERT INTO attempts (event_seq, endpoint_seq, attempt, started_at, duration_ms, \
+        status_code, error_class, error, response_body) \
+        SELECT i.event_seq, i.endpoint_seq, i.attempt, i.started_at, i.duration_ms, \
+        i.status_code, i.error_class, i.error, i.response_body FROM input i \
+        JOIN moved m ON m.event_seq = i.event_seq AND m.endpoint_seq = i.endpoint_seq \
+        AND m.lease_token = i.lease_token) \
+    SELECT event_seq, endpoint_seq, lease_token, requeued FROM moved";
 
 pub(super) async fn record(
     conn: &mut PgConnection,
@@ -162,8 +180,9 @@ pub(super) async fn record(
         NextStep::RetryAt(due) => Some(due.unix_micros()),
         NextStep::Delivered | NextStep::Failed => None,
     };
-    let moved: Vec<(i64, String, bool)> = sqlx::query_as(RECORD)
-        .bind(column(outcomes, |o| o.lease.delivery))
+    let moved: Vec<(i64, i64, String, bool)> = sqlx::query_as(RECORD)
+        .bind(column(outcomes, |o| o.lease.event))
+        .bind(column(outcomes, |o| o.lease.endpoint))
         .bind(column(outcomes, |o| o.lease.token.as_str()))
         .bind(column(outcomes, due))
         .bind(column(outcomes, |o| o.next == NextStep::Failed))
@@ -180,14 +199,14 @@ pub(super) async fn record(
         .bind(column(outcomes, |o| o.record.response_body.as_deref()))
         .fetch_all(conn)
         .await?;
-    let moved: HashMap<(i64, String), bool> = moved
+    let moved: HashMap<(i64, i64, String), bool> = moved
         .into_iter()
-        .map(|(seq, token, requeued)| ((seq, token), requeued))
+        .map(|(event, endpoint, token, requeued)| ((event, endpoint, token), requeued))
         .collect();
     Ok(outcomes
         .iter()
         .map(
-            |o| match moved.get(&(o.lease.delivery, o.lease.token.clone())) {
+            |o| match moved.get(&(o.lease.event, o.lease.endpoint, o.lease.token.clone())) {
                 Some(true) => Recorded::Requeued,
                 Some(false) => Recorded::Moved,
                 None => Recorded::LeaseLost,

@@ -41,6 +41,8 @@ const MIGRATIONS: &[Migration] = &[
         "0004_redelivery_during_attempt.sql",
         "redelivery during attempt"
     ),
+    // 5 is PostgreSQL's alone (its foreign keys); the numbers stay shared.
+    migration!(6, "0006_endpoints.sql", "endpoints"),
 ];
 
 pub(super) fn embedded() -> usize {

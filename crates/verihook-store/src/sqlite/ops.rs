@@ -2,7 +2,7 @@
 //! savepoint of the batch transaction.
 
 use super::conn::{execute, query};
-use crate::database::claimed_deliveries;
+use crate::database::{claimed_deliveries, Claimed};
 use crate::outbox::{AttemptOutcome, ClaimRequest, ClaimedDelivery, NextStep, Recorded};
 use crate::rows::{self, Value};
 use crate::{sql, StoreError};
@@ -10,13 +10,19 @@ use rusqlite::{params, Connection};
 use verihook_core::id::random_token;
 use verihook_core::{Customer, Event, Timestamp};
 
-/// The delivery of the event just inserted (the writer thread is the only one writing on
-/// this connection, so `last_insert_rowid()` is that event's `seq`).
-const INSERT_DELIVERY: &str = "\
-    INSERT INTO deliveries (event_seq, organization_id, due_at) \
-    VALUES (last_insert_rowid(), $1, $2)";
+/// The deliveries of event `$1` (due `$2`): one per live, enabled endpoint of its
+/// organization (`$3`) whose filter takes its type (`$4`); or, when the organization has
+/// no endpoint at all, one parked for the endpoint it will have (see
+/// [`sql::PARKED`]).
+const INSERT_DELIVERIES: &str = "\
+    INSERT INTO deliveries (event_seq, endpoint_seq, due_at) \
+    SELECT $1, en.seq, $2 FROM endpoints en WHERE en.organization_id = $3 \
+    AND en.deleted_at IS NULL AND NOT en.disabled \
+    AND (en.event_types = '' OR instr(en.event_types, ',' || $4 || ',') > 0) \
+    UNION ALL SELECT $1, 0, $2 WHERE NOT EXISTS (SELECT 1 FROM endpoints \
+        WHERE organization_id = $3 AND deleted_at IS NULL)";
 
-/// The customer, then each event and its outbox entry, due at once.
+/// The customer, then each event and its outbox entries, due at once.
 pub(super) fn save_change(
     conn: &Connection,
     customer: &Customer,
@@ -33,43 +39,47 @@ pub(super) fn save_change(
             Value::text(&e.body),
         ];
         execute(conn, sql::INSERT_EVENT, &event)?;
+        // The writer thread is the only one writing on this connection: the last rowid
+        // is this event's `seq`.
         let delivery = [
-            Value::text(e.organization_id.as_str()),
+            Value::int(conn.last_insert_rowid()),
             Value::time(e.occurred_at),
+            Value::text(e.organization_id.as_str()),
+            Value::text(e.event_type.as_str()),
         ];
-        execute(conn, INSERT_DELIVERY, &delivery)?;
+        execute(conn, INSERT_DELIVERIES, &delivery)?;
     }
     Ok(())
 }
 
-/// Claims due deliveries: each organization's oldest first (an index seek per
-/// organization, so a long backlog of one costs the others nothing), at most
-/// `per_organization` of one minus those already in flight (`?2`, a JSON object of counts;
-/// organizations at the limit are not even looked at), only where a webhook URL is set.
-/// SQLite's LIMIT cannot depend on the row, so the candidates are ranked per organization
-/// and cut at each one's headroom. (`?N` binds by number.)
+/// Claims due deliveries: each endpoint's oldest first (an index seek per endpoint, so a
+/// long backlog of one costs the others nothing), at most `per_endpoint` of one minus
+/// those already in flight (`?2`, a JSON object of counts by endpoint id; endpoints at the
+/// limit are not even looked at), of live endpoints only. SQLite's LIMIT cannot depend on
+/// the row, so the candidates are ranked per endpoint and cut at each one's headroom.
+/// (`?N` binds by number.)
 const CLAIM: &str = "\
-    WITH busy AS (SELECT key AS organization_id, value AS n FROM json_each(?2)), \
+    WITH busy AS (SELECT key AS endpoint_id, value AS n FROM json_each(?2)), \
     candidates AS ( \
-        SELECT d.event_seq, d.due_at, d.organization_id, ROW_NUMBER() OVER ( \
-            PARTITION BY d.organization_id ORDER BY d.due_at) AS rank \
-        FROM organizations o \
-        JOIN deliveries d ON d.event_seq IN ( \
+        SELECT d.event_seq, d.endpoint_seq, d.due_at, en.id AS endpoint_id, ROW_NUMBER() OVER ( \
+            PARTITION BY d.endpoint_seq ORDER BY d.due_at) AS rank \
+        FROM endpoints en \
+        JOIN deliveries d ON d.endpoint_seq = en.seq AND d.event_seq IN ( \
             SELECT d2.event_seq FROM deliveries d2 \
-            WHERE d2.organization_id = o.id AND d2.due_at <= ?1 \
+            WHERE d2.endpoint_seq = en.seq AND d2.due_at <= ?1 \
             ORDER BY d2.due_at LIMIT ?5) \
-        WHERE o.webhook_url IS NOT NULL \
-          AND o.id NOT IN (SELECT organization_id FROM busy WHERE n >= ?5) \
+        WHERE en.deleted_at IS NULL AND NOT en.disabled \
+          AND en.id NOT IN (SELECT endpoint_id FROM busy WHERE n >= ?5) \
     ), \
     picked AS ( \
-        SELECT c.event_seq FROM candidates c \
-        LEFT JOIN busy b ON b.organization_id = c.organization_id \
+        SELECT c.event_seq, c.endpoint_seq FROM candidates c \
+        LEFT JOIN busy b ON b.endpoint_id = c.endpoint_id \
         WHERE c.rank <= ?5 - COALESCE(b.n, 0) \
         ORDER BY c.due_at LIMIT ?6 \
     ) \
     UPDATE deliveries SET due_at = ?3, lease_token = ?4, requeued = FALSE \
-    WHERE event_seq IN (SELECT event_seq FROM picked) \
-    RETURNING event_seq, attempt, budget_used";
+    WHERE (event_seq, endpoint_seq) IN (SELECT event_seq, endpoint_seq FROM picked) \
+    RETURNING event_seq, endpoint_seq, attempt, budget_used";
 
 /// One process is all there is: its clock is the clock.
 pub(super) fn claim(
@@ -82,7 +92,7 @@ pub(super) fn claim(
     let in_flight: serde_json::Map<String, serde_json::Value> = request
         .in_flight
         .iter()
-        .map(|(org, n)| (org.to_string(), (*n).into()))
+        .map(|(endpoint, n)| (endpoint.to_string(), (*n).into()))
         .collect();
     let in_flight = serde_json::Value::Object(in_flight).to_string();
     let claimed = conn
@@ -93,33 +103,44 @@ pub(super) fn claim(
                 in_flight,
                 now.saturating_add(lease),
                 token,
-                i64::from(request.per_organization),
+                i64::from(request.per_endpoint),
                 i64::from(request.limit),
             ],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
         )?
-        .collect::<Result<Vec<(i64, i64, i64)>, _>>()?;
+        .collect::<Result<Vec<Claimed>, _>>()?;
     if claimed.is_empty() {
         return Ok(Vec::new());
     }
-    let seqs: Vec<String> = claimed.iter().map(|c| c.0.to_string()).collect();
-    let seqs = format!("[{}]", seqs.join(","));
-    let details = sql::CLAIMED_DETAILS.replace("{seqs}", "IN (SELECT value FROM json_each($1))");
-    let details = query(conn, &details, &[Value::text(&seqs)])?;
+    let pairs: Vec<String> = claimed
+        .iter()
+        .map(|c| format!("[{},{}]", c.0, c.1))
+        .collect();
+    let pairs = format!("[{}]", pairs.join(","));
+    let details = sql::CLAIMED_DETAILS.replace(
+        "{pairs}",
+        "(SELECT value ->> 0 AS event_seq, value ->> 1 AS endpoint_seq \
+         FROM json_each($1)) p",
+    );
+    let details = query(conn, &details, &[Value::text(&pairs)])?;
     claimed_deliveries(claimed, &details, &token)
 }
 
 /// Moves the delivery on under its lease; if the lease holds but a redelivery was asked
 /// for meanwhile, requeues it instead. Logs the attempt unless the lease was lost.
 pub(super) fn record(conn: &Connection, o: &AttemptOutcome) -> Result<Recorded, StoreError> {
-    let lease = [Value::int(o.lease.delivery), Value::text(&o.lease.token)];
+    let lease = [
+        Value::int(o.lease.event),
+        Value::int(o.lease.endpoint),
+        Value::text(&o.lease.token),
+    ];
     let moved = match o.next {
         NextStep::RetryAt(due) => {
-            let [seq, token] = lease.clone();
+            let [event, endpoint, token] = lease.clone();
             execute(
                 conn,
                 sql::RESCHEDULE_DELIVERY,
-                &[Value::time(due), seq, token],
+                &[Value::time(due), event, endpoint, token],
             )?
         }
         NextStep::Delivered | NextStep::Failed => execute(conn, sql::DELETE_DELIVERY, &lease)?,
@@ -127,17 +148,22 @@ pub(super) fn record(conn: &Connection, o: &AttemptOutcome) -> Result<Recorded, 
     let recorded = if moved > 0 {
         Recorded::Moved
     } else {
-        let [seq, token] = lease.clone();
+        let [event, endpoint, token] = lease.clone();
         let due = Value::time(o.record.ended_at());
-        match execute(conn, sql::REQUEUE_AFTER_ATTEMPT, &[due, seq, token])? {
+        match execute(
+            conn,
+            sql::REQUEUE_AFTER_ATTEMPT,
+            &[due, event, endpoint, token],
+        )? {
             0 => return Ok(Recorded::LeaseLost),
             _ => Recorded::Requeued,
         }
     };
     if recorded == Recorded::Moved && o.next == NextStep::Failed {
-        execute(conn, sql::MARK_FAILED, &[Value::int(o.lease.delivery)])?;
+        let key = [Value::int(o.lease.endpoint), Value::int(o.lease.event)];
+        execute(conn, sql::MARK_FAILED, &key)?;
     }
-    let mut attempt = vec![Value::int(o.lease.delivery)];
+    let mut attempt = vec![Value::int(o.lease.event), Value::int(o.lease.endpoint)];
     attempt.extend(rows::attempt_params(&o.record));
     execute(conn, sql::INSERT_ATTEMPT, &attempt)?;
     Ok(recorded)

@@ -2,6 +2,9 @@
 //! backend (see `tests/sqlite.rs`). A backend provides a fresh database and a way to make
 //! event inserts fail, to prove that a change and its events are stored atomically.
 
+mod endpoints;
+pub use endpoints::*;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +40,7 @@ pub trait Backend: Sized {
     const DIGEST_LITERAL: &'static str;
 }
 
-async fn organization(store: &Storage) -> Organization {
+pub(crate) async fn organization(store: &Storage) -> Organization {
     let org = Organization::new("Acme", Mode::Sandbox, Timestamp::now()).expect("valid");
     let key = ApiKey::generate();
     store
@@ -75,7 +78,7 @@ pub async fn customer(store: &Storage, org: &Organization) -> Customer {
     customer
 }
 
-fn force(to: CustomerStatus) -> Mutation {
+pub(crate) fn force(to: CustomerStatus) -> Mutation {
     Box::new(move |c: &Customer| {
         c.change_status(to, None, TransitionPolicy::Sandbox, Timestamp::now())
     })
@@ -200,7 +203,7 @@ pub async fn the_webhook_secret_is_generated_once_and_rotated<B: Backend>() {
 pub async fn a_customer_is_stored_with_its_event_and_outbox_entry<B: Backend>() {
     let b = B::fresh().await;
     let store = b.store();
-    let org = organization(&store).await;
+    let org = with_webhook(&store).await;
     let change = new_customer(&org, "jane@example.com");
     let event = change.events[0].clone();
     store
@@ -478,7 +481,7 @@ pub async fn pages_run_newest_first_with_cursors<B: Backend>() {
 pub async fn events_filter_by_type_customer_and_status<B: Backend>() {
     let b = B::fresh().await;
     let store = b.store();
-    let org = organization(&store).await;
+    let org = with_webhook(&store).await;
     let (a, other) = (customer(&store, &org).await, customer(&store, &org).await);
     store
         .customers
@@ -641,11 +644,11 @@ pub async fn with_webhook(store: &Storage) -> Organization {
     org
 }
 
-fn claim(limit: u32) -> ClaimRequest {
+pub(crate) fn claim(limit: u32) -> ClaimRequest {
     ClaimRequest {
         lease: Duration::from_secs(30),
         limit,
-        per_organization: 100,
+        per_endpoint: 100,
         in_flight: Vec::new(),
     }
 }
@@ -660,7 +663,7 @@ fn fleeting(limit: u32) -> ClaimRequest {
 
 /// The claim repeated until it takes something. Due times are real times (on PostgreSQL
 /// the database's clock judges them), so a test waits for them, with a deadline.
-async fn claim_when_due(store: &Storage, request: ClaimRequest) -> Vec<ClaimedDelivery> {
+pub(crate) async fn claim_when_due(store: &Storage, request: ClaimRequest) -> Vec<ClaimedDelivery> {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         let claimed = store.outbox.claim(request.clone()).await.expect("claimed");
@@ -682,7 +685,7 @@ async fn assert_nothing_due(store: &Storage, why: &str) {
 
 /// Recording one outcome: `true` if it moved its delivery on, `false` if the lease was
 /// lost.
-trait RecordOne {
+pub(crate) trait RecordOne {
     async fn record_one(&self, outcome: AttemptOutcome) -> Result<bool, StoreError>;
 }
 
@@ -697,10 +700,15 @@ fn later(t: Timestamp, secs: i64) -> Timestamp {
     Timestamp::from_unix_micros(t.unix_micros() + secs * 1_000_000)
 }
 
-fn outcome(d: &ClaimedDelivery, next: NextStep, status_code: Option<u16>) -> AttemptOutcome {
+pub(crate) fn outcome(
+    d: &ClaimedDelivery,
+    next: NextStep,
+    status_code: Option<u16>,
+) -> AttemptOutcome {
     AttemptOutcome {
         lease: d.lease.clone(),
         record: AttemptRecord {
+            endpoint_id: Some(d.endpoint.clone()),
             attempt: d.attempt,
             started_at: Timestamp::now(),
             duration_ms: 12,
@@ -890,7 +898,7 @@ pub async fn retries_wait_then_fail_and_redelivery_starts_a_fresh_budget<B: Back
     assert!(matches!(
         store
             .outbox
-            .requeue(Scope::Organization(&other.id), &first.event.id, now)
+            .requeue(Scope::Organization(&other.id), &first.event.id, None, now)
             .await,
         Err(StoreError::NotFound)
     ));
@@ -899,6 +907,7 @@ pub async fn retries_wait_then_fail_and_redelivery_starts_a_fresh_budget<B: Back
         .requeue(
             Scope::Organization(&org.id),
             &first.event.id,
+            None,
             Timestamp::now(),
         )
         .await
@@ -925,7 +934,7 @@ pub async fn claims_are_capped_by_each_organizations_headroom<B: Backend>() {
     customer(&store, &quiet).await;
     let now = Timestamp::now();
     let capped = ClaimRequest {
-        per_organization: 2,
+        per_endpoint: 2,
         ..claim(10)
     };
     let claimed = store.outbox.claim(capped).await.expect("claimed");
@@ -936,17 +945,22 @@ pub async fn claims_are_capped_by_each_organizations_headroom<B: Backend>() {
             .count()
     };
     assert_eq!((of(&busy), of(&quiet)), (2, 1));
+    let busy_endpoint = claimed
+        .iter()
+        .find(|d| d.event.organization_id == busy.id)
+        .map(|d| d.endpoint.clone())
+        .expect("claimed");
     // With two running here and a limit of three, one more of `busy`: only its headroom.
     let topped_up = ClaimRequest {
-        per_organization: 3,
-        in_flight: vec![(busy.id.clone(), 2)],
+        per_endpoint: 3,
+        in_flight: vec![(busy_endpoint.clone(), 2)],
         ..claim(10)
     };
     let more = store.outbox.claim(topped_up).await.expect("claimed");
     assert_eq!(more.len(), 1);
     assert_eq!(more[0].event.organization_id, busy.id);
     let excluding = ClaimRequest {
-        in_flight: vec![(busy.id.clone(), 100)],
+        in_flight: vec![(busy_endpoint, 100)],
         ..claim(10)
     };
     assert!(store
@@ -984,7 +998,7 @@ pub async fn a_redelivery_requested_during_an_attempt_sends_again<B: Backend>() 
             .remove(0);
         store
             .outbox
-            .requeue(Scope::Organization(&org.id), &running.event.id, now)
+            .requeue(Scope::Organization(&org.id), &running.event.id, None, now)
             .await
             .expect("redelivery accepted");
         assert!(store
@@ -1126,7 +1140,7 @@ pub async fn lag_counts_only_organizations_below_their_limit<B: Backend>() {
     tokio::time::sleep(aged).await;
     assert!(store.outbox.lag(1).await.expect("read") >= aged);
     let one = ClaimRequest {
-        per_organization: 1,
+        per_endpoint: 1,
         ..claim(10)
     };
     assert_eq!(store.outbox.claim(one).await.expect("claimed").len(), 1);
@@ -1191,7 +1205,13 @@ macro_rules! store_suite {
             outcomes_recorded_together_are_each_answered_for_themselves,
             lag_counts_only_organizations_below_their_limit,
             delivery_writes_are_answered_without_api_traffic,
-            the_outbox_and_attempt_log_survive_the_upgrade
+            the_outbox_and_attempt_log_survive_the_upgrade,
+            endpoints_are_created_listed_changed_and_deleted,
+            an_organization_has_at_most_fifty_endpoints,
+            an_event_is_queued_for_each_endpoint_whose_filter_takes_it,
+            each_endpoint_has_its_own_attempts_headroom_and_redelivery,
+            deleting_an_endpoint_drops_its_pending_deliveries,
+            without_an_endpoint_events_wait_for_the_first
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {

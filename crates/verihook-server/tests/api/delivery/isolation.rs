@@ -13,7 +13,7 @@ async fn a_dead_endpoint_does_not_hold_up_a_healthy_one() {
     // Few slots, so that a dead endpoint taking them all would show at once.
     let limits = Limits {
         in_flight: 8,
-        per_organization: 4,
+        per_endpoint: 4,
         ..Limits::default()
     };
     // Long enough that the dead endpoint's first attempts are still hanging when the

@@ -1,5 +1,6 @@
 //! The delivery engine against real HTTPS receivers on loopback (a CA generated per test).
 
+mod endpoints;
 mod failures;
 mod guard;
 mod isolation;

@@ -18,7 +18,7 @@ async fn an_overloaded_server_refuses_changes_and_delivers_what_it_accepted() {
     // the receiver, is what cannot keep up.
     let limits = Limits {
         in_flight: 2,
-        per_organization: 32,
+        per_endpoint: 32,
         ..Limits::default()
     };
     let max_lag = Duration::from_millis(300);

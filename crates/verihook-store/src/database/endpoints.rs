@@ -1,0 +1,146 @@
+//! [`Endpoints`], written once for every backend.
+
+use super::{Backend, Database};
+use crate::conn::Conn;
+use crate::repository::Endpoints;
+use crate::rows::{self, Value};
+use crate::sql::{self, Query};
+use crate::writer::Lane;
+use crate::StoreError;
+use async_trait::async_trait;
+use verihook_core::endpoint::MAX_ENDPOINTS;
+use verihook_core::{Endpoint, EndpointId, EndpointPatch, OrganizationId, Timestamp};
+
+/// Inserts `endpoint` unless its organization is missing (`NotFound`) or has as many as it
+/// may (`LimitReached`). The organization's row is locked first (PostgreSQL), so that
+/// concurrent creations on several nodes count one after the other.
+pub(super) async fn insert_endpoint<B: Backend>(
+    conn: &mut B::Conn,
+    endpoint: &Endpoint,
+) -> Result<(), StoreError> {
+    let organization = [Value::text(endpoint.organization_id.as_str())];
+    let exists = format!("{}{}", sql::ORGANIZATION_EXISTS, B::LOCK_FOR_UPDATE);
+    if conn.query(&exists, &organization).await?.is_empty() {
+        return Err(StoreError::NotFound);
+    }
+    let live = conn.query(sql::LIVE_ENDPOINTS, &organization).await?;
+    let live = live.first().map(|r| r.int("n")).transpose()?.unwrap_or(0);
+    if live >= i64::from(MAX_ENDPOINTS) {
+        return Err(StoreError::LimitReached(MAX_ENDPOINTS));
+    }
+    conn.execute(sql::INSERT_ENDPOINT, &rows::endpoint_params(endpoint))
+        .await?;
+    if live == 0 {
+        adopt_parked::<B>(conn, endpoint).await?;
+    }
+    Ok(())
+}
+
+/// The organization's first endpoint takes the deliveries that waited for one.
+async fn adopt_parked<B: Backend>(
+    conn: &mut B::Conn,
+    endpoint: &Endpoint,
+) -> Result<(), StoreError> {
+    let id = [Value::text(endpoint.id.as_str())];
+    let seq = conn.query(sql::ENDPOINT_SEQ_BY_ID, &id).await?;
+    let seq = seq.first().ok_or(StoreError::NotFound)?.int("seq")?;
+    let filter = endpoint.event_types.to_stored();
+    let organization = Value::text(endpoint.organization_id.as_str());
+    let params = [Value::int(seq), organization.clone(), Value::text(&filter)];
+    if !endpoint.disabled {
+        conn.execute(sql::ADOPT_PARKED, &params).await?;
+    }
+    conn.execute(sql::DROP_PARKED, &[organization]).await?;
+    Ok(())
+}
+
+fn select_endpoints(organization: &OrganizationId) -> Query {
+    let mut q = Query::new(format!(
+        "SELECT {} FROM endpoints WHERE deleted_at IS NULL AND organization_id = ",
+        sql::ENDPOINT_COLUMNS
+    ));
+    q.bind(Value::text(organization.as_str()).into_owned());
+    q
+}
+
+#[async_trait]
+impl<B: Backend> Endpoints for Database<B> {
+    async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
+        let endpoint = endpoint.clone();
+        self.write(Lane::Api, move |conn| {
+            Box::pin(async move { insert_endpoint::<B>(conn, &endpoint).await })
+        })
+        .await
+    }
+
+    async fn endpoints(&self, organization: &OrganizationId) -> Result<Vec<Endpoint>, StoreError> {
+        let mut q = select_endpoints(organization);
+        q.push(" ORDER BY seq");
+        self.read_all(q, rows::endpoint).await
+    }
+
+    async fn endpoint(
+        &self,
+        organization: &OrganizationId,
+        id: &EndpointId,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        let mut q = select_endpoints(organization);
+        q.push(" AND id = ")
+            .bind(Value::text(id.as_str()).into_owned());
+        Ok(self.read_all(q, rows::endpoint).await?.into_iter().next())
+    }
+
+    async fn update_endpoint(
+        &self,
+        organization: &OrganizationId,
+        id: &EndpointId,
+        patch: EndpointPatch,
+    ) -> Result<Endpoint, StoreError> {
+        let mut q = select_endpoints(organization);
+        q.push(" AND id = ")
+            .bind(Value::text(id.as_str()).into_owned());
+        q.push(B::LOCK_FOR_UPDATE);
+        self.write(Lane::Api, move |conn| {
+            Box::pin(async move {
+                let found = conn.query(&q.sql, &q.params).await?;
+                let mut endpoint = found
+                    .first()
+                    .map(rows::endpoint)
+                    .transpose()?
+                    .ok_or(StoreError::NotFound)?;
+                patch.apply(&mut endpoint);
+                let params = rows::endpoint_update_params(&endpoint);
+                conn.execute(sql::UPDATE_ENDPOINT, &params).await?;
+                Ok(endpoint)
+            })
+        })
+        .await
+    }
+
+    async fn delete_endpoint(
+        &self,
+        organization: &OrganizationId,
+        id: &EndpointId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let params = [
+            Value::time(now),
+            Value::text(id.as_str()).into_owned(),
+            Value::text(organization.as_str()).into_owned(),
+        ];
+        self.write(Lane::Api, move |conn| {
+            Box::pin(async move {
+                let deleted = conn.query(sql::DELETE_ENDPOINT, &params).await?;
+                let seq = deleted
+                    .first()
+                    .map(|r| r.int("seq"))
+                    .transpose()?
+                    .ok_or(StoreError::NotFound)?;
+                conn.execute(sql::DROP_PENDING_OF_ENDPOINT, &[Value::int(seq)])
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+}
