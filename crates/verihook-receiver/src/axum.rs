@@ -25,7 +25,8 @@
 //!     .with_state(AppState { verifier: Verifier::new("whsec_...") });
 //! ```
 
-use crate::{headers, Event, Verifier, VerifyError};
+use crate::verifier::now_unix;
+use crate::{Event, Verifier, VerifyError};
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode};
@@ -68,12 +69,9 @@ where
         let body = Bytes::from_request(request, state)
             .await
             .map_err(IntoResponse::into_response)?;
+        // The verifier's scheme says which headers carry the signature.
         verifier
-            .verify(
-                header(&headers, headers::TIMESTAMP),
-                header(&headers, headers::SIGNATURE),
-                &body,
-            )
+            .verify_request_at(now_unix(), |name| header(&headers, name), &body)
             .map(VerifiedEvent)
             .map_err(|e| Rejection(e).into_response())
     }

@@ -6,7 +6,7 @@ use axum::routing::post;
 use axum::Router;
 use std::time::{SystemTime, UNIX_EPOCH};
 use verihook_receiver::axum::VerifiedEvent;
-use verihook_receiver::{signature, Verifier};
+use verihook_receiver::{signature, standard_webhooks, Scheme, Verifier};
 
 const SECRET: &str = "whsec_axum";
 const BODY: &str = r#"{"type":"verification.rfi_required","payload":{"customerId":"cus_1","previousStatus":"UNDER_REVIEW","newStatus":"NEEDS_ADDITIONAL_INFORMATION","customerType":"INDIVIDUAL","email":"a@example.com","reason":"Proof of address","updatedAt":"2025-11-05T11:00:00Z"},"metadata":{"eventId":"evt_rfi","occurredAt":"2025-11-05T11:00:00Z","organizationId":"org_1"}}"#;
@@ -31,11 +31,13 @@ async fn handler(VerifiedEvent(event): VerifiedEvent) -> String {
 }
 
 async fn serve() -> String {
+    serve_with(Verifier::new(SECRET)).await
+}
+
+async fn serve_with(verifier: Verifier) -> String {
     let app = Router::new()
         .route("/hook", post(handler))
-        .with_state(State {
-            verifier: Verifier::new(SECRET),
-        });
+        .with_state(State { verifier });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -112,4 +114,28 @@ async fn the_handler_gets_only_verified_typed_events() {
         post_with(&url, not_an_event, Some(t), Some(sig)).await.0,
         400
     );
+}
+
+#[tokio::test]
+async fn a_standard_webhooks_verifier_reads_its_own_headers() {
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let url = serve_with(Verifier::new(secret).with_scheme(Scheme::StandardWebhooks)).await;
+    let key = standard_webhooks::key(secret).expect("base64");
+    let t = now();
+    let send = |body: &str| {
+        reqwest::Client::new()
+            .post(&url)
+            .header("webhook-id", "evt_rfi")
+            .header("webhook-timestamp", t.to_string())
+            .header(
+                "webhook-signature",
+                standard_webhooks::sign(&key, "evt_rfi", t, BODY.as_bytes()),
+            )
+            .body(body.to_owned())
+            .send()
+    };
+    let genuine = send(BODY).await.expect("sent");
+    assert_eq!(genuine.status().as_u16(), 200);
+    let tampered = send(&BODY.replace("Proof", "Pr00f")).await.expect("sent");
+    assert_eq!(tampered.status().as_u16(), 401);
 }

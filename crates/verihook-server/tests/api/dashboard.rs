@@ -36,6 +36,18 @@ async fn log_in_see_events_and_redeliver_a_failed_one() {
     receiver.script([Reply::Status(500)]);
     let app = TestApp::delivering(&pki, "").await;
     let (org, _) = app.org_sending_to(&receiver.url).await;
+    let filtered = serde_json::json!({
+        "url": "https://crm.example.com/hooks",
+        "eventTypes": ["verification.completed"],
+        "signatureScheme": "standard-webhooks",
+        "disabled": true
+    });
+    let crm = expect(
+        app.as_org(&org, Method::POST, "/v1/endpoints")
+            .json(&filtered),
+        StatusCode::CREATED,
+    )
+    .await;
     let failed = text(&app.customer(&org).await["id"]);
     let failed_event = app.newest_event_id(&org, Some(&failed)).await;
     app.wait_for_status(&org, &failed_event, "failed").await;
@@ -72,6 +84,23 @@ async fn log_in_see_events_and_redeliver_a_failed_one() {
             receiver.url
         ),
         "the webhook URL shown",
+        WAIT,
+    )
+    .await;
+    let crm_row = |cell: &str| {
+        format!(
+            "(document.querySelector('tr.endpoint[data-id=\"{}\"] .{cell}') || {{}}).textContent",
+            text(&crm["id"])
+        )
+    };
+    page.wait_until(
+        &format!(
+            "document.querySelectorAll('#endpoints tr.endpoint').length === 2 && \
+             {} === 'verification.completed' && {} === 'standard-webhooks'",
+            crm_row("filter"),
+            crm_row("scheme")
+        ),
+        "both endpoints listed with their filter and scheme",
         WAIT,
     )
     .await;

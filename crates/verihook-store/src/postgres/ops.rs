@@ -112,9 +112,15 @@ pub(super) async fn claim(
         return Ok(Vec::new());
     }
     let (events, endpoints): (Vec<i64>, Vec<i64>) = claimed.iter().map(|c| (c.0, c.1)).unzip();
-    let details = sql::CLAIMED_DETAILS.replace(
-        "{pairs}",
-        "UNNEST($1::bigint[], $2::bigint[]) AS p(event_seq, endpoint_seq)",
+    // The `ANY` keeps the events' side an index lookup: a generic plan, made while the
+    // table was small, otherwise joins the pairs to a scan of every event (measured: 0.38
+    // against 0.013 ms a claim after a few thousand events).
+    let details = format!(
+        "{} WHERE e.seq = ANY($1)",
+        sql::CLAIMED_DETAILS.replace(
+            "{pairs}",
+            "UNNEST($1::bigint[], $2::bigint[]) AS p(event_seq, endpoint_seq)",
+        )
     );
     let details = sqlx::query(&details)
         .bind(&events)

@@ -83,10 +83,32 @@ impl Api {
         path: &str,
         body: Value,
     ) -> Result<Value, String> {
+        let token = format!("Bearer {}", self.admin_token);
+        self.call(method, path, &token, body).await
+    }
+
+    async fn as_org(
+        &self,
+        org: &Org,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> Result<Value, String> {
+        let token = org.authorization.to_str().map_err(|e| e.to_string())?;
+        self.call(method, path, token, body).await
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        authorization: &str,
+        body: Value,
+    ) -> Result<Value, String> {
         let response = self
             .client
             .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.admin_token)
+            .header(reqwest::header::AUTHORIZATION, authorization)
             .json(&body)
             .send()
             .await
@@ -121,6 +143,17 @@ impl Api {
             .admin(reqwest::Method::PUT, &path, json!({ "url": url }))
             .await?;
         set["secret"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or("no secret".into())
+    }
+
+    /// Adds an endpoint to the organization; returns its secret.
+    pub async fn endpoint(&self, org: &Org, body: Value) -> Result<String, String> {
+        let created = self
+            .as_org(org, reqwest::Method::POST, "/v1/endpoints", body)
+            .await?;
+        created["secret"]
             .as_str()
             .map(str::to_owned)
             .ok_or("no secret".into())

@@ -16,6 +16,7 @@ use report::{per_sec, Percentiles, Report};
 use server::ServerUnderTest;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use verihook_receiver::Scheme;
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
@@ -25,6 +26,9 @@ pub enum Scenario {
     DeadEndpoint,
     /// Events pile up while no receiver is reachable, then drain.
     Backlog,
+    /// Each event to 3 endpoints of its organization with different filters (one of them
+    /// Standard Webhooks), beside a fourth whose filter takes none of them.
+    FanOut,
 }
 
 #[derive(clap::Args)]
@@ -69,10 +73,15 @@ pub struct BenchArgs {
 
 pub async fn run(args: BenchArgs) -> Result<(), String> {
     let report = match args.scenario {
-        Scenario::Healthy => phase(&args, args.organizations, false).await?,
+        Scenario::Healthy => phase(&args, args.organizations, Shape::Plain).await?,
+        Scenario::FanOut => {
+            let mut fan = phase(&args, args.organizations, Shape::FanOut).await?;
+            fan.scenario = "fan-out".into();
+            fan
+        }
         Scenario::DeadEndpoint => {
-            let healthy = phase(&args, 100, false).await?;
-            let mut dead = phase(&args, 100, true).await?;
+            let healthy = phase(&args, 100, Shape::Plain).await?;
+            let mut dead = phase(&args, 100, Shape::DeadFirst).await?;
             dead.scenario = "dead-endpoint".into();
             dead.extra.push(("healthyRunP99Ms", healthy.latency_ms.p99));
             dead.extra.push(("healthyRunP50Ms", healthy.latency_ms.p50));
@@ -129,27 +138,85 @@ async fn wait_ready(base: &str) -> Result<(), String> {
     Err("the server did not become ready".into())
 }
 
-/// Organizations with webhooks to the receiver (`/dead` for the first when `dead_first`).
+/// How the organizations' endpoints are laid out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// One endpoint each.
+    Plain,
+    /// One endpoint each, the first organization's never answering.
+    DeadFirst,
+    /// Three endpoints each take every event (see [`Scenario::FanOut`]).
+    FanOut,
+}
+
+impl Shape {
+    /// The endpoints each event goes to.
+    fn lanes(self) -> u8 {
+        match self {
+            Shape::FanOut => 3,
+            Shape::Plain | Shape::DeadFirst => 1,
+        }
+    }
+}
+
+/// Organizations with webhooks to the receiver, laid out as `shape` says.
 async fn organizations(
     api: &Api,
     receiver: &Receiver,
     count: usize,
-    dead_first: bool,
+    shape: Shape,
     with_url: bool,
 ) -> Result<Vec<Org>, String> {
     let mut orgs = Vec::with_capacity(count);
     for n in 0..count {
         let org = api.organization(n).await?;
         if with_url {
-            let path = if dead_first && n == 0 { "dead" } else { "hook" };
+            let dead = shape == Shape::DeadFirst && n == 0;
+            let path = if dead { "dead" } else { "hook" };
             let secret = api
                 .webhook(&org, &format!("{}/{path}", receiver.base))
                 .await?;
-            receiver.trust(&org.id, &secret);
+            receiver.trust(&org.id, 0, &secret, Scheme::Verihook);
+        }
+        if shape == Shape::FanOut {
+            fan_out(api, receiver, &org).await?;
         }
         orgs.push(org);
     }
     Ok(orgs)
+}
+
+/// Beside the default endpoint (every type): two more that take `customer.created`
+/// among other types, one of them signing with Standard Webhooks, and one that takes none
+/// of the bench's events (its filter costs the fan-out a comparison, nothing more).
+async fn fan_out(api: &Api, receiver: &Receiver, org: &Org) -> Result<(), String> {
+    let lanes = [
+        (
+            1,
+            ["customer.created", "customer.updated"],
+            Scheme::Verihook,
+        ),
+        (
+            2,
+            ["customer.created", "verification.completed"],
+            Scheme::StandardWebhooks,
+        ),
+    ];
+    for (lane, types, scheme) in lanes {
+        let body = serde_json::json!({
+            "url": format!("{}/fan/{lane}", receiver.base),
+            "eventTypes": types,
+            "signatureScheme": scheme.as_str(),
+        });
+        let secret = api.endpoint(org, body).await?;
+        receiver.trust(&org.id, lane, &secret, scheme);
+    }
+    let none = serde_json::json!({
+        "url": format!("{}/dead", receiver.base),
+        "eventTypes": ["verification.rfi_required"],
+    });
+    api.endpoint(org, none).await?;
+    Ok(())
 }
 
 async fn send(
@@ -192,25 +259,26 @@ async fn send(
     }
 }
 
-/// Waits until every accepted change of a healthy organization has arrived, or the drain
-/// timeout passes with no progress.
+/// Waits until every accepted change of a healthy organization has arrived on each of its
+/// `lanes`, or the drain timeout passes with no progress.
 async fn await_deliveries(
     receiver: &Receiver,
     sent: &Sent,
     skip_org: Option<usize>,
+    lanes: u8,
     timeout: Duration,
 ) {
-    let expected: Vec<u64> = sent
+    let expected: Vec<(u64, u8)> = sent
         .accepted
         .iter()
         .filter(|(_, (_, org))| Some(*org) != skip_org)
-        .map(|(i, _)| *i)
+        .flat_map(|(i, _)| (0..lanes).map(move |lane| (*i, lane)))
         .collect();
     let bar = progress(expected.len() as u64, "delivered");
     let mut last_progress = (0usize, Instant::now());
     loop {
         let arrived =
-            receiver.snapshot(|a| expected.iter().filter(|i| a.first.contains_key(i)).count());
+            receiver.snapshot(|a| expected.iter().filter(|k| a.first.contains_key(k)).count());
         bar.set_position(arrived as u64);
         if arrived == expected.len() {
             break;
@@ -225,11 +293,13 @@ async fn await_deliveries(
     bar.finish_and_clear();
 }
 
-/// The figures of a run, over the organizations other than `skip_org`.
+/// The figures of a run, over the organizations other than `skip_org`: each delivery (an
+/// event on one of its `lanes`) counts once.
 fn measure(
     receiver: &Receiver,
     sent: &Sent,
     skip_org: Option<usize>,
+    lanes: u8,
     began: Instant,
 ) -> (Percentiles, u64, u64, u64, f64) {
     receiver.snapshot(|a| {
@@ -240,13 +310,15 @@ fn measure(
             if Some(*org) == skip_org {
                 continue;
             }
-            match a.first.get(index) {
-                Some(arrived) => {
-                    delivered += 1;
-                    let us = arrived.saturating_duration_since(*start).as_micros();
-                    let _ = latency.record(u64::try_from(us).unwrap_or(u64::MAX).max(1));
+            for lane in 0..lanes {
+                match a.first.get(&(*index, lane)) {
+                    Some(arrived) => {
+                        delivered += 1;
+                        let us = arrived.saturating_duration_since(*start).as_micros();
+                        let _ = latency.record(u64::try_from(us).unwrap_or(u64::MAX).max(1));
+                    }
+                    None => lost += 1,
                 }
-                None => lost += 1,
             }
         }
         let distinct = a.first.len() as u64;
@@ -278,9 +350,10 @@ async fn set_up(args: &BenchArgs) -> Result<(Receiver, ServerUnderTest, Arc<Api>
 }
 
 /// One run: a fresh server, `orgs` organizations, the load, the deliveries.
-async fn phase(args: &BenchArgs, orgs: usize, dead_first: bool) -> Result<Report, String> {
+async fn phase(args: &BenchArgs, orgs: usize, shape: Shape) -> Result<Report, String> {
     let (receiver, server, api) = set_up(args).await?;
-    let orgs = Arc::new(organizations(&api, &receiver, orgs, dead_first, true).await?);
+    let orgs = Arc::new(organizations(&api, &receiver, orgs, shape, true).await?);
+    let lanes = shape.lanes();
     let began = Instant::now();
     let cpu_before = load::own_cpu();
     let lag = LagWatch::start(api.clone());
@@ -289,10 +362,10 @@ async fn phase(args: &BenchArgs, orgs: usize, dead_first: bool) -> Result<Report
         .zip(cpu_before)
         .map(|(after, before)| after.saturating_sub(before));
     let peak_lag = lag.stop().await;
-    let skip = dead_first.then_some(0);
-    await_deliveries(&receiver, &sent, skip, args.drain_timeout).await;
+    let skip = (shape == Shape::DeadFirst).then_some(0);
+    await_deliveries(&receiver, &sent, skip, lanes, args.drain_timeout).await;
     let (latency, delivered, lost, duplicates, delivered_per_sec) =
-        measure(&receiver, &sent, skip, began);
+        measure(&receiver, &sent, skip, lanes, began);
     let api_accepted = sent.accepted.len() as u64;
     let mut extra = vec![
         ("apiRefused", sent.refused as f64),
@@ -307,6 +380,9 @@ async fn phase(args: &BenchArgs, orgs: usize, dead_first: bool) -> Result<Report
     }
     if let Some(duration) = args.sustain {
         extra.extend(second_half(&receiver, &sent, skip, began, duration));
+    }
+    if lanes > 1 {
+        extra.push(("endpointsPerEvent", f64::from(lanes)));
     }
     Ok(Report {
         scenario: "healthy".into(),
@@ -344,7 +420,7 @@ fn second_half(
             if Some(*org) == skip_org {
                 continue;
             }
-            let arrived = a.first.get(index);
+            let arrived = a.first.get(&(*index, 0));
             if arrived.is_some_and(|t| *t >= from && *t < to) {
                 delivered += 1;
             }
@@ -404,16 +480,17 @@ impl LagWatch {
 /// the backlog drains.
 async fn backlog(args: &BenchArgs) -> Result<Report, String> {
     let (receiver, server, api) = set_up(args).await?;
-    let orgs = Arc::new(organizations(&api, &receiver, args.organizations, false, false).await?);
+    let orgs =
+        Arc::new(organizations(&api, &receiver, args.organizations, Shape::Plain, false).await?);
     let (sent, mode) = send(args, api.clone(), orgs.clone(), 200_000).await;
     let drain_began = Instant::now();
     for org in orgs.iter() {
         let secret = api.webhook(org, &format!("{}/hook", receiver.base)).await?;
-        receiver.trust(&org.id, &secret);
+        receiver.trust(&org.id, 0, &secret, Scheme::Verihook);
     }
-    await_deliveries(&receiver, &sent, None, args.drain_timeout).await;
+    await_deliveries(&receiver, &sent, None, 1, args.drain_timeout).await;
     let (latency, delivered, lost, duplicates, drain_per_sec) =
-        measure(&receiver, &sent, None, drain_began);
+        measure(&receiver, &sent, None, 1, drain_began);
     Ok(Report {
         scenario: "backlog".into(),
         mode,

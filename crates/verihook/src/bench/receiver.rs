@@ -1,20 +1,22 @@
 //! The benchmark's receiver: verifies every signature (as a real receiver must), and
-//! records when each event arrived, keyed by the request that caused it.
+//! records when each event arrived at each endpoint ("lane": 0 is `/hook`, the default
+//! endpoint; `/fan/N` is lane N), keyed by the request that caused it.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use verihook_receiver::{headers, Verifier};
+use verihook_receiver::{Scheme, Verifier};
 
-/// Arrivals keyed by the request index the bench encoded in the customer's e-mail.
+/// Arrivals keyed by the request index the bench encoded in the customer's e-mail, and
+/// the lane it arrived on.
 #[derive(Default)]
 pub struct Arrivals {
-    pub first: HashMap<u64, Instant>,
+    pub first: HashMap<(u64, u8), Instant>,
     pub total: u64,
     pub bad_signatures: u64,
     pub last: Option<Instant>,
@@ -33,8 +35,8 @@ impl Drop for Receiver {
 }
 
 struct Shared {
-    /// Each organization signs with its own secret.
-    verifiers: Mutex<HashMap<String, Verifier>>,
+    /// Each endpoint (organization, lane) signs with its own secret, in its scheme.
+    verifiers: Mutex<HashMap<(String, u8), Verifier>>,
     arrivals: Mutex<Arrivals>,
 }
 
@@ -49,7 +51,8 @@ impl Receiver {
             arrivals: Mutex::default(),
         });
         let app = Router::new()
-            .route("/hook", post(receive))
+            .route("/hook", post(|s, h, b| receive(s, Path(0), h, b)))
+            .route("/fan/{lane}", post(receive))
             .route("/dead", post(dead))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -65,9 +68,10 @@ impl Receiver {
         Ok(Self { base, state, task })
     }
 
-    /// Verify `organization`'s events with `secret`.
-    pub fn trust(&self, organization: &str, secret: &str) {
-        lock(&self.state.verifiers).insert(organization.to_owned(), Verifier::new(secret));
+    /// Verify `organization`'s events on `lane` with `secret`, in `scheme`.
+    pub fn trust(&self, organization: &str, lane: u8, secret: &str, scheme: Scheme) {
+        let verifier = Verifier::new(secret).with_scheme(scheme);
+        lock(&self.state.verifiers).insert((organization.to_owned(), lane), verifier);
     }
 
     pub fn snapshot<T>(&self, f: impl FnOnce(&Arrivals) -> T) -> T {
@@ -91,23 +95,27 @@ fn request_index(text: &str) -> Option<u64> {
         .ok()
 }
 
-async fn receive(State(state): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(
+    State(state): State<Arc<Shared>>,
+    Path(lane): Path<u8>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     let now = Instant::now();
-    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    let (ts, sig) = (header(headers::TIMESTAMP), header(headers::SIGNATURE));
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0);
     let text = std::str::from_utf8(&body).unwrap_or_default();
     let verifier = field(text, "\"organizationId\":\"")
-        .and_then(|org| lock(&state.verifiers).get(org).cloned());
+        .and_then(|org| lock(&state.verifiers).get(&(org.to_owned(), lane)).cloned());
     // Deliveries can start before the bench has read the secret the server generated:
     // "not yet" (503, retried by the server) rather than a bad signature.
     let Some(verifier) = verifier else {
         return StatusCode::SERVICE_UNAVAILABLE;
     };
-    let verified = verifier.check_at(unix, ts, sig, &body).is_ok();
+    let verified = verifier.check_request_at(unix, header, &body).is_ok();
     let mut arrivals = lock(&state.arrivals);
     if !verified {
         arrivals.bad_signatures += 1;
@@ -116,7 +124,7 @@ async fn receive(State(state): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     arrivals.total += 1;
     arrivals.last = Some(now);
     if let Some(index) = request_index(text) {
-        arrivals.first.entry(index).or_insert(now);
+        arrivals.first.entry((index, lane)).or_insert(now);
     }
     StatusCode::OK
 }

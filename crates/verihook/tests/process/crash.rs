@@ -109,3 +109,118 @@ async fn every_event_arrives_after_a_sigkill_and_restart() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The event ids a receiver got, each with its type.
+fn arrived(receiver: &Receiver) -> HashMap<String, String> {
+    receiver
+        .received()
+        .iter()
+        .map(|r| {
+            let id = r
+                .header("x-webhook-event-id")
+                .unwrap_or_default()
+                .to_owned();
+            let kind = r
+                .header("x-webhook-event-type")
+                .unwrap_or_default()
+                .to_owned();
+            (id, kind)
+        })
+        .collect()
+}
+
+/// Three endpoints of one organization, each with its own filter, all down while events
+/// pile up; the server is SIGKILLed and restarted; each endpoint then gets every event of
+/// its types (at least once) and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_endpoint_gets_its_events_after_a_sigkill_and_restart() {
+    const CUSTOMERS: usize = 60;
+    const UPDATED: usize = 30;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("fan-out-crash.db");
+    let mut ports = Vec::new();
+    for _ in 0..3 {
+        ports.push(Receiver::http().await.port);
+    }
+    let hook = |port: u16| format!("http://127.0.0.1:{port}/webhooks/verification");
+    let mut first = start(&vars(&db));
+    let client = reqwest::Client::new();
+    wait_ready(&client, &first.base).await;
+    let org = org_sending_to(&client, &first.base, "crash-admin", &hook(ports[0])).await;
+    for (port, kind) in [
+        (ports[1], "customer.created"),
+        (ports[2], "customer.updated"),
+    ] {
+        let body = json!({ "url": hook(port), "eventTypes": [kind] });
+        call(
+            client
+                .post(format!("{}/v1/endpoints", first.base))
+                .bearer_auth(&org.key)
+                .json(&body),
+        )
+        .await;
+    }
+    for i in 0..CUSTOMERS {
+        let body = json!({ "type": "INDIVIDUAL", "email": format!("c{i}@example.com"), "firstName": "C", "lastName": "S" });
+        let created = call(
+            client
+                .post(format!("{}/v1/customers", first.base))
+                .bearer_auth(&org.key)
+                .json(&body),
+        )
+        .await;
+        if i < UPDATED {
+            let path = format!(
+                "{}/v1/customers/{}",
+                first.base,
+                created["id"].as_str().expect("id")
+            );
+            call(
+                client
+                    .patch(path)
+                    .bearer_auth(&org.key)
+                    .json(&json!({ "firstName": "D" })),
+            )
+            .await;
+        }
+    }
+    kill_hard(&mut first);
+
+    let mut receivers = Vec::new();
+    for port in &ports {
+        receivers.push(Receiver::http_on(*port).await);
+    }
+    let second = start(&vars(&db));
+    wait_ready(&client, &second.base).await;
+    let expected = [CUSTOMERS + UPDATED, CUSTOMERS, UPDATED];
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: Vec<HashMap<String, String>> = receivers.iter().map(arrived).collect();
+        if got.iter().zip(expected).all(|(g, n)| g.len() >= n) {
+            assert_eq!(got[0].len(), CUSTOMERS + UPDATED);
+            assert!(
+                got[1].values().all(|t| t == "customer.created"),
+                "{:?}",
+                got[1]
+            );
+            assert!(
+                got[2].values().all(|t| t == "customer.updated"),
+                "{:?}",
+                got[2]
+            );
+            assert_eq!((got[1].len(), got[2].len()), (CUSTOMERS, UPDATED));
+            // The filtered endpoints got the very events the default one got.
+            assert!(got[1]
+                .keys()
+                .chain(got[2].keys())
+                .all(|id| got[0].contains_key(id)));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "distinct events per endpoint: {:?} of {expected:?}",
+            got.iter().map(HashMap::len).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

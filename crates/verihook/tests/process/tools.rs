@@ -138,7 +138,11 @@ struct Listening {
 }
 
 fn listen(extra: &[&str]) -> Listening {
-    let mut args = vec!["listen", "--port", "0", "--secret", SECRET];
+    listen_with(SECRET, extra)
+}
+
+fn listen_with(secret: &str, extra: &[&str]) -> Listening {
+    let mut args = vec!["listen", "--port", "0", "--secret", secret];
     args.extend_from_slice(extra);
     let mut child = Command::new(binary())
         .args(&args)
@@ -299,4 +303,73 @@ async fn the_real_server_delivers_to_listen() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(listener);
+}
+
+#[test]
+fn sign_and_verify_speak_standard_webhooks() {
+    // The Standard Webhooks reference libraries' own example.
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let body = r#"{"test": 2432232314}"#;
+    let scheme = [
+        "--scheme",
+        "standard-webhooks",
+        "--id",
+        "msg_p5jXN8AQM9LWM0D4loKWxJek",
+    ];
+    let mut args = vec!["sign", "--secret", secret, "--timestamp", "1614265330"];
+    args.extend(scheme);
+    let out = run(&args, body.as_bytes());
+    let signature = String::from_utf8(out.stdout).expect("UTF-8");
+    assert_eq!(
+        signature.trim(),
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    );
+    let check = |body: &str| {
+        let mut args = vec![
+            "verify",
+            "--secret",
+            secret,
+            "--timestamp",
+            "1614265330",
+            "--signature",
+            signature.trim(),
+            "--tolerance",
+            "0s",
+        ];
+        args.extend(scheme);
+        run(&args, body.as_bytes()).status.success()
+    };
+    assert!(check(body));
+    assert!(!check(r#"{"test": 2432232315}"#));
+    let without_id = run(
+        &["sign", "--secret", secret, "--scheme", "standard-webhooks"],
+        b"{}",
+    );
+    assert!(!without_id.status.success());
+}
+
+#[tokio::test]
+async fn listen_verifies_standard_webhooks_requests() {
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let mut l = listen_with(secret, &["--scheme", "standard-webhooks"]);
+    let key = verihook_receiver::standard_webhooks::key(secret).expect("base64");
+    let t = now();
+    let id = "evt_0000000000000000000000aa";
+    let signature = verihook_receiver::standard_webhooks::sign(&key, id, t, BODY.as_bytes());
+    let client = reqwest::Client::new();
+    let send = |body: String| {
+        client
+            .post(&l.url)
+            .header("webhook-id", id)
+            .header("webhook-timestamp", t.to_string())
+            .header("webhook-signature", signature.clone())
+            .body(body)
+            .send()
+    };
+    let genuine = send(BODY.to_owned()).await.expect("sent");
+    assert_eq!(genuine.status().as_u16(), 200);
+    let tampered = send(BODY.replace("Jane", "Joan")).await.expect("sent");
+    assert_eq!(tampered.status().as_u16(), 401);
+    let line = next_line(&mut l);
+    assert!(line.contains("customer.created"), "{line}");
 }

@@ -46,12 +46,29 @@ async function start() {
   $("login").hidden = true;
   $("app").hidden = false;
   $("logout").hidden = false;
-  await Promise.all([loadWebhook(), loadStats(), loadEvents()]);
+  await Promise.all([loadWebhook(), loadEndpoints(), loadStats(), loadEvents()]);
 }
 
 async function loadWebhook() {
   const hook = await api("GET", "/v1/webhook");
   $("webhook-url").textContent = hook.url || "no webhook URL set";
+}
+
+async function loadEndpoints() {
+  const list = await api("GET", "/v1/endpoints");
+  const body = $("endpoints").tBodies[0];
+  body.replaceChildren();
+  for (const e of list.data) {
+    const row = body.insertRow();
+    row.className = "endpoint";
+    row.dataset.id = e.id;
+    cell(row, e.default ? `${e.id} (default)` : e.id, "mono");
+    cell(row, e.url, "mono");
+    cell(row, e.eventTypes.length === 0 ? "all" : e.eventTypes.join(", "), "filter");
+    cell(row, e.signatureScheme, "scheme");
+    cell(row, e.retrySchedule || "server's");
+    cell(row, e.disabled ? "disabled" : "enabled");
+  }
 }
 
 async function loadEvents() {
@@ -90,6 +107,7 @@ async function showEvent(id) {
     cell(row, `${a.durationMs} ms`);
     cell(row, a.error ? `${a.errorClass || ""}: ${a.error}` : "", "error");
     cell(row, a.responseBody || "");
+    cell(row, a.endpointId || "", "mono");
   }
   for (const row of $("events").tBodies[0].rows) {
     row.classList.toggle("selected", row.dataset.id === id);
@@ -168,7 +186,7 @@ document.addEventListener("DOMContentLoaded", () => {
     start().catch(report);
   });
   $("logout").addEventListener("click", () => logout());
-  $("refresh").addEventListener("click", () => Promise.all([loadEvents(), loadStats()]).catch(report));
+  $("refresh").addEventListener("click", () => Promise.all([loadEvents(), loadEndpoints(), loadStats()]).catch(report));
   $("redeliver").addEventListener("click", () => redeliver().catch(report));
   $("send-test").addEventListener("click", () => sendTest().catch((e) => { $("test-result").textContent = e.message; }));
   if (sessionStorage.getItem(KEY)) start().catch(report);
