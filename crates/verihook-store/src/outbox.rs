@@ -118,8 +118,11 @@ pub trait Outbox: Send + Sync + 'static {
         endpoint: Option<&EndpointId>,
         now: Timestamp,
     ) -> Result<(), StoreError>;
-    /// When the next delivery falls due, if any is waiting.
-    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
+    /// When the next delivery falls due, if any is waiting, among endpoints other than
+    /// `excluding` (the sender's endpoints at their limit: their due deliveries wait on
+    /// their own slots, and counting them would have a sender that cannot claim them wake
+    /// again at once, over and over).
+    async fn next_due(&self, excluding: &[EndpointId]) -> Result<Option<Timestamp>, StoreError>;
     /// How many events wait in the outbox (due, scheduled for a retry, or in flight).
     async fn size(&self) -> Result<u64, StoreError>;
     /// How far delivery lags: the age of the oldest due delivery among endpoints with

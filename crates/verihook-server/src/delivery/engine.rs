@@ -62,7 +62,12 @@ pub struct DeliveryEngine {
 /// What this process has claimed and not yet recorded.
 #[derive(Default)]
 struct InFlight {
+    /// Attempts waiting for their answer, per endpoint; their sum is what `--in-flight`
+    /// bounds. An answered attempt keeps its lease (below) until its outcome is recorded,
+    /// but no longer holds a sending slot: a dead endpoint's hanging requests must not
+    /// leave the others too few slots to cover their record's commit time.
     per_endpoint: HashMap<EndpointId, usize>,
+    sending: usize,
     leases: HashMap<(EventId, EndpointId), Lease>,
     schedule: Schedule,
 }
@@ -168,7 +173,12 @@ impl DeliveryEngine {
     /// its limit.
     fn capacity(&self) -> (usize, Vec<(EndpointId, u32)>, bool) {
         let state = lock(&self.state);
-        let free = self.limits.in_flight.saturating_sub(state.leases.len());
+        // Leases awaiting their record are bounded too, at twice the sending slots.
+        let free = self
+            .limits
+            .in_flight
+            .saturating_sub(state.sending)
+            .min((2 * self.limits.in_flight).saturating_sub(state.leases.len()));
         let saturated = state
             .per_endpoint
             .values()
@@ -197,10 +207,22 @@ impl DeliveryEngine {
         let mut state = lock(&self.state);
         for d in &claimed {
             *state.per_endpoint.entry(d.endpoint.clone()).or_default() += 1;
+            state.sending += 1;
             state.leases.insert(key(d), d.lease.clone());
         }
         self.metrics.set_in_flight(state.leases.len());
         Ok(claimed)
+    }
+
+    /// This sender's endpoints at their limit.
+    fn saturated(&self) -> Vec<EndpointId> {
+        let state = lock(&self.state);
+        state
+            .per_endpoint
+            .iter()
+            .filter(|(_, n)| **n >= self.limits.per_endpoint)
+            .map(|(endpoint, _)| endpoint.clone())
+            .collect()
     }
 
     /// How long until the next delivery falls due, at most the polling interval.
@@ -210,7 +232,7 @@ impl DeliveryEngine {
             Some(due) => due,
             None => {
                 let read_at = Instant::now();
-                match self.outbox.next_due().await {
+                match self.outbox.next_due(&self.saturated()).await {
                     Ok(due) => {
                         lock(&self.state).schedule.known = Some((due, read_at));
                         due
@@ -409,6 +431,7 @@ impl DeliveryEngine {
                     state.per_endpoint.remove(&d.endpoint);
                 }
             }
+            state.sending = state.sending.saturating_sub(1);
         }
         self.finished.notify_one();
     }

@@ -8,7 +8,7 @@ use crate::outbox::{
 };
 use crate::repository::Scope;
 use crate::rows::Value;
-use crate::sql;
+use crate::sql::{self, Query};
 use crate::writer::Lane;
 use crate::StoreError;
 use async_trait::async_trait;
@@ -94,11 +94,22 @@ impl<B: Backend> Outbox for Database<B> {
         Ok(())
     }
 
-    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        let due = self
-            .read_one(sql::NEXT_DUE, Vec::new(), |r| r.opt_int("due"))
-            .await?;
-        Ok(due.flatten().map(Timestamp::from_unix_micros))
+    async fn next_due(&self, excluding: &[EndpointId]) -> Result<Option<Timestamp>, StoreError> {
+        let mut q = Query::new(sql::NEXT_DUE);
+        if let Some((first, rest)) = excluding.split_first() {
+            q.push(" AND en.id NOT IN (")
+                .bind(Value::text(first.as_str()).into_owned());
+            for id in rest {
+                q.push(", ").bind(Value::text(id.as_str()).into_owned());
+            }
+            q.push(")");
+        }
+        let due = self.read_all(q, |r| r.opt_int("due")).await?;
+        Ok(due
+            .into_iter()
+            .next()
+            .flatten()
+            .map(Timestamp::from_unix_micros))
     }
 
     async fn size(&self) -> Result<u64, StoreError> {

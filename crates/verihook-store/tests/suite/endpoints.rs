@@ -474,3 +474,24 @@ pub async fn without_an_endpoint_events_wait_for_the_first<B: Backend>() {
         "the third was dropped"
     );
 }
+
+/// The next due time leaves out the endpoints a sender names (those at its limit), so a
+/// sender does not wake again at once for deliveries it may not claim.
+pub async fn the_next_due_time_leaves_out_saturated_endpoints<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = organization(&store).await;
+    let dead = endpoint(&store, &org, &[]).await;
+    let live = endpoint(&store, &org, &["customer.updated"]).await;
+    customer(&store, &org).await;
+    let due = store.outbox.next_due(&[]).await.expect("read");
+    assert!(due.is_some_and(|t| t <= Timestamp::now()));
+    let only_live = store
+        .outbox
+        .next_due(std::slice::from_ref(&dead.id))
+        .await
+        .expect("read");
+    assert_eq!(only_live, None, "the live endpoint has nothing waiting");
+    let both = [dead.id.clone(), live.id.clone()];
+    assert_eq!(store.outbox.next_due(&both).await.expect("read"), None);
+}

@@ -804,7 +804,7 @@ pub async fn a_delivered_attempt_is_logged_and_final<B: Backend>() {
         .expect("claim")
         .is_empty());
     // Nothing is left to fall due later either.
-    assert_eq!(store.outbox.next_due().await.expect("read"), None);
+    assert_eq!(store.outbox.next_due(&[]).await.expect("read"), None);
     assert_eq!(store.outbox.size().await.expect("read"), 0);
     let samples = |org: Organization, since: Timestamp| {
         let store = store.clone();
@@ -852,7 +852,10 @@ pub async fn retries_wait_then_fail_and_redelivery_starts_a_fresh_budget<B: Back
         .record_one(outcome(&first, next, Some(500)))
         .await
         .expect("recorded"));
-    assert_eq!(store.outbox.next_due().await.expect("read"), Some(retry_at));
+    assert_eq!(
+        store.outbox.next_due(&[]).await.expect("read"),
+        Some(retry_at)
+    );
     assert_nothing_due(&store, "not before its retry is due").await;
     let second = claim_when_due(&store, claim(10)).await.remove(0);
     assert!(Timestamp::now() >= retry_at);
@@ -1211,7 +1214,8 @@ macro_rules! store_suite {
             an_event_is_queued_for_each_endpoint_whose_filter_takes_it,
             each_endpoint_has_its_own_attempts_headroom_and_redelivery,
             deleting_an_endpoint_drops_its_pending_deliveries,
-            without_an_endpoint_events_wait_for_the_first
+            without_an_endpoint_events_wait_for_the_first,
+            the_next_due_time_leaves_out_saturated_endpoints
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {

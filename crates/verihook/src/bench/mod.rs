@@ -29,6 +29,9 @@ pub enum Scenario {
     /// Each event to 3 endpoints of its organization with different filters (one of them
     /// Standard Webhooks), beside a fourth whose filter takes none of them.
     FanOut,
+    /// Fan-out, with each organization's fourth endpoint taking every event and never
+    /// answering; the three live endpoints' latency beside a healthy fan-out run's.
+    FanOutDead,
 }
 
 #[derive(clap::Args)]
@@ -78,6 +81,16 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             let mut fan = phase(&args, args.organizations, Shape::FanOut).await?;
             fan.scenario = "fan-out".into();
             fan
+        }
+        Scenario::FanOutDead => {
+            let healthy = phase(&args, args.organizations, Shape::FanOut).await?;
+            let mut dead = phase(&args, args.organizations, Shape::FanOutDead).await?;
+            dead.scenario = "fan-out-dead-endpoint".into();
+            dead.extra.push(("healthyRunP99Ms", healthy.latency_ms.p99));
+            dead.extra.push(("healthyRunP50Ms", healthy.latency_ms.p50));
+            dead.extra
+                .push(("healthyRunDeliveredPerSec", healthy.delivered_per_sec));
+            dead
         }
         Scenario::DeadEndpoint => {
             let healthy = phase(&args, 100, Shape::Plain).await?;
@@ -147,13 +160,15 @@ enum Shape {
     DeadFirst,
     /// Three endpoints each take every event (see [`Scenario::FanOut`]).
     FanOut,
+    /// As `FanOut`, and a fourth endpoint that takes every event never answers.
+    FanOutDead,
 }
 
 impl Shape {
     /// The endpoints each event goes to.
     fn lanes(self) -> u8 {
         match self {
-            Shape::FanOut => 3,
+            Shape::FanOut | Shape::FanOutDead => 3,
             Shape::Plain | Shape::DeadFirst => 1,
         }
     }
@@ -178,8 +193,8 @@ async fn organizations(
                 .await?;
             receiver.trust(&org.id, 0, &secret, Scheme::Verihook);
         }
-        if shape == Shape::FanOut {
-            fan_out(api, receiver, &org).await?;
+        if matches!(shape, Shape::FanOut | Shape::FanOutDead) {
+            fan_out(api, receiver, &org, shape == Shape::FanOutDead).await?;
         }
         orgs.push(org);
     }
@@ -187,9 +202,10 @@ async fn organizations(
 }
 
 /// Beside the default endpoint (every type): two more that take `customer.created`
-/// among other types, one of them signing with Standard Webhooks, and one that takes none
-/// of the bench's events (its filter costs the fan-out a comparison, nothing more).
-async fn fan_out(api: &Api, receiver: &Receiver, org: &Org) -> Result<(), String> {
+/// among other types, one of them signing with Standard Webhooks, and a fourth that never
+/// answers, taking none of the bench's events (its filter costs the fan-out a comparison,
+/// nothing more) or, when `dead`, every one.
+async fn fan_out(api: &Api, receiver: &Receiver, org: &Org, dead: bool) -> Result<(), String> {
     let lanes = [
         (
             1,
@@ -211,11 +227,16 @@ async fn fan_out(api: &Api, receiver: &Receiver, org: &Org) -> Result<(), String
         let secret = api.endpoint(org, body).await?;
         receiver.trust(&org.id, lane, &secret, scheme);
     }
-    let none = serde_json::json!({
+    let types: &[&str] = if dead {
+        &[]
+    } else {
+        &["verification.rfi_required"]
+    };
+    let fourth = serde_json::json!({
         "url": format!("{}/dead", receiver.base),
-        "eventTypes": ["verification.rfi_required"],
+        "eventTypes": types,
     });
-    api.endpoint(org, none).await?;
+    api.endpoint(org, fourth).await?;
     Ok(())
 }
 
