@@ -81,6 +81,9 @@ impl std::fmt::Display for Scheme {
 /// The header names verihook sends.
 pub mod headers {
     pub const SIGNATURE: &str = "x-webhook-signature";
+    /// During a secret rotation's overlap: the signature by the new secret (the one above
+    /// is by the previous secret).
+    pub const SIGNATURE_NEXT: &str = "x-webhook-signature-next";
     pub const TIMESTAMP: &str = "x-webhook-timestamp";
     pub const EVENT_ID: &str = "x-webhook-event-id";
     pub const EVENT_TYPE: &str = "x-webhook-event-type";

@@ -27,13 +27,30 @@ pub enum VerifyError {
     BadJson(String),
 }
 
-/// Verifies requests signed with one secret, in one scheme.
+/// One secret, as each scheme keys with it.
+#[derive(Clone)]
+struct Key {
+    /// verihook's scheme: the whole string.
+    raw: Vec<u8>,
+    /// Standard Webhooks: the secret's base64 part decoded (`None`: not base64, so no
+    /// Standard Webhooks signature can match).
+    standard: Option<Vec<u8>>,
+}
+
+impl Key {
+    fn of(secret: &str) -> Self {
+        Self {
+            raw: secret.as_bytes().to_vec(),
+            standard: standard_webhooks::key(secret),
+        }
+    }
+}
+
+/// Verifies requests signed with one secret (or, around a rotation, any of several), in
+/// one scheme.
 #[derive(Clone)]
 pub struct Verifier {
-    secret: Vec<u8>,
-    /// The Standard Webhooks key: the secret's base64 part decoded (`None`: not base64, so
-    /// no Standard Webhooks signature can match).
-    standard_key: Option<Vec<u8>>,
+    keys: Vec<Key>,
     scheme: Scheme,
     tolerance: Duration,
 }
@@ -59,13 +76,18 @@ pub(crate) fn now_unix() -> i64 {
 impl Verifier {
     /// A verifier of verihook's scheme for `secret` (as given, e.g. `whsec_…`).
     pub fn new(secret: impl AsRef<str>) -> Self {
-        let secret = secret.as_ref();
         Self {
-            secret: secret.as_bytes().to_vec(),
-            standard_key: standard_webhooks::key(secret),
+            keys: vec![Key::of(secret.as_ref())],
             scheme: Scheme::Verihook,
             tolerance: DEFAULT_TOLERANCE,
         }
+    }
+
+    /// Also accepts requests signed with `secret`: hold the old and the new secret while
+    /// a rotation is under way, and either signature header verifies.
+    pub fn with_secret(mut self, secret: impl AsRef<str>) -> Self {
+        self.keys.push(Key::of(secret.as_ref()));
+        self
     }
 
     /// The same secret, verified in `scheme`.
@@ -115,12 +137,17 @@ impl Verifier {
         body: &[u8],
     ) -> Result<(), VerifyError> {
         match self.scheme {
-            Scheme::Verihook => self.check_at(
-                now,
-                header(headers::TIMESTAMP),
-                header(headers::SIGNATURE),
-                body,
-            ),
+            Scheme::Verihook => {
+                let timestamp = header(headers::TIMESTAMP);
+                let first = self.check_at(now, timestamp, header(headers::SIGNATURE), body);
+                match (first, header(headers::SIGNATURE_NEXT)) {
+                    // During a rotation the new secret signs the second header.
+                    (Err(VerifyError::BadSignature), Some(next)) => {
+                        self.check_at(now, timestamp, Some(next), body)
+                    }
+                    (result, _) => result,
+                }
+            }
             Scheme::StandardWebhooks => self.check_standard_at(
                 now,
                 header(sw::ID),
@@ -156,11 +183,12 @@ impl Verifier {
         let timestamp = timestamp.ok_or(VerifyError::MissingHeader("webhook-timestamp"))?;
         let signature = signature.ok_or(VerifyError::MissingHeader("webhook-signature"))?;
         let ts = parse_timestamp(timestamp)?;
-        let key = self
-            .standard_key
-            .as_deref()
-            .ok_or(VerifyError::BadSignature)?;
-        if !standard_webhooks::verify(key, id, ts, body, signature) {
+        let verified = self.keys.iter().any(|k| {
+            k.standard
+                .as_deref()
+                .is_some_and(|key| standard_webhooks::verify(key, id, ts, body, signature))
+        });
+        if !verified {
             return Err(VerifyError::BadSignature);
         }
         self.check_age(now, ts)
@@ -181,7 +209,11 @@ impl Verifier {
         if signature.len() != 64 || !signature.bytes().all(|c| c.is_ascii_hexdigit()) {
             return Err(VerifyError::MalformedSignature);
         }
-        if !signature::verify(&self.secret, ts, body, signature) {
+        if !self
+            .keys
+            .iter()
+            .any(|k| signature::verify(&k.raw, ts, body, signature))
+        {
             return Err(VerifyError::BadSignature);
         }
         self.check_age(now, ts)
@@ -330,6 +362,31 @@ mod tests {
         assert_eq!(
             verifier.check_request_at(T, |_| None, BODY),
             Err(VerifyError::MissingHeader("webhook-id"))
+        );
+    }
+
+    #[test]
+    fn during_a_rotation_either_secret_verifies_either_header() {
+        let (old, new) = ("whsec_old", "whsec_new");
+        let ts = T.to_string();
+        let (by_old, by_new) = (sig(old, T, BODY), sig(new, T, BODY));
+        let headers = |name: &str| match name {
+            "x-webhook-timestamp" => Some(ts.as_str()),
+            "x-webhook-signature" => Some(by_old.as_str()),
+            "x-webhook-signature-next" => Some(by_new.as_str()),
+            _ => None,
+        };
+        assert!(Verifier::new(old)
+            .check_request_at(T, headers, BODY)
+            .is_ok());
+        assert!(Verifier::new(new)
+            .check_request_at(T, headers, BODY)
+            .is_ok());
+        let both = Verifier::new("whsec_other").with_secret(new);
+        assert!(both.check_request_at(T, headers, BODY).is_ok());
+        assert_eq!(
+            Verifier::new("whsec_other").check_request_at(T, headers, BODY),
+            Err(VerifyError::BadSignature)
         );
     }
 

@@ -35,8 +35,8 @@ pub use outbox::{
     AttemptOutcome, ClaimRequest, ClaimedDelivery, Lease, NextStep, Outbox, Recorded,
 };
 pub use repository::{
-    AttemptRecord, AttemptSample, Customers, EndpointDelivery, Endpoints, EventFilter, EventLog,
-    EventRecord, EventSummary, Health, Mutation, Organizations, Page, PageRequest, Scope,
+    AttemptRecord, AttemptSample, Customers, EndpointDelivery, EndpointRef, Endpoints, EventFilter,
+    EventLog, EventRecord, EventSummary, Health, Mutation, Organizations, Page, PageRequest, Scope,
     WebhookEndpoint, WebhookSet,
 };
 

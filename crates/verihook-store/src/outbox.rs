@@ -47,6 +47,9 @@ pub struct ClaimedDelivery {
     pub endpoint: EndpointId,
     pub url: WebhookUrl,
     pub secret: WebhookSecret,
+    /// The secret a rotation replaced, while its overlap runs: it signs
+    /// `X-Webhook-Signature`, the new one `X-Webhook-Signature-Next`.
+    pub previous_secret: Option<WebhookSecret>,
     pub scheme: SignatureScheme,
     /// The endpoint's own schedule; `None`: the server's.
     pub retry_schedule: Option<RetryPolicy>,

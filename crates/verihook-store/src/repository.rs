@@ -39,6 +39,16 @@ pub struct WebhookEndpoint {
     pub secret: Option<WebhookSecret>,
     /// How the default endpoint signs (verihook's scheme when there is none).
     pub scheme: SignatureScheme,
+    /// The secret replaced by a rotation whose overlap runs: it still signs.
+    pub previous_secret: Option<WebhookSecret>,
+}
+
+/// Which endpoint of an organization a call means.
+#[derive(Debug, Clone, Copy)]
+pub enum EndpointRef<'a> {
+    /// The URL of `PUT /v1/webhook`.
+    Default,
+    Id(&'a EndpointId),
 }
 
 /// The outcome of setting a webhook URL.
@@ -175,11 +185,6 @@ pub trait Organizations: Send + Sync + 'static {
         url: &WebhookUrl,
         fresh_secret: WebhookSecret,
     ) -> Result<WebhookSet, StoreError>;
-    async fn rotate_webhook_secret(
-        &self,
-        id: &OrganizationId,
-        secret: WebhookSecret,
-    ) -> Result<(), StoreError>;
 }
 
 /// An organization's endpoints (the default one included). Every call is scoped to the
@@ -203,6 +208,23 @@ pub trait Endpoints: Send + Sync + 'static {
         id: &EndpointId,
         patch: EndpointPatch,
     ) -> Result<Endpoint, StoreError>;
+    /// Makes `secret` the endpoint's secret. Until `overlap_until` (if later than `now`)
+    /// the secret it replaces keeps signing beside it; a rotation during an overlap
+    /// replaces the older secret. `NotFound` for a missing endpoint.
+    async fn rotate_secret(
+        &self,
+        organization: &OrganizationId,
+        endpoint: EndpointRef<'_>,
+        secret: WebhookSecret,
+        now: Timestamp,
+        overlap_until: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Ends a rotation's overlap now: only the new secret signs.
+    async fn complete_rotation(
+        &self,
+        organization: &OrganizationId,
+        endpoint: EndpointRef<'_>,
+    ) -> Result<(), StoreError>;
     /// Deletes the endpoint and drops its pending deliveries; its history stays.
     async fn delete_endpoint(
         &self,

@@ -227,6 +227,19 @@ pub(crate) fn endpoint(row: &Row) -> Result<Endpoint, StoreError> {
     })
 }
 
+/// The replaced secret of a rotation whose overlap still runs at `now`.
+pub(crate) fn previous_secret(
+    row: &Row,
+    now: Timestamp,
+) -> Result<Option<WebhookSecret>, StoreError> {
+    let until = row.opt_int("previous_secret_expires_at")?;
+    let running = until.is_some_and(|until| until > now.unix_micros());
+    Ok(row
+        .opt_string("previous_secret")?
+        .filter(|_| running)
+        .map(WebhookSecret::from_stored))
+}
+
 pub(crate) fn scheme_of(s: &str) -> Result<SignatureScheme, StoreError> {
     SignatureScheme::parse(s).ok_or_else(|| StoreError::corrupt("endpoints.signature_scheme"))
 }

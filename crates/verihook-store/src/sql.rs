@@ -85,7 +85,7 @@ pub(crate) const OUTBOX_SIZE: &str = "SELECT COUNT(*) AS n FROM deliveries";
 pub(crate) const CLAIMED_DETAILS: &str = "\
     SELECT e.seq, e.id, e.organization_id, e.customer_id, e.event_type, e.occurred_at, e.body, \
     en.seq AS endpoint_seq, en.id AS endpoint_id, en.url, en.secret, en.signature_scheme, \
-    en.retry_schedule FROM {pairs} \
+    en.retry_schedule, en.previous_secret, en.previous_secret_expires_at FROM {pairs} \
     JOIN events e ON e.seq = p.event_seq JOIN endpoints en ON en.seq = p.endpoint_seq";
 
 pub(crate) const INSERT_ORGANIZATION: &str = "\
@@ -101,7 +101,8 @@ pub(crate) const ORGANIZATION: &str =
 /// The organization (so that a missing one is told apart) and its default endpoint's URL
 /// and secret, if it has one.
 pub(crate) const WEBHOOK: &str = "\
-    SELECT en.url, en.secret, en.signature_scheme FROM organizations o LEFT JOIN endpoints en \
+    SELECT en.url, en.secret, en.signature_scheme, en.previous_secret, \
+    en.previous_secret_expires_at FROM organizations o LEFT JOIN endpoints en \
     ON en.organization_id = o.id AND en.is_default AND en.deleted_at IS NULL WHERE o.id = $1";
 
 /// Sets the default endpoint's URL, keeping its secret.
@@ -109,9 +110,17 @@ pub(crate) const SET_DEFAULT_URL: &str = "\
     UPDATE endpoints SET url = $1 WHERE organization_id = $2 AND is_default \
     AND deleted_at IS NULL RETURNING url, secret";
 
-pub(crate) const ROTATE_DEFAULT_SECRET: &str = "\
-    UPDATE endpoints SET secret = $1 WHERE organization_id = $2 AND is_default \
-    AND deleted_at IS NULL";
+/// `$1` the new secret; while `$2` (the overlap's end) is later than `$3` (now), the
+/// replaced secret keeps signing until then (every `SET` reads the row as it was, so
+/// `previous_secret` takes the old `secret`). `{which}` picks the endpoint.
+pub(crate) const ROTATE_SECRET: &str = "\
+    UPDATE endpoints SET secret = $1, previous_secret = CASE WHEN $2 > $3 THEN secret END, \
+    previous_secret_expires_at = CASE WHEN $2 > $3 THEN $2 END \
+    WHERE organization_id = $4 AND deleted_at IS NULL AND {which}";
+
+pub(crate) const COMPLETE_ROTATION: &str = "\
+    UPDATE endpoints SET previous_secret = NULL, previous_secret_expires_at = NULL \
+    WHERE organization_id = $1 AND deleted_at IS NULL AND {which}";
 
 pub(crate) const ORGANIZATION_EXISTS: &str = "SELECT 1 AS one FROM organizations WHERE id = $1";
 

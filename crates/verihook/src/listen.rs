@@ -23,9 +23,8 @@ pub struct ListenArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
-    /// The webhook secret (whsec_…).
-    #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
-    secret: String,
+    #[command(flatten)]
+    secrets: crate::signing::Secrets,
     /// How the endpoint signs: `verihook` or `standard-webhooks`.
     #[arg(long, default_value = "verihook", value_parser = crate::signing::parse_scheme)]
     scheme: Scheme,
@@ -73,7 +72,7 @@ pub async fn run(args: ListenArgs) -> Result<(), String> {
         return Err("--path must start with /".into());
     }
     let state = Arc::new(Listener {
-        verifier: Verifier::new(&args.secret).with_scheme(args.scheme),
+        verifier: args.secrets.verifier()?.with_scheme(args.scheme),
         seen: MemoryDeduplicator::default(),
         verified: AtomicU64::new(0),
         json: args.json,

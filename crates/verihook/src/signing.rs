@@ -10,6 +10,30 @@ pub fn parse_scheme(s: &str) -> Result<Scheme, String> {
     Scheme::parse(s).ok_or_else(|| format!("`{s}`: the scheme is verihook or standard-webhooks"))
 }
 
+/// The secrets a receiver accepts.
+#[derive(clap::Args)]
+pub struct Secrets {
+    /// The webhook secret (whsec_…); repeat it to accept any of several (a rotation's old
+    /// and new secret).
+    #[arg(
+        long = "secret",
+        env = "WEBHOOK_SECRET",
+        hide_env_values = true,
+        required = true
+    )]
+    secrets: Vec<String>,
+}
+
+impl Secrets {
+    /// A verifier that accepts any of them.
+    pub fn verifier(&self) -> Result<Verifier, String> {
+        let (first, rest) = self.secrets.split_first().ok_or("give --secret")?;
+        Ok(rest
+            .iter()
+            .fold(Verifier::new(first), |v, s| v.with_secret(s)))
+    }
+}
+
 #[derive(clap::Args)]
 pub struct SignArgs {
     /// The webhook secret (whsec_…).
@@ -29,15 +53,17 @@ pub struct SignArgs {
 
 #[derive(clap::Args)]
 pub struct VerifyArgs {
-    /// The webhook secret (whsec_…).
-    #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
-    secret: String,
+    #[command(flatten)]
+    secrets: Secrets,
     /// X-Webhook-Timestamp as received.
     #[arg(long)]
     timestamp: String,
     /// X-Webhook-Signature (or webhook-signature) as received.
     #[arg(long)]
     signature: String,
+    /// X-Webhook-Signature-Next as received, during a rotation.
+    #[arg(long)]
+    signature_next: Option<String>,
     /// `verihook` or `standard-webhooks` (which needs --id).
     #[arg(long, default_value = "verihook", value_parser = parse_scheme)]
     scheme: Scheme,
@@ -87,7 +113,7 @@ pub fn sign(args: SignArgs) -> Result<(), String> {
 /// `Ok` only for a valid signature with a fresh timestamp; otherwise says why.
 pub fn verify(args: VerifyArgs) -> Result<(), String> {
     let body = stdin_bytes()?;
-    let mut verifier = Verifier::new(&args.secret);
+    let mut verifier = args.secrets.verifier()?;
     let clock = if args.tolerance.is_zero() {
         // No time check: judge the timestamp against itself.
         args.timestamp.trim().parse().unwrap_or_else(|_| now())
@@ -104,6 +130,7 @@ pub fn verify(args: VerifyArgs) -> Result<(), String> {
         standard_webhooks::headers::SIGNATURE | verihook_receiver::headers::SIGNATURE => {
             Some(args.signature.as_str())
         }
+        verihook_receiver::headers::SIGNATURE_NEXT => args.signature_next.as_deref(),
         _ => Some(args.timestamp.as_str()),
     };
     match verifier.check_request_at(clock, header, &body) {
@@ -127,7 +154,10 @@ pub fn verify(args: VerifyArgs) -> Result<(), String> {
 fn explain_mismatch(args: &VerifyArgs, body: &[u8]) -> String {
     let matches = |candidate: &[u8]| {
         args.timestamp.trim().parse().is_ok_and(|ts| {
-            signature::verify(args.secret.as_bytes(), ts, candidate, &args.signature)
+            args.secrets
+                .secrets
+                .iter()
+                .any(|s| signature::verify(s.as_bytes(), ts, candidate, &args.signature))
         })
     };
     if let Some(trimmed) = body.strip_suffix(b"\n") {

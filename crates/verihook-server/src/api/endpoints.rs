@@ -3,7 +3,8 @@
 //! default endpoint, listed here with `"default": true`.
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{JsonBody, OrgAuth};
+use super::extract::{JsonBody, OptionalJsonBody, OrgAuth};
+use super::rotation::{self, CompletionView, RotateInput, RotationView};
 use super::{schemas, AppState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -17,11 +18,14 @@ use verihook_core::{
     Endpoint, EndpointId, EndpointPatch, EventTypes, RetryPolicy, SignatureScheme, Timestamp,
     WebhookSecret, WebhookUrl,
 };
+use verihook_store::EndpointRef;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(show, update, delete))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(complete_rotation))
 }
 
 /// `Some(None)` for an explicit `null`, `None` when the field is absent.
@@ -319,4 +323,51 @@ async fn delete(
         .map_err(|e| ApiError::from_store(e, "endpoint"))?;
     tracing::info!(organization_id = %org.id, endpoint_id = %id, "endpoint deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/endpoints/{endpointId}/rotate-secret` `{"overlap"?}`: a new secret; the
+/// previous one keeps signing beside it for the overlap (default 24h; `0s` switches at
+/// once).
+#[utoipa::path(post, path = "/v1/endpoints/{endpoint_id}/rotate-secret", tag = "endpoints",
+    security(("organizationKey" = [])),
+    params(("endpoint_id" = String, Path, description = "An endpoint id (`ep_…`)")),
+    request_body(content = Option<RotateInput>, description = "Optional: the overlap"),
+    responses(
+        (status = 200, description = "The new secret, and when the previous one stops signing", body = RotationView),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such endpoint in this organization", body = ErrorBody),
+        (status = 415, description = "A body that is not application/json", body = ErrorBody),
+        (status = 422, description = "A bad overlap", body = ErrorBody),
+    ))]
+async fn rotate_secret(
+    OrgAuth(org): OrgAuth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    OptionalJsonBody(input): OptionalJsonBody<RotateInput>,
+) -> Result<Json<RotationView>, ApiError> {
+    let id = endpoint_id(&id)?;
+    let which = EndpointRef::Id(&id);
+    let view = rotation::rotate(&state, &org.id, which, input, "endpoint").await?;
+    Ok(Json(view))
+}
+
+/// `POST /v1/endpoints/{endpointId}/rotate-secret/complete`: only the new secret signs
+/// from now on.
+#[utoipa::path(post, path = "/v1/endpoints/{endpoint_id}/rotate-secret/complete", tag = "endpoints",
+    security(("organizationKey" = [])),
+    params(("endpoint_id" = String, Path, description = "An endpoint id (`ep_…`)")),
+    responses(
+        (status = 200, description = "The overlap ended now", body = CompletionView),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such endpoint in this organization", body = ErrorBody),
+    ))]
+async fn complete_rotation(
+    OrgAuth(org): OrgAuth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CompletionView>, ApiError> {
+    let id = endpoint_id(&id)?;
+    let view = rotation::complete(&state, &org.id, EndpointRef::Id(&id), "endpoint").await?;
+    Ok(Json(view))
 }

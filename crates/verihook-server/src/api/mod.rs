@@ -13,6 +13,7 @@ mod health;
 mod input;
 mod metrics;
 mod openapi;
+mod rotation;
 mod schemas;
 pub mod service;
 mod stats;

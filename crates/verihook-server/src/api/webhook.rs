@@ -2,7 +2,8 @@
 //! account manager's configuration and rotation are in `admin`.)
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{JsonBody, OrgAuth};
+use super::extract::{JsonBody, OptionalJsonBody, OrgAuth};
+use super::rotation::{self, CompletionView, RotateInput, RotationView};
 use super::{service, AppState};
 use crate::delivery::sender::Outgoing;
 use axum::extract::State;
@@ -12,11 +13,14 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use verihook_core::event::{TestEvent, TEST_EVENT_TYPE};
 use verihook_core::{EventId, Timestamp, WebhookUrl};
+use verihook_store::EndpointRef;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(show, set))
         .routes(routes!(send_test))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(complete_rotation))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -149,6 +153,7 @@ async fn send_test(
             body: &event.body,
             url: &url,
             secret: &secret,
+            previous: endpoint.previous_secret.as_ref(),
             scheme: endpoint.scheme,
             attempt: 1,
         })
@@ -175,4 +180,43 @@ async fn send_test(
         error,
         response_body: result.response_excerpt,
     }))
+}
+
+/// `POST /v1/webhook/rotate-secret` `{"overlap"?}`: a new secret for the default endpoint;
+/// the previous one keeps signing beside it for the overlap (default 24h; `0s` switches at
+/// once).
+#[utoipa::path(post, path = "/v1/webhook/rotate-secret", tag = "webhook",
+    security(("organizationKey" = [])),
+    request_body(content = Option<RotateInput>, description = "Optional: the overlap"),
+    responses(
+        (status = 200, description = "The new secret, and when the previous one stops signing", body = RotationView),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No webhook URL is set", body = ErrorBody),
+        (status = 415, description = "A body that is not application/json", body = ErrorBody),
+        (status = 422, description = "A bad overlap", body = ErrorBody),
+    ))]
+async fn rotate_secret(
+    OrgAuth(org): OrgAuth,
+    State(state): State<AppState>,
+    OptionalJsonBody(input): OptionalJsonBody<RotateInput>,
+) -> Result<Json<RotationView>, ApiError> {
+    let view = rotation::rotate(&state, &org.id, EndpointRef::Default, input, "webhook").await?;
+    Ok(Json(view))
+}
+
+/// `POST /v1/webhook/rotate-secret/complete`: only the new secret signs from now on.
+#[utoipa::path(post, path = "/v1/webhook/rotate-secret/complete", tag = "webhook",
+    security(("organizationKey" = [])),
+    responses(
+        (status = 200, description = "The overlap ended now", body = CompletionView),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No webhook URL is set", body = ErrorBody),
+    ))]
+async fn complete_rotation(
+    OrgAuth(org): OrgAuth,
+    State(state): State<AppState>,
+) -> Result<Json<CompletionView>, ApiError> {
+    let view = rotation::complete(&state, &org.id, EndpointRef::Default, "webhook").await?;
+    Ok(Json(view))
 }

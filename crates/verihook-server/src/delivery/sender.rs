@@ -127,6 +127,8 @@ pub struct Outgoing<'a> {
     pub body: &'a str,
     pub url: &'a WebhookUrl,
     pub secret: &'a WebhookSecret,
+    /// A rotation's replaced secret, while its overlap runs.
+    pub previous: Option<&'a WebhookSecret>,
     pub scheme: SignatureScheme,
     pub attempt: u32,
 }
@@ -154,6 +156,7 @@ impl Sender {
             body: &d.event.body,
             url: &d.url,
             secret: &d.secret,
+            previous: d.previous_secret.as_ref(),
             scheme: d.scheme,
             attempt: d.attempt,
         })
@@ -258,7 +261,10 @@ impl Sender {
 }
 
 /// The signature headers of the endpoint's scheme: verihook's own (§3), or Standard
-/// Webhooks' (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
+/// Webhooks' (`webhook-id`, `webhook-timestamp`, `webhook-signature`). During a
+/// rotation's overlap, verihook's scheme signs `X-Webhook-Signature` with the previous
+/// secret (receivers not yet updated keep working) and `X-Webhook-Signature-Next` with
+/// the new one; Standard Webhooks lists both signatures, the new one first.
 fn signed(
     request: hyper::http::request::Builder,
     d: &Outgoing<'_>,
@@ -266,25 +272,35 @@ fn signed(
     body: &[u8],
 ) -> hyper::http::request::Builder {
     match d.scheme {
-        SignatureScheme::Verihook => request
-            .header(headers::TIMESTAMP, timestamp)
-            .header(
-                headers::SIGNATURE,
-                signature::sign(d.secret.key(), timestamp, body),
-            )
-            .header(headers::EVENT_ID, d.event_id),
+        SignatureScheme::Verihook => {
+            let sign = |secret: &WebhookSecret| signature::sign(secret.key(), timestamp, body);
+            let request = request
+                .header(headers::TIMESTAMP, timestamp)
+                .header(headers::EVENT_ID, d.event_id);
+            match d.previous {
+                Some(previous) => request
+                    .header(headers::SIGNATURE, sign(previous))
+                    .header(headers::SIGNATURE_NEXT, sign(d.secret)),
+                None => request.header(headers::SIGNATURE, sign(d.secret)),
+            }
+        }
         SignatureScheme::StandardWebhooks => {
-            // Every generated secret is base64 after its prefix; one that is not (set
-            // outside verihook) is keyed with its bytes, as verihook's own scheme keys.
-            let key = d
-                .secret
-                .standard_key()
-                .unwrap_or_else(|| d.secret.key().to_vec());
-            let signature = standard_webhooks::sign(&key, d.event_id, timestamp, body);
+            let sign = |secret: &WebhookSecret| {
+                // Every generated secret is base64 after its prefix; one that is not (set
+                // outside verihook) is keyed with its bytes, as verihook's scheme keys.
+                let key = secret
+                    .standard_key()
+                    .unwrap_or_else(|| secret.key().to_vec());
+                standard_webhooks::sign(&key, d.event_id, timestamp, body)
+            };
+            let signatures = match d.previous {
+                Some(previous) => format!("{} {}", sign(d.secret), sign(previous)),
+                None => sign(d.secret),
+            };
             request
                 .header(standard_webhooks::headers::ID, d.event_id)
                 .header(standard_webhooks::headers::TIMESTAMP, timestamp)
-                .header(standard_webhooks::headers::SIGNATURE, signature)
+                .header(standard_webhooks::headers::SIGNATURE, signatures)
         }
     }
 }

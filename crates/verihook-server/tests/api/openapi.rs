@@ -36,6 +36,14 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/v1/endpoints/{endpoint_id}"),
     ("patch", "/v1/endpoints/{endpoint_id}"),
     ("delete", "/v1/endpoints/{endpoint_id}"),
+    ("post", "/v1/endpoints/{endpoint_id}/rotate-secret"),
+    ("post", "/v1/endpoints/{endpoint_id}/rotate-secret/complete"),
+    ("post", "/v1/webhook/rotate-secret"),
+    ("post", "/v1/webhook/rotate-secret/complete"),
+    (
+        "post",
+        "/v1/admin/organizations/{org_id}/webhook/rotate-secret/complete",
+    ),
 ];
 
 async fn document(app: &TestApp) -> Value {

@@ -2,14 +2,16 @@
 
 use super::{Backend, Database};
 use crate::conn::Conn;
-use crate::repository::Endpoints;
+use crate::repository::{EndpointRef, Endpoints};
 use crate::rows::{self, Value};
 use crate::sql::{self, Query};
 use crate::writer::Lane;
 use crate::StoreError;
 use async_trait::async_trait;
 use verihook_core::endpoint::MAX_ENDPOINTS;
-use verihook_core::{Endpoint, EndpointId, EndpointPatch, OrganizationId, Timestamp};
+use verihook_core::{
+    Endpoint, EndpointId, EndpointPatch, OrganizationId, Timestamp, WebhookSecret,
+};
 
 /// Inserts `endpoint` unless its organization is missing (`NotFound`) or has as many as it
 /// may (`LimitReached`). The organization's row is locked first (PostgreSQL), so that
@@ -52,6 +54,36 @@ async fn adopt_parked<B: Backend>(
     }
     conn.execute(sql::DROP_PARKED, &[organization]).await?;
     Ok(())
+}
+
+/// `sql` with its `{which}` naming the endpoint (its id bound last in `params`).
+fn which(sql: &str, endpoint: EndpointRef<'_>, params: &mut Vec<Value<'static>>) -> String {
+    match endpoint {
+        EndpointRef::Default => sql.replace("{which}", "is_default"),
+        EndpointRef::Id(id) => {
+            params.push(Value::text(id.as_str()).into_owned());
+            sql.replace("{which}", &format!("id = ${}", params.len()))
+        }
+    }
+}
+
+impl<B: Backend> Database<B> {
+    /// Runs a change of one endpoint; `NotFound` when it changed no row.
+    async fn write_endpoint(
+        &self,
+        sql: String,
+        params: Vec<Value<'static>>,
+    ) -> Result<(), StoreError> {
+        self.write(Lane::Api, move |conn| {
+            Box::pin(async move {
+                match conn.execute(&sql, &params).await? {
+                    0 => Err(StoreError::NotFound),
+                    _ => Ok(()),
+                }
+            })
+        })
+        .await
+    }
 }
 
 fn select_endpoints(organization: &OrganizationId) -> Query {
@@ -115,6 +147,34 @@ impl<B: Backend> Endpoints for Database<B> {
             })
         })
         .await
+    }
+
+    async fn rotate_secret(
+        &self,
+        organization: &OrganizationId,
+        endpoint: EndpointRef<'_>,
+        secret: WebhookSecret,
+        now: Timestamp,
+        overlap_until: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut params = vec![
+            Value::text(secret.expose()).into_owned(),
+            Value::time(overlap_until),
+            Value::time(now),
+            Value::text(organization.as_str()).into_owned(),
+        ];
+        let sql = which(sql::ROTATE_SECRET, endpoint, &mut params);
+        self.write_endpoint(sql, params).await
+    }
+
+    async fn complete_rotation(
+        &self,
+        organization: &OrganizationId,
+        endpoint: EndpointRef<'_>,
+    ) -> Result<(), StoreError> {
+        let mut params = vec![Value::text(organization.as_str()).into_owned()];
+        let sql = which(sql::COMPLETE_ROTATION, endpoint, &mut params);
+        self.write_endpoint(sql, params).await
     }
 
     async fn delete_endpoint(

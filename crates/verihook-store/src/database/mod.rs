@@ -204,6 +204,7 @@ pub(crate) fn claimed_deliveries(
     details: &[Row],
     lease_token: &str,
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    let now = verihook_core::Timestamp::now();
     let mut by_key = std::collections::HashMap::with_capacity(details.len());
     for row in details {
         by_key.insert((row.int("seq")?, row.int("endpoint_seq")?), row);
@@ -220,6 +221,7 @@ pub(crate) fn claimed_deliveries(
                     .map_err(StoreError::corrupt)?,
                 url: stored_url(&row.string("url")?)?,
                 secret: WebhookSecret::from_stored(row.string("secret")?),
+                previous_secret: rows::previous_secret(row, now)?,
                 scheme: rows::scheme_of(&row.string("signature_scheme")?)?,
                 retry_schedule: rows::retry_schedule(row)?,
                 attempt: u32::try_from(attempt).map_err(StoreError::corrupt)?,

@@ -64,6 +64,7 @@ impl<B: Backend> Organizations for Database<B> {
                     .map(|s| rows::scheme_of(&s))
                     .transpose()?
                     .unwrap_or_default(),
+                previous_secret: rows::previous_secret(row, Timestamp::now())?,
             })
         })
         .await
@@ -106,24 +107,6 @@ impl<B: Backend> Organizations for Database<B> {
                     secret: endpoint.secret,
                     secret_is_new: true,
                 })
-            })
-        })
-        .await
-    }
-
-    async fn rotate_webhook_secret(
-        &self,
-        id: &OrganizationId,
-        secret: WebhookSecret,
-    ) -> Result<(), StoreError> {
-        let id = id.clone();
-        self.write(Lane::Api, move |conn| {
-            Box::pin(async move {
-                let params = [Value::text(secret.expose()), Value::text(id.as_str())];
-                match conn.execute(sql::ROTATE_DEFAULT_SECRET, &params).await? {
-                    0 => Err(StoreError::NotFound),
-                    _ => Ok(()),
-                }
             })
         })
         .await

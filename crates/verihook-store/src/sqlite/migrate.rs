@@ -43,6 +43,7 @@ const MIGRATIONS: &[Migration] = &[
     ),
     // 5 is PostgreSQL's alone (its foreign keys); the numbers stay shared.
     migration!(6, "0006_endpoints.sql", "endpoints"),
+    migration!(7, "0007_rotation_overlap.sql", "rotation overlap"),
 ];
 
 pub(super) fn embedded() -> usize {

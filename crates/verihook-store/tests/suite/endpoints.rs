@@ -495,3 +495,60 @@ pub async fn the_next_due_time_leaves_out_saturated_endpoints<B: Backend>() {
     let both = [dead.id.clone(), live.id.clone()];
     assert_eq!(store.outbox.next_due(&both).await.expect("read"), None);
 }
+
+/// A rotation with an overlap hands the claim the replaced secret beside the new one until
+/// the overlap ends or is completed; one without an overlap switches at once.
+pub async fn a_rotation_keeps_the_previous_secret_signing_until_its_overlap_ends<B: Backend>() {
+    use verihook_store::EndpointRef;
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = organization(&store).await;
+    let e = endpoint(&store, &org, &[]).await;
+    let which = EndpointRef::Id(&e.id);
+    let rotate = |overlap_secs: i64| {
+        let (store, org, id) = (store.clone(), org.id.clone(), e.id.clone());
+        async move {
+            let secret = WebhookSecret::generate();
+            let now = Timestamp::now();
+            let until = Timestamp::from_unix_micros(now.unix_micros() + overlap_secs * 1_000_000);
+            store
+                .endpoints
+                .rotate_secret(&org, EndpointRef::Id(&id), secret.clone(), now, until)
+                .await
+                .expect("rotated");
+            secret
+        }
+    };
+    let new = rotate(3_600).await;
+    customer(&store, &org).await;
+    let claimed = claim_all(&store).await;
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].secret, new);
+    assert_eq!(claimed[0].previous_secret, Some(e.secret.clone()));
+    store
+        .endpoints
+        .complete_rotation(&org.id, which)
+        .await
+        .expect("completed");
+    customer(&store, &org).await;
+    let claimed = claim_all(&store).await;
+    assert_eq!(
+        (
+            claimed[0].secret.clone(),
+            claimed[0].previous_secret.clone()
+        ),
+        (new, None)
+    );
+    rotate(0).await;
+    customer(&store, &org).await;
+    assert_eq!(
+        claim_all(&store).await[0].previous_secret,
+        None,
+        "no overlap: at once"
+    );
+    let stranger = organization(&store).await;
+    assert!(matches!(
+        store.endpoints.complete_rotation(&stranger.id, which).await,
+        Err(StoreError::NotFound)
+    ));
+}

@@ -178,9 +178,16 @@ pub async fn the_webhook_secret_is_generated_once_and_rotated<B: Backend>() {
     assert_eq!(second.secret, first.secret);
     assert_eq!(second.url.as_str(), "https://b.example.com/hook");
     let rotated = WebhookSecret::generate();
+    let now = Timestamp::now();
     store
-        .organizations
-        .rotate_webhook_secret(&org.id, rotated.clone())
+        .endpoints
+        .rotate_secret(
+            &org.id,
+            verihook_store::EndpointRef::Default,
+            rotated.clone(),
+            now,
+            now,
+        )
         .await
         .expect("rotated");
     let endpoint = store
@@ -1215,7 +1222,8 @@ macro_rules! store_suite {
             each_endpoint_has_its_own_attempts_headroom_and_redelivery,
             deleting_an_endpoint_drops_its_pending_deliveries,
             without_an_endpoint_events_wait_for_the_first,
-            the_next_due_time_leaves_out_saturated_endpoints
+            the_next_due_time_leaves_out_saturated_endpoints,
+            a_rotation_keeps_the_previous_secret_signing_until_its_overlap_ends
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {

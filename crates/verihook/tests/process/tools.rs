@@ -373,3 +373,36 @@ async fn listen_verifies_standard_webhooks_requests() {
     let line = next_line(&mut l);
     assert!(line.contains("customer.created"), "{line}");
 }
+
+#[test]
+fn verify_accepts_any_of_several_secrets_and_either_signature_header() {
+    let t = now();
+    let ts = t.to_string();
+    let by_old = sign(t, BODY);
+    let new = "whsec_cli_new";
+    let out = run(
+        &["sign", "--secret", new, "--timestamp", &ts],
+        BODY.as_bytes(),
+    );
+    let by_new = String::from_utf8(out.stdout).expect("UTF-8");
+    let check = |secrets: &[&str], next: Option<&str>| {
+        let mut args = vec!["verify", "--timestamp", &ts, "--signature", &by_old];
+        for s in secrets {
+            args.extend(["--secret", s]);
+        }
+        if let Some(next) = next {
+            args.extend(["--signature-next", next]);
+        }
+        run(&args, BODY.as_bytes()).status.success()
+    };
+    assert!(check(&["whsec_other", SECRET], None), "any of the secrets");
+    assert!(
+        check(&[new], Some(by_new.trim())),
+        "the new secret, by the -Next header"
+    );
+    assert!(
+        !check(&[new], None),
+        "without the -Next header the new secret has nothing"
+    );
+    assert!(!check(&["whsec_other"], Some(by_new.trim())));
+}

@@ -1,7 +1,8 @@
 //! The account manager's organizations: creation, and their webhook URL and secret.
 
 use crate::api::error::{ApiError, ErrorBody};
-use crate::api::extract::{AdminAuth, JsonBody};
+use crate::api::extract::{AdminAuth, JsonBody, OptionalJsonBody};
+use crate::api::rotation::{self, CompletionView, RotateInput, RotationView};
 use crate::api::webhook::{parse_url, WebhookInput, WebhookView};
 use crate::api::{service, AppState};
 use axum::extract::{Path, State};
@@ -10,13 +11,15 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use verihook_core::{Mode, OrganizationId, Timestamp, WebhookSecret};
+use verihook_core::{Mode, OrganizationId, Timestamp};
+use verihook_store::EndpointRef;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_organization))
         .routes(routes!(set_webhook))
         .routes(routes!(rotate_secret))
+        .routes(routes!(complete_rotation))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -88,11 +91,6 @@ async fn create_organization(
     ))
 }
 
-#[derive(Serialize, ToSchema)]
-struct SecretView {
-    secret: String,
-}
-
 fn organization_id(raw: &str) -> Result<OrganizationId, ApiError> {
     OrganizationId::parse(raw).map_err(|_| ApiError::not_found("organization"))
 }
@@ -127,30 +125,48 @@ async fn set_webhook(
     }))
 }
 
-/// `POST /v1/admin/organizations/{orgId}/webhook/rotate-secret`.
+/// `POST /v1/admin/organizations/{orgId}/webhook/rotate-secret` `{"overlap"?}`: a new
+/// secret for the default endpoint; the previous one keeps signing beside it for the
+/// overlap (default 24h; `0s` switches at once).
 #[utoipa::path(post, path = "/v1/admin/organizations/{org_id}/webhook/rotate-secret", tag = "admin",
     security(("adminToken" = [])),
     params(("org_id" = String, Path, description = "An organization id (`org_…`)")),
+    request_body(content = Option<RotateInput>, description = "Optional: the overlap"),
     responses(
-        (status = 200, description = "The new secret; the old one no longer signs", body = SecretView),
+        (status = 200, description = "The new secret, and when the previous one stops signing", body = RotationView),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 404, description = "No such organization", body = ErrorBody),
+        (status = 404, description = "No such organization, or no webhook URL set", body = ErrorBody),
+        (status = 415, description = "A body that is not application/json", body = ErrorBody),
+        (status = 422, description = "A bad overlap", body = ErrorBody),
     ))]
 async fn rotate_secret(
     _: AdminAuth,
     State(state): State<AppState>,
     Path(org_id): Path<String>,
-) -> Result<Json<SecretView>, ApiError> {
+    OptionalJsonBody(input): OptionalJsonBody<RotateInput>,
+) -> Result<Json<RotationView>, ApiError> {
     let id = organization_id(&org_id)?;
-    let secret = WebhookSecret::generate();
-    state
-        .store
-        .organizations
-        .rotate_webhook_secret(&id, secret.clone())
-        .await
-        .map_err(|e| ApiError::from_store(e, "organization"))?;
-    tracing::info!(organization_id = %id, "webhook secret rotated");
-    Ok(Json(SecretView {
-        secret: secret.expose().to_owned(),
-    }))
+    let view = rotation::rotate(&state, &id, EndpointRef::Default, input, "webhook").await?;
+    Ok(Json(view))
+}
+
+/// `POST /v1/admin/organizations/{orgId}/webhook/rotate-secret/complete`: only the new
+/// secret signs from now on.
+#[utoipa::path(post, path = "/v1/admin/organizations/{org_id}/webhook/rotate-secret/complete", tag = "admin",
+    security(("adminToken" = [])),
+    params(("org_id" = String, Path, description = "An organization id (`org_…`)")),
+    responses(
+        (status = 200, description = "The overlap ended now", body = CompletionView),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such organization, or no webhook URL set", body = ErrorBody),
+    ))]
+async fn complete_rotation(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(org_id): Path<String>,
+) -> Result<Json<CompletionView>, ApiError> {
+    let id = organization_id(&org_id)?;
+    let view = rotation::complete(&state, &id, EndpointRef::Default, "webhook").await?;
+    Ok(Json(view))
 }

@@ -5,6 +5,7 @@ mod failures;
 mod guard;
 mod isolation;
 mod overload;
+mod rotation;
 mod signing;
 
 use hmac::{Hmac, Mac};
