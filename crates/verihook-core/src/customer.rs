@@ -74,8 +74,20 @@ impl Email {
     }
 }
 
+/// Unicode's format characters (general category Cf): invisible, yet they reorder or hide
+/// what a person reads (`"A\u{202e}gnp.exe"` shows as `Aexe.png`).
+fn is_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}' | '\u{070F}'
+        | '\u{0890}'..='\u{0891}' | '\u{08E2}' | '\u{180E}' | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}'
+        | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' | '\u{110BD}' | '\u{110CD}'
+        | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
+}
+
 /// A short human-written text (a name, an address line): trimmed, 1 to 200 characters,
-/// no control characters.
+/// no control or invisible formatting characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Text(String);
 
@@ -92,6 +104,8 @@ impl Text {
             Err("is too long")
         } else if trimmed.chars().any(char::is_control) {
             Err("must not contain control characters")
+        } else if trimmed.chars().any(is_format) {
+            Err("must not contain invisible formatting characters (bidirectional overrides, zero-width characters)")
         } else {
             Ok(Self(trimmed.to_owned()))
         }
@@ -238,6 +252,20 @@ mod tests {
     use time::macros::date;
 
     const TODAY: Date = date!(2026 - 01 - 15);
+
+    #[test]
+    fn texts_refuse_invisible_formatting_characters() {
+        for bad in [
+            "A\u{202e}gnp.exe",
+            "Jo\u{200b}hn",
+            "\u{2066}Jane",
+            "Ja\u{feff}ne",
+        ] {
+            assert!(Text::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Text::parse("Zoë Ødegård-Nuñez").is_ok());
+        assert!(Text::parse("محمد").is_ok());
+    }
 
     #[test]
     fn dates_of_birth_must_be_real_and_past() {

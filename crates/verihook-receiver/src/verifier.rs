@@ -236,11 +236,16 @@ impl Verifier {
     }
 }
 
+/// Unix seconds written as the sender writes them: digits only, no sign, no leading zero
+/// (so that one timestamp has one spelling, and `+T` or `0T` cannot pass for `T`).
 fn parse_timestamp(timestamp: &str) -> Result<i64, VerifyError> {
-    timestamp
-        .trim()
-        .parse()
-        .map_err(|_| VerifyError::MalformedTimestamp)
+    let t = timestamp.trim();
+    let canonical =
+        !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) && (t == "0" || !t.starts_with('0'));
+    if !canonical {
+        return Err(VerifyError::MalformedTimestamp);
+    }
+    t.parse().map_err(|_| VerifyError::MalformedTimestamp)
 }
 
 #[cfg(test)]
@@ -388,6 +393,23 @@ mod tests {
             Verifier::new("whsec_other").check_request_at(T, headers, BODY),
             Err(VerifyError::BadSignature)
         );
+    }
+
+    #[test]
+    fn only_the_canonical_spelling_of_a_timestamp_is_accepted() {
+        let good = sig(SECRET, T, BODY);
+        for odd in [
+            format!("+{T}"),
+            format!("0{T}"),
+            format!("{T}.0"),
+            String::new(),
+        ] {
+            assert_eq!(
+                check(T, Some(&odd), Some(&good), BODY).expect_err("refused"),
+                VerifyError::MalformedTimestamp,
+                "{odd}"
+            );
+        }
     }
 
     #[test]

@@ -65,11 +65,14 @@ impl Server {
         config: &ServeConfig,
         limits: Limits,
     ) -> Result<Self, ServerError> {
-        let sender = Arc::new(Sender::new(
-            config.delivery_timeout,
-            config.allows_private_networks(),
-            config.extra_ca_cert.as_deref(),
-        )?);
+        let sender = Arc::new(
+            Sender::new(
+                config.delivery_timeout,
+                config.allows_private_networks(),
+                config.extra_ca_cert.as_deref(),
+            )?
+            .allowing_http(config.allows_http()),
+        );
         let store = verihook_store::connect(&config.database_url).await?;
         let metrics = Arc::new(Metrics::new());
         let engine = config.role.delivers().then(|| {

@@ -54,3 +54,44 @@ impl suite::Backend for Sqlite {
 }
 
 store_suite!(Sqlite);
+
+/// The database file and its `-wal`/`-shm` companions are readable and writable by their
+/// owner only, however permissive the process's umask, and an existing file is narrowed.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_files_are_the_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("private.db");
+    let mode = |suffix: &str| {
+        let file = format!("{}{suffix}", path.display());
+        std::fs::metadata(file)
+            .expect("exists")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let store = verihook_store::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("opened");
+    let org = verihook_core::Organization::new(
+        "Acme",
+        verihook_core::Mode::Live,
+        verihook_core::Timestamp::now(),
+    )
+    .expect("valid");
+    store
+        .organizations
+        .create_organization(&org, [1; 32])
+        .await
+        .expect("written");
+    for suffix in ["", "-wal", "-shm"] {
+        assert_eq!(mode(suffix), 0o600, "{suffix}");
+    }
+    drop(store);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let _reopened = verihook_store::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("opened");
+    assert_eq!(mode(""), 0o600, "an existing file is narrowed");
+}

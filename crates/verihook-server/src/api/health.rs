@@ -31,7 +31,8 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         Ok(()) => Ok(Json(json!({ "status": "ready", "database": "ok" }))),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
-            Err(ApiError::unavailable(format!("database not ready: {e}")))
+            // The cause is in the log; the answer, open to anyone, does not name it.
+            Err(ApiError::unavailable("the database is not ready"))
         }
     }
 }

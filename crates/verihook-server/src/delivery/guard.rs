@@ -25,7 +25,9 @@ pub enum ResolveError {
     },
     #[error("{host} resolves to no address")]
     NoAddress { host: String },
-    #[error("{host} resolves only to non-public addresses (e.g. {address}); refused")]
+    // The address is not named: the organization sees this message, and it would tell
+    // it what the host resolves to inside the operator's network.
+    #[error("{host} resolves only to non-public addresses; refused")]
     Blocked { host: String, address: IpAddr },
 }
 

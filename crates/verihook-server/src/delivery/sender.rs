@@ -68,6 +68,9 @@ pub struct Sender {
     operator: HttpsClient<GuardedResolver>,
     timeout: Duration,
     allow_private: bool,
+    /// Whether `http://` URLs may be sent to: judged at each attempt, so that URLs stored
+    /// while the operator allowed it are refused once `--allow-http` is off.
+    allow_http: bool,
 }
 
 fn tls_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig, SenderError> {
@@ -145,7 +148,14 @@ impl Sender {
             operator: client(tls, true, timeout),
             timeout,
             allow_private,
+            allow_http: false,
         })
+    }
+
+    /// Lets webhooks go to `http://` URLs (`--allow-http`).
+    pub fn allowing_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
     }
 
     /// Signs and POSTs the delivery's stored body, exactly as stored.
@@ -200,6 +210,12 @@ impl Sender {
         started_at: Timestamp,
     ) -> Result<(u16, Option<String>), (ErrorClass, String)> {
         let uri = d.url.uri().clone();
+        if uri.scheme_str() == Some("http") && !self.allow_http {
+            return Err((
+                ErrorClass::Blocked,
+                "plain http:// is not allowed on this server (--allow-http is off)".into(),
+            ));
+        }
         if let Some(host) = uri.host() {
             check_literal(host, self.allow_private)
                 .map_err(|e| (ErrorClass::Blocked, e.to_string()))?;

@@ -52,8 +52,37 @@ fn path_of(url: &str) -> Result<PathBuf, StoreError> {
     Ok(PathBuf::from(path))
 }
 
+/// The database and its `-wal`/`-shm` companions readable and writable by their owner
+/// only: they hold every customer's personal data and the webhook secrets. A new file is
+/// created so (SQLite gives its companions the database file's mode); an existing one is
+/// narrowed.
+#[cfg(unix)]
+fn owner_only(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |e: std::io::Error| StoreError::Config(format!("{}: {e}", path.display()));
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        if file.exists() {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn owner_only(_: &Path) -> Result<(), StoreError> {
+    Ok(())
+}
+
 impl Sqlite {
     fn open(path: &Path) -> Result<Self, StoreError> {
+        owner_only(path)?;
         let mut writer = conn::open(path)?;
         migrate::run(&mut writer)?;
         // The writer touches index pages all over the tables (ids are random): a 32 MiB

@@ -224,3 +224,60 @@ async fn each_endpoint_gets_its_events_after_a_sigkill_and_restart() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A URL stored while `--allow-http` was on is refused once the operator turns it off:
+/// the rule is judged at each attempt, not only when the URL is set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_urls_stop_when_allow_http_is_turned_off() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("http-off.db");
+    let receiver = Receiver::http().await;
+    let mut first = start(&vars(&db));
+    let client = reqwest::Client::new();
+    wait_ready(&client, &first.base).await;
+    let org = org_sending_to(&client, &first.base, "crash-admin", &receiver.url).await;
+    terminate_and_wait(&mut first);
+
+    // The same server without --allow-http, one attempt per event.
+    let mut strict = base_vars(&db, "crash-admin");
+    strict.retain(|(name, _)| *name != "VERIHOOK_ALLOW_HTTP");
+    strict.extend([
+        ("VERIHOOK_ALLOW_PRIVATE_NETWORKS", "true".into()),
+        ("VERIHOOK_RETRY_SCHEDULE", String::new()),
+    ]);
+    let second = start(&strict);
+    wait_ready(&client, &second.base).await;
+    let body = json!({ "type": "INDIVIDUAL", "email": "h@example.com", "firstName": "H", "lastName": "T" });
+    call(
+        client
+            .post(format!("{}/v1/customers", second.base))
+            .bearer_auth(&org.key)
+            .json(&body),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let page: Value = call(
+            client
+                .get(format!("{}/v1/events?deliveryStatus=failed", second.base))
+                .bearer_auth(&org.key),
+        )
+        .await;
+        if let Some(id) = page["data"][0]["id"].as_str() {
+            let event: Value = call(
+                client
+                    .get(format!("{}/v1/events/{id}", second.base))
+                    .bearer_auth(&org.key),
+            )
+            .await;
+            assert_eq!(event["attempts"][0]["errorClass"], "blocked", "{event}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never failed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        receiver.received().is_empty(),
+        "nothing went over plain http"
+    );
+}

@@ -39,6 +39,15 @@ async fn private_and_loopback_targets_are_blocked() {
                 .is_some_and(|e| e.contains("non-public")),
             "{attempt}"
         );
+        if target.contains("localhost") {
+            // The organization sees this message: it must not learn what the host
+            // resolves to inside the operator's network.
+            let error = attempt["error"].as_str().unwrap_or_default();
+            assert!(
+                !error.contains("127.0.0.1") && !error.contains("::1"),
+                "{error}"
+            );
+        }
     }
     assert!(
         receiver.received().is_empty(),
