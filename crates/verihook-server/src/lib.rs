@@ -98,6 +98,7 @@ impl Server {
             admission: Arc::new(Admission::new(config.max_lag, metrics.clone())),
             metrics,
             sender,
+            test_sends: Arc::default(),
         };
         let dev = match (config.dev, admin_token) {
             (true, Some(token)) => Some(

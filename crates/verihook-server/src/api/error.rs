@@ -100,6 +100,14 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
+    /// Too many requests of one kind at once: retry in a second.
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+        }
+    }
+
     /// Deliveries lag behind what the API accepted: retry in a second.
     pub fn overloaded(message: impl Into<String>) -> Self {
         Self {

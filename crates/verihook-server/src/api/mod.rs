@@ -17,6 +17,7 @@ mod rotation;
 mod schemas;
 pub mod service;
 mod stats;
+pub mod test_sends;
 mod views;
 mod webhook;
 
@@ -48,6 +49,8 @@ pub struct AppState {
     pub sender: Arc<Sender>,
     /// Lets changes in while deliveries keep pace.
     pub admission: Arc<Admission>,
+    /// Bounds each organization's test sends running at once.
+    pub test_sends: Arc<test_sends::TestSends>,
 }
 
 /// Only `/healthz`, `/readyz` and `/metrics`: what a worker node serves.

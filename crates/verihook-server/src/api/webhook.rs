@@ -127,11 +127,13 @@ struct TestOutcome {
         (status = 200, description = "The attempt's outcome (`delivered` false when the endpoint failed)", body = TestOutcome),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 409, description = "No webhook URL is set", body = ErrorBody),
+        (status = 429, description = "Three test events of this organization are running already; retry after `Retry-After` seconds", body = ErrorBody),
     ))]
 async fn send_test(
     OrgAuth(org): OrgAuth,
     State(state): State<AppState>,
 ) -> Result<Json<TestOutcome>, ApiError> {
+    let _running = state.test_sends.start(&org.id)?;
     let endpoint = state
         .store
         .organizations

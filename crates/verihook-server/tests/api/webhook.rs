@@ -143,3 +143,47 @@ async fn unknown_organizations_are_404() {
         expect_error(app.admin(Method::POST, &r), StatusCode::NOT_FOUND, None).await;
     }
 }
+
+/// Test sends go out at most three at a time per organization; the others are refused
+/// with 429 and `Retry-After`, and nothing is sent for them.
+#[tokio::test]
+async fn test_sends_are_bounded_per_organization() {
+    let pki = verihook_testkit::TestPki::new();
+    let receiver = verihook_testkit::Receiver::https(&pki).await;
+    receiver.always(verihook_testkit::Reply::Delay(
+        std::time::Duration::from_millis(1500),
+        200,
+    ));
+    let app = TestApp::delivering(&pki, "").await;
+    let (org, _) = app.org_sending_to(&receiver.url).await;
+    let calls = (0..10).map(|_| app.as_org(&org, Method::POST, "/v1/webhook/test").send());
+    let answers = futures_util::future::join_all(calls).await;
+    let mut statuses: Vec<u16> = Vec::new();
+    for answer in answers {
+        let answer = answer.expect("sent");
+        if answer.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(
+                answer
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()),
+                Some("1")
+            );
+        }
+        statuses.push(answer.status().as_u16());
+    }
+    let sent = statuses.iter().filter(|s| **s == 200).count();
+    assert_eq!(sent, 3, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 7);
+    assert_eq!(
+        receiver.received().len(),
+        3,
+        "only the admitted ones went out"
+    );
+    // Once they answered, there is room again.
+    expect(
+        app.as_org(&org, Method::POST, "/v1/webhook/test"),
+        StatusCode::OK,
+    )
+    .await;
+}

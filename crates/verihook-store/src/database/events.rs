@@ -51,9 +51,9 @@ impl<B: Backend> EventLog for Database<B> {
             sql: sql.into(),
             params: vec![Value::int(seq)],
         };
-        let attempts = self
-            .read_all(of_event(sql::ATTEMPTS_OF_EVENT), rows::attempt)
-            .await?;
+        // Statuses before attempts: the reads are separate, and commits only add
+        // attempts, so a status read as settled is never shown with its last attempt
+        // missing (the other way round, a client sees one attempt more and polls again).
         let deliveries = self
             .read_all(of_event(sql::DELIVERIES_OF_EVENT), |row| {
                 Ok(EndpointDelivery {
@@ -63,6 +63,9 @@ impl<B: Backend> EventLog for Database<B> {
                         .ok_or_else(|| StoreError::corrupt("delivery status"))?,
                 })
             })
+            .await?;
+        let attempts = self
+            .read_all(of_event(sql::ATTEMPTS_OF_EVENT), rows::attempt)
             .await?;
         Ok(Some(EventRecord {
             event: summary.event,
