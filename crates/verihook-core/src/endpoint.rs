@@ -81,6 +81,33 @@ pub struct Endpoint {
     pub created_at: Timestamp,
 }
 
+impl Endpoint {
+    /// A new endpoint with the defaults: every event type, verihook's scheme, the server's
+    /// retry schedule, automatic recovery on, enabled.
+    pub fn new(
+        organization_id: OrganizationId,
+        url: WebhookUrl,
+        secret: WebhookSecret,
+        is_default: bool,
+        created_at: Timestamp,
+    ) -> Self {
+        Self {
+            id: EndpointId::generate(),
+            organization_id,
+            url,
+            description: String::new(),
+            event_types: EventTypes::all(),
+            secret,
+            scheme: SignatureScheme::default(),
+            retry_schedule: None,
+            auto_recover: true,
+            disabled: false,
+            is_default,
+            created_at,
+        }
+    }
+}
+
 /// The fields of an endpoint that a change may set; `None` leaves one as it is.
 #[derive(Debug, Clone, Default)]
 pub struct EndpointPatch {

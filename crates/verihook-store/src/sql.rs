@@ -178,13 +178,22 @@ pub(crate) const MARK_FAILED: &str = "\
 pub(crate) const UNMARK_FAILED: &str =
     "DELETE FROM failed_events WHERE event_seq = $1 AND endpoint_seq = $2";
 
-/// The live endpoints an event was queued for: those with a delivery, an attempt or a
+/// The endpoints event `$1` was queued for: those with a delivery, an attempt or a
 /// failure of it.
-pub(crate) const ENDPOINTS_OF_EVENT: &str = "\
-    SELECT en.seq FROM endpoints en WHERE en.deleted_at IS NULL AND en.seq IN ( \
-        SELECT endpoint_seq FROM deliveries WHERE event_seq = $1 \
-        UNION SELECT endpoint_seq FROM attempts WHERE event_seq = $1 \
-        UNION SELECT endpoint_seq FROM failed_events WHERE event_seq = $1)";
+macro_rules! queued_for_event {
+    () => {
+        "SELECT endpoint_seq FROM deliveries WHERE event_seq = $1 \
+         UNION SELECT endpoint_seq FROM attempts WHERE event_seq = $1 \
+         UNION SELECT endpoint_seq FROM failed_events WHERE event_seq = $1"
+    };
+}
+
+/// The live endpoints an event was queued for.
+pub(crate) const ENDPOINTS_OF_EVENT: &str = concat!(
+    "SELECT en.seq FROM endpoints en WHERE en.deleted_at IS NULL AND en.seq IN (",
+    queued_for_event!(),
+    ")"
+);
 
 /// One live endpoint of an organization.
 pub(crate) const ENDPOINT_SEQ: &str = "\
@@ -197,18 +206,17 @@ pub(crate) const ENABLED_ENDPOINTS: &str = "\
 
 /// Where an event stands at each endpoint it was queued for (deleted ones included: the
 /// log keeps their history).
-pub(crate) const DELIVERIES_OF_EVENT: &str = "\
-    SELECT en.id AS endpoint_id, CASE \
+pub(crate) const DELIVERIES_OF_EVENT: &str = concat!(
+    "SELECT en.id AS endpoint_id, CASE \
         WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = $1 AND d.endpoint_seq = en.seq) \
             THEN 'pending' \
         WHEN EXISTS (SELECT 1 FROM failed_events f WHERE f.event_seq = $1 \
             AND f.endpoint_seq = en.seq) THEN 'failed' \
         ELSE 'delivered' END AS delivery_status \
-    FROM endpoints en WHERE en.seq IN ( \
-        SELECT endpoint_seq FROM deliveries WHERE event_seq = $1 \
-        UNION SELECT endpoint_seq FROM attempts WHERE event_seq = $1 \
-        UNION SELECT endpoint_seq FROM failed_events WHERE event_seq = $1) \
-    ORDER BY en.seq";
+    FROM endpoints en WHERE en.seq IN (",
+    queued_for_event!(),
+    ") ORDER BY en.seq"
+);
 
 /// The organization, `seq` and type of an event within a scope (`$2` NULL: any).
 pub(crate) const EVENT_OWNER: &str = "\

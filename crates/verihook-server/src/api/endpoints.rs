@@ -221,20 +221,8 @@ async fn create(
         .url
         .clone()
         .ok_or_else(|| ApiError::malformed("url is required").with_field("url"))?;
-    let mut endpoint = Endpoint {
-        id: EndpointId::generate(),
-        organization_id: org.id.clone(),
-        url,
-        description: String::new(),
-        event_types: EventTypes::all(),
-        secret: WebhookSecret::generate(),
-        scheme: SignatureScheme::default(),
-        retry_schedule: None,
-        auto_recover: true,
-        disabled: false,
-        is_default: false,
-        created_at: Timestamp::now(),
-    };
+    let secret = WebhookSecret::generate();
+    let mut endpoint = Endpoint::new(org.id.clone(), url, secret, false, Timestamp::now());
     patch.apply(&mut endpoint);
     state.store.endpoints.create_endpoint(&endpoint).await?;
     tracing::info!(organization_id = %org.id, endpoint_id = %endpoint.id, "endpoint created");

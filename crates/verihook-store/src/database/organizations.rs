@@ -9,10 +9,7 @@ use crate::sql;
 use crate::writer::Lane;
 use crate::StoreError;
 use async_trait::async_trait;
-use verihook_core::{
-    Endpoint, EndpointId, EventTypes, Organization, OrganizationId, SignatureScheme, Timestamp,
-    WebhookSecret, WebhookUrl,
-};
+use verihook_core::{Endpoint, Organization, OrganizationId, Timestamp, WebhookSecret, WebhookUrl};
 
 #[async_trait]
 impl<B: Backend> Organizations for Database<B> {
@@ -87,20 +84,7 @@ impl<B: Backend> Organizations for Database<B> {
                         secret_is_new: false,
                     });
                 }
-                let endpoint = Endpoint {
-                    id: EndpointId::generate(),
-                    organization_id: id,
-                    url,
-                    description: String::new(),
-                    event_types: EventTypes::all(),
-                    secret: fresh_secret,
-                    scheme: SignatureScheme::default(),
-                    retry_schedule: None,
-                    auto_recover: true,
-                    disabled: false,
-                    is_default: true,
-                    created_at: Timestamp::now(),
-                };
+                let endpoint = Endpoint::new(id, url, fresh_secret, true, Timestamp::now());
                 insert_endpoint::<B>(conn, &endpoint).await?;
                 Ok(WebhookSet {
                     url: endpoint.url,
