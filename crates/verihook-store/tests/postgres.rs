@@ -3,6 +3,7 @@
 mod suite;
 
 use sqlx::Connection;
+use suite::RecordOne;
 use verihook_store::postgres;
 use verihook_store::Storage;
 use verihook_testkit::TestDatabase;
@@ -107,4 +108,76 @@ async fn leases_run_on_the_database_clock() {
         store.outbox.claim(request).await.expect("claim").is_empty(),
         "the lease holds"
     );
+}
+
+/// A redelivery that commits while an attempt's outcome is being recorded (after the
+/// recording statement took its snapshot, before it reached the row) is neither lost nor
+/// mistaken for a lost lease: the outcome is recorded and the event falls due again. The
+/// redelivery is held open in a transaction until the recording waits on its row lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_committed_during_recording_sends_again() {
+    if !verihook_testkit::postgres_available("a_redelivery_committed_during_recording_sends_again")
+        .await
+    {
+        return;
+    }
+    let db = TestDatabase::postgres().await;
+    let store = postgres::open(db.url()).await.expect("opened");
+    let org = suite::with_webhook(&store).await;
+    suite::customer(&store, &org).await;
+    let running = store
+        .outbox
+        .claim(suite::claim(10))
+        .await
+        .expect("claimed")
+        .remove(0);
+    let mut redelivery = sqlx::PgConnection::connect(db.url())
+        .await
+        .expect("connected");
+    sqlx::raw_sql("BEGIN; UPDATE deliveries SET requeued = TRUE, budget_used = 0")
+        .execute(&mut redelivery)
+        .await
+        .expect("redelivery begun");
+    let outcome = suite::outcome(&running, verihook_store::NextStep::Delivered, Some(200));
+    let recording = tokio::spawn({
+        let store = store.clone();
+        async move { store.outbox.record_one(outcome).await }
+    });
+    wait_for_a_lock_wait(db.url()).await;
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut redelivery)
+        .await
+        .expect("redelivery committed");
+    let recorded = recording.await.expect("joined").expect("recorded");
+    assert!(
+        recorded,
+        "the outcome is recorded, not taken for a lost lease"
+    );
+    let again = suite::claim_when_due(&store, suite::claim(10)).await;
+    assert_eq!(again[0].event.id, running.event.id, "sent again");
+    assert_eq!((again[0].attempt, again[0].budget_used), (2, 0));
+}
+
+/// Polls (from a session of its own: one in a transaction sees a frozen activity view)
+/// until a session of this database waits on a lock.
+async fn wait_for_a_lock_wait(url: &str) {
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connected");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("read");
+        if waiting > 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the recording never waited on the row"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -172,7 +172,31 @@ const RECORD: &str = "\
         AND m.lease_token = i.lease_token) \
     SELECT event_seq, endpoint_seq, lease_token, requeued FROM moved";
 
+/// Records the outcomes, then once more those whose lease seemed lost. A redelivery
+/// asked for while [`RECORD`] ran commits `requeued` on a row the statement's snapshot saw
+/// unflagged: the `finished`/`rescheduled` branches then skip the row on their re-check
+/// (`NOT requeued`) and the `requeued` branch never saw it. A second statement takes a
+/// fresh snapshot, so such a row is found by the `requeued` branch; a lease truly lost
+/// stays lost. Rare, so it costs nothing on the hot path.
 pub(super) async fn record(
+    conn: &mut PgConnection,
+    outcomes: &[AttemptOutcome],
+) -> Result<Vec<Recorded>, StoreError> {
+    let mut recorded = record_once(conn, outcomes).await?;
+    let lost: Vec<usize> = (0..recorded.len())
+        .filter(|&i| recorded[i] == Recorded::LeaseLost)
+        .collect();
+    if lost.is_empty() {
+        return Ok(recorded);
+    }
+    let retry: Vec<AttemptOutcome> = lost.iter().map(|&i| outcomes[i].clone()).collect();
+    for (i, again) in lost.into_iter().zip(record_once(conn, &retry).await?) {
+        recorded[i] = again;
+    }
+    Ok(recorded)
+}
+
+async fn record_once(
     conn: &mut PgConnection,
     outcomes: &[AttemptOutcome],
 ) -> Result<Vec<Recorded>, StoreError> {
