@@ -120,6 +120,12 @@ prefixed_id!(
     "evt_",
     "event"
 );
+prefixed_id!(
+    /// One of an organization's API keys, as listed and revoked (never the key itself).
+    ApiKeyId,
+    "key_",
+    "API key"
+);
 
 /// An organization's API key. Shown once at creation; only its SHA-256 digest is stored,
 /// so a leaked database does not leak credentials.
@@ -134,6 +140,12 @@ impl ApiKey {
 
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// The first symbols, enough for a person to tell keys apart in a listing and far
+    /// too few (20 random bits) to help guess one.
+    pub fn prefix(&self) -> &str {
+        &self.0[..Self::PREFIX.len() + 4]
     }
 
     /// The digest under which keys are stored and looked up. A lookup by digest leaks

@@ -41,7 +41,7 @@ pub use delivery::{DeliveryStatus, ErrorClass, RetryPolicy};
 pub use endpoint::{Endpoint, EndpointPatch, EventTypes, SignatureScheme};
 pub use error::{DomainError, ValidationError};
 pub use event::{Event, EventType};
-pub use id::{ApiKey, CustomerId, EndpointId, EventId, OrganizationId};
+pub use id::{ApiKey, ApiKeyId, CustomerId, EndpointId, EventId, OrganizationId};
 pub use organization::{Mode, Organization};
 pub use status::{CustomerStatus, TransitionError, TransitionPolicy};
 pub use timestamp::Timestamp;

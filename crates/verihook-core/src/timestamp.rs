@@ -11,6 +11,10 @@ const WIRE: &[FormatItem<'static>] =
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
 
+fn micros_of(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
 impl Timestamp {
     pub fn now() -> Self {
         let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
@@ -23,6 +27,16 @@ impl Timestamp {
 
     pub fn unix_micros(self) -> i64 {
         self.0
+    }
+
+    /// `d` later (saturating at the end of representable time).
+    pub fn saturating_add(self, d: std::time::Duration) -> Self {
+        Self(self.0.saturating_add(micros_of(d)))
+    }
+
+    /// `d` earlier (saturating).
+    pub fn saturating_sub(self, d: std::time::Duration) -> Self {
+        Self(self.0.saturating_sub(micros_of(d)))
     }
 
     pub fn unix_seconds(self) -> i64 {

@@ -63,6 +63,15 @@ pub struct ServeConfig {
     #[arg(long, env = "VERIHOOK_ROLE", value_enum, default_value_t = Role::All)]
     pub role: Role,
 
+    /// Requests a second per organization (bursts of twice that); over it, 429 with
+    /// `Retry-After`. Each node limits on its own. `0` turns the limit off.
+    #[arg(long, env = "VERIHOOK_RATE_LIMIT", default_value_t = 100)]
+    pub rate_limit: u32,
+
+    /// Requests a second for the admin token, likewise; `0` (the default) is no limit.
+    #[arg(long, env = "VERIHOOK_ADMIN_RATE_LIMIT", default_value_t = 0)]
+    pub admin_rate_limit: u32,
+
     /// Log lines on stderr: `pretty` (one readable line per record) or `json` (one JSON
     /// object per line, for log collectors). The level comes from `RUST_LOG` (default info).
     #[arg(long, env = "VERIHOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
@@ -108,6 +117,8 @@ impl ServeConfig {
             alert_webhook_url: None,
             dev: false,
             role: Role::All,
+            rate_limit: 100,
+            admin_rate_limit: 0,
             log_format: LogFormat::Pretty,
         }
     }

@@ -23,6 +23,7 @@ pub mod metrics;
 pub use config::ServeConfig;
 
 use admission::Admission;
+use api::rate_limit::RateLimiter;
 use api::{AppState, Auth};
 use delivery::{DeliveryEngine, Limits, Sender, SenderError};
 use metrics::Metrics;
@@ -99,6 +100,8 @@ impl Server {
             metrics,
             sender,
             test_sends: Arc::default(),
+            rate_limit: Arc::new(RateLimiter::new(config.rate_limit)),
+            admin_rate_limit: Arc::new(RateLimiter::new(config.admin_rate_limit)),
         };
         let dev = match (config.dev, admin_token) {
             (true, Some(token)) => Some(
@@ -142,6 +145,15 @@ impl Server {
             self.per_endpoint,
             stop.clone(),
         ));
+        let keys = tokio::spawn(api::auth::watch_keys(
+            self.state.auth.clone(),
+            self.state.store.api_keys.clone(),
+            stop.clone(),
+        ));
+        tokio::spawn(api::gate::purge_answers(
+            self.state.store.idempotency.clone(),
+            stop.clone(),
+        ));
         let app = if self.role.serves_api() {
             api::router(self.state)
         } else {
@@ -160,6 +172,8 @@ impl Server {
                 tracing::error!(error = %e, "the delivery engine panicked");
             }
         }
+        // Bounded: the last write of key use must not hold the exit when the database is gone.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), keys).await;
         served?;
         Ok(())
     }

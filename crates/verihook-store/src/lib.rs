@@ -23,6 +23,7 @@ pub mod error;
 pub mod outbox;
 pub mod postgres;
 pub mod repository;
+pub mod requests;
 mod rows;
 mod sql;
 pub mod sqlite;
@@ -39,6 +40,10 @@ pub use repository::{
     EventLog, EventRecord, EventSummary, Health, Mutation, Organizations, Page, PageRequest, Scope,
     WebhookEndpoint, WebhookSet,
 };
+pub use requests::{
+    AnswerWithChange, ApiKeyRecord, ApiKeys, Begun, Idempotency, IdempotencyKey, NewApiKey,
+    StoredAnswer,
+};
 
 /// The store's traits over one open database, each a handle on the same connections.
 #[derive(Clone)]
@@ -49,13 +54,22 @@ pub struct Storage {
     pub customers: Arc<dyn Customers>,
     pub events: Arc<dyn EventLog>,
     pub outbox: Arc<dyn Outbox>,
+    pub api_keys: Arc<dyn ApiKeys>,
+    pub idempotency: Arc<dyn Idempotency>,
 }
 
 impl Storage {
     /// Every trait from one implementation.
     pub fn over<T>(store: T) -> Self
     where
-        T: Health + Organizations + Endpoints + Customers + EventLog + Outbox,
+        T: Health
+            + Organizations
+            + Endpoints
+            + Customers
+            + EventLog
+            + Outbox
+            + ApiKeys
+            + Idempotency,
     {
         let store = Arc::new(store);
         Self {
@@ -64,7 +78,9 @@ impl Storage {
             endpoints: store.clone(),
             customers: store.clone(),
             events: store.clone(),
-            outbox: store,
+            outbox: store.clone(),
+            api_keys: store.clone(),
+            idempotency: store,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! changes enqueue their events in the same transaction), and the event history. One trait
 //! per resource, each shaped by its handlers.
 
-use crate::StoreError;
+use crate::{AnswerWithChange, StoreError};
 use async_trait::async_trait;
 use verihook_core::{
     Customer, CustomerChange, CustomerId, CustomerStatus, DeliveryStatus, DomainError, Endpoint,
@@ -167,7 +167,7 @@ pub trait Organizations: Send + Sync + 'static {
     async fn create_organization(
         &self,
         organization: &Organization,
-        api_key_digest: [u8; 32],
+        first_key: &crate::NewApiKey,
     ) -> Result<(), StoreError>;
     async fn organization_by_key(
         &self,
@@ -239,7 +239,16 @@ pub trait Endpoints: Send + Sync + 'static {
 #[async_trait]
 pub trait Customers: Send + Sync + 'static {
     /// Stores a new customer and its events (and their outbox entries) atomically.
-    async fn insert_customer(&self, change: CustomerChange) -> Result<(), StoreError>;
+    async fn insert_customer(&self, change: CustomerChange) -> Result<(), StoreError> {
+        self.insert_customer_answering(change, None).await
+    }
+    /// [`Customers::insert_customer`], storing `answer` (an idempotent request's) in the
+    /// same transaction.
+    async fn insert_customer_answering(
+        &self,
+        change: CustomerChange,
+        answer: Option<AnswerWithChange>,
+    ) -> Result<(), StoreError>;
     /// Reads the customer, applies `mutation`, and stores the result with its events,
     /// all in one transaction. `NotFound` outside `scope`.
     async fn modify_customer(
@@ -247,6 +256,17 @@ pub trait Customers: Send + Sync + 'static {
         scope: Scope<'_>,
         id: &CustomerId,
         mutation: Mutation,
+    ) -> Result<CustomerChange, StoreError> {
+        self.modify_customer_answering(scope, id, mutation, None)
+            .await
+    }
+    /// [`Customers::modify_customer`], storing `answer` in the same transaction.
+    async fn modify_customer_answering(
+        &self,
+        scope: Scope<'_>,
+        id: &CustomerId,
+        mutation: Mutation,
+        answer: Option<AnswerWithChange>,
     ) -> Result<CustomerChange, StoreError>;
     async fn customer(
         &self,

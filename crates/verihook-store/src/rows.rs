@@ -107,6 +107,15 @@ impl Row {
             .ok_or_else(|| StoreError::corrupt(format!("{column} is NULL")))
     }
 
+    pub(crate) fn digest(&self, column: &str) -> Result<[u8; 32], StoreError> {
+        match self.cell(column)? {
+            Value::Bytes(b) => b[..]
+                .try_into()
+                .map_err(|_| StoreError::corrupt(format!("{column} is not 32 bytes"))),
+            _ => Err(StoreError::corrupt(format!("{column} is not bytes"))),
+        }
+    }
+
     pub(crate) fn time(&self, column: &str) -> Result<Timestamp, StoreError> {
         Ok(Timestamp::from_unix_micros(self.int(column)?))
     }

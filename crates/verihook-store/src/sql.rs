@@ -93,7 +93,8 @@ pub(crate) const INSERT_ORGANIZATION: &str = "\
     VALUES ($1, $2, $3, $4, $5)";
 
 pub(crate) const ORGANIZATION_BY_KEY: &str =
-    "SELECT id, name, mode, created_at FROM organizations WHERE api_key_digest = $1";
+    "SELECT o.id, o.name, o.mode, o.created_at FROM api_keys k \
+    JOIN organizations o ON o.id = k.organization_id WHERE k.digest = $1 AND k.revoked_at IS NULL";
 
 pub(crate) const ORGANIZATION: &str =
     "SELECT id, name, mode, created_at FROM organizations WHERE id = $1";
@@ -327,3 +328,48 @@ impl Query {
         self
     }
 }
+
+pub(crate) const INSERT_API_KEY: &str = "\
+    INSERT INTO api_keys (id, organization_id, digest, prefix, created_at) \
+    SELECT $1, id, $2, $3, $4 FROM organizations WHERE id = $5";
+
+pub(crate) const API_KEYS: &str = "\
+    SELECT id, prefix, created_at, last_used_at FROM api_keys \
+    WHERE organization_id = $1 AND revoked_at IS NULL ORDER BY created_at, id";
+
+pub(crate) const REVOKE_API_KEY: &str = "\
+    UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND organization_id = $3 \
+    AND revoked_at IS NULL";
+
+pub(crate) const REVOKED_SINCE: &str =
+    "SELECT digest FROM api_keys WHERE revoked_at IS NOT NULL AND revoked_at >= $1";
+
+/// Only ever forward: uses recorded by several nodes, in any order, keep the latest.
+pub(crate) const RECORD_KEY_USE: &str = "\
+    UPDATE api_keys SET last_used_at = $1 WHERE digest = $2 \
+    AND (last_used_at IS NULL OR last_used_at < $1)";
+
+/// Takes a key that is free: new, expired (`$6`), or held by a request that ended without
+/// letting it go (a crashed node: held past `$4`, now). Answers a row when taken.
+pub(crate) const BEGIN_IDEMPOTENT: &str = "\
+    INSERT INTO idempotency_keys (scope, idem_key, fingerprint, created_at, held_until) \
+    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, idem_key) DO UPDATE SET \
+    fingerprint = excluded.fingerprint, status = NULL, response = NULL, \
+    created_at = excluded.created_at, held_until = excluded.held_until \
+    WHERE idempotency_keys.created_at < $6 \
+    OR (idempotency_keys.status IS NULL AND idempotency_keys.held_until < $4) \
+    RETURNING created_at";
+
+pub(crate) const IDEMPOTENT: &str = "\
+    SELECT fingerprint, status, response FROM idempotency_keys \
+    WHERE scope = $1 AND idem_key = $2";
+
+pub(crate) const FINISH_IDEMPOTENT: &str = "\
+    UPDATE idempotency_keys SET status = $1, response = $2 WHERE scope = $3 AND idem_key = $4";
+
+pub(crate) const ABANDON_IDEMPOTENT: &str =
+    "DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2 AND status IS NULL";
+
+pub(crate) const PURGE_IDEMPOTENT: &str = "\
+    DELETE FROM idempotency_keys WHERE (scope, idem_key) IN (SELECT scope, idem_key \
+    FROM idempotency_keys WHERE created_at < $1 ORDER BY created_at LIMIT $2)";

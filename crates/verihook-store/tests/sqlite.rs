@@ -82,7 +82,13 @@ async fn the_database_files_are_the_owners_alone() {
     .expect("valid");
     store
         .organizations
-        .create_organization(&org, [1; 32])
+        .create_organization(
+            &org,
+            &verihook_store::NewApiKey::of(
+                &verihook_core::ApiKey::generate(),
+                verihook_core::Timestamp::now(),
+            ),
+        )
         .await
         .expect("written");
     for suffix in ["", "-wal", "-shm"] {

@@ -3,6 +3,7 @@
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{parse_limit, parse_param, Admitted, JsonBody, OrgAuth, QueryParams};
+use super::gate::Idempotent;
 use super::input::{customer_patch, new_customer, CustomerInput};
 use super::views::{CustomerView, PageView};
 use super::{schemas, service, AppState};
@@ -17,7 +18,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use verihook_core::customer::parse_reason;
 use verihook_core::{Customer, CustomerId, CustomerStatus, Mode, Timestamp, TransitionPolicy};
-use verihook_store::{Mutation, PageRequest, Scope};
+use verihook_store::{AnswerWithChange, Mutation, PageRequest, Scope};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -61,6 +62,14 @@ fn respond(status: StatusCode, customer: &Customer) -> Response {
     (status, Json(CustomerView::of(customer))).into_response()
 }
 
+/// The answer of a change to `status` with the customer, as an idempotent request stores
+/// it in the change's transaction (byte for byte what [`respond`] sends).
+fn answer(idempotent: &Idempotent, status: StatusCode) -> Option<AnswerWithChange> {
+    idempotent.answer_with_change(status, |change| {
+        serde_json::to_string(&CustomerView::of(&change.customer)).unwrap_or_default()
+    })
+}
+
 /// `POST /v1/customers` → 201, with `customer.created` in the same transaction.
 #[utoipa::path(post, path = "/v1/customers", tag = "customers",
     security(("organizationKey" = [])),
@@ -77,6 +86,7 @@ fn respond(status: StatusCode, customer: &Customer) -> Response {
 async fn create(
     OrgAuth(org): OrgAuth,
     _admitted: Admitted,
+    idempotent: Idempotent,
     State(state): State<AppState>,
     JsonBody(input): JsonBody<CustomerInput>,
 ) -> Result<Response, ApiError> {
@@ -85,7 +95,12 @@ async fn create(
         new_customer(&input, now.date()).map_err(|e| ApiError::invalid(e.field, e.message))?;
     let change = Customer::create(org.id, new, now)?;
     let (customer, events) = (change.customer.clone(), change.events.len());
-    state.store.customers.insert_customer(change).await?;
+    let answer = answer(&idempotent, StatusCode::CREATED);
+    state
+        .store
+        .customers
+        .insert_customer_answering(change, answer)
+        .await?;
     state.metrics.accepted(events);
     Ok(respond(StatusCode::CREATED, &customer))
 }
@@ -185,6 +200,7 @@ async fn list(
 async fn update(
     OrgAuth(org): OrgAuth,
     _admitted: Admitted,
+    idempotent: Idempotent,
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(input): JsonBody<CustomerInput>,
@@ -197,7 +213,12 @@ async fn update(
     let change = state
         .store
         .customers
-        .modify_customer(Scope::Organization(&org.id), &id, mutation)
+        .modify_customer_answering(
+            Scope::Organization(&org.id),
+            &id,
+            mutation,
+            answer(&idempotent, StatusCode::OK),
+        )
         .await
         .map_err(|e| ApiError::from_store(e, "customer"))?;
     state.metrics.accepted(change.events.len());
@@ -223,6 +244,7 @@ pub(super) struct StatusInput {
 /// Applies a status decision under `policy`; 409 and nothing written if it is refused.
 pub(super) async fn decide(
     state: &AppState,
+    idempotent: &Idempotent,
     scope: Scope<'_>,
     id: &str,
     input: StatusInput,
@@ -237,7 +259,9 @@ pub(super) async fn decide(
         .map_err(|e| ApiError::invalid("status", e.to_string()))?;
     let reason =
         parse_reason(input.reason.as_deref()).map_err(|e| ApiError::invalid(e.field, e.message))?;
-    let change = service::change_status(&state.store, scope, &id, to, reason, policy).await?;
+    let decision = service::Decision { to, reason, policy };
+    let answer = answer(idempotent, StatusCode::OK);
+    let change = service::change_status(&state.store, scope, &id, decision, answer).await?;
     state.metrics.accepted(change.events.len());
     Ok(respond(StatusCode::OK, &change.customer))
 }
@@ -262,6 +286,7 @@ pub(super) async fn decide(
 async fn sandbox_status(
     OrgAuth(org): OrgAuth,
     _admitted: Admitted,
+    idempotent: Idempotent,
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(input): JsonBody<StatusInput>,
@@ -273,6 +298,7 @@ async fn sandbox_status(
     }
     decide(
         &state,
+        &idempotent,
         Scope::Organization(&org.id),
         &id,
         input,

@@ -108,6 +108,32 @@ impl ApiError {
         }
     }
 
+    /// With `Retry-After: seconds`.
+    pub fn retrying_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
+    }
+
+    /// An `Idempotency-Key` sent again with another method, path or body.
+    pub fn idempotency_key_reused() -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with another method, path or body",
+        )
+        .with_field("Idempotency-Key")
+    }
+
+    /// An `Idempotency-Key` whose first request is still running.
+    pub fn idempotency_key_in_use() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_in_use",
+            "a request with this Idempotency-Key is still being processed; retry shortly",
+        )
+        .with_field("Idempotency-Key")
+    }
+
     /// Deliveries lag behind what the API accepted: retry in a second.
     pub fn overloaded(message: impl Into<String>) -> Self {
         Self {

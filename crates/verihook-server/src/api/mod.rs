@@ -2,17 +2,19 @@
 //! of one resource; [`router`] merges them and adds the shared layers.
 
 mod admin;
-mod auth;
+pub mod auth;
 mod customers;
 mod dashboard;
 mod endpoints;
 mod error;
 mod events;
 mod extract;
+pub mod gate;
 mod health;
 mod input;
 mod metrics;
 mod openapi;
+pub mod rate_limit;
 mod rotation;
 mod schemas;
 pub mod service;
@@ -36,7 +38,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use verihook_store::Storage;
 
 /// Request bodies above this answer 413.
-const BODY_LIMIT: usize = 1024 * 1024;
+pub(crate) const BODY_LIMIT: usize = 1024 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -51,6 +53,10 @@ pub struct AppState {
     pub admission: Arc<Admission>,
     /// Bounds each organization's test sends running at once.
     pub test_sends: Arc<test_sends::TestSends>,
+    /// `--rate-limit`, per organization.
+    pub rate_limit: Arc<rate_limit::RateLimiter>,
+    /// `--admin-rate-limit`, for the admin token.
+    pub admin_rate_limit: Arc<rate_limit::RateLimiter>,
 }
 
 /// Only `/healthz`, `/readyz` and `/metrics`: what a worker node serves.
@@ -88,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), gate::gate))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

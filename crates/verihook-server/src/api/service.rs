@@ -7,7 +7,7 @@ use verihook_core::{
     ApiKey, Customer, CustomerChange, CustomerId, CustomerStatus, Mode, Organization,
     OrganizationId, Timestamp, TransitionPolicy, WebhookSecret, WebhookUrl,
 };
-use verihook_store::{Mutation, Scope, Storage, WebhookSet};
+use verihook_store::{AnswerWithChange, Mutation, NewApiKey, Scope, Storage, WebhookSet};
 
 /// Creates an organization with a fresh API key (shown once: only its digest is stored).
 pub async fn create_organization(
@@ -20,7 +20,7 @@ pub async fn create_organization(
     let key = ApiKey::generate();
     store
         .organizations
-        .create_organization(&org, ApiKey::digest(key.expose()))
+        .create_organization(&org, &NewApiKey::of(&key, org.created_at))
         .await?;
     Ok((org, key))
 }
@@ -38,20 +38,28 @@ pub async fn set_webhook_url(
         .map_err(|e| ApiError::from_store(e, "organization"))
 }
 
-/// Moves the customer to `to` if `policy` allows it, storing its events with it.
+/// A status decision: where to, why, under which rules.
+pub struct Decision {
+    pub to: CustomerStatus,
+    pub reason: Option<String>,
+    pub policy: TransitionPolicy,
+}
+
+/// Moves the customer as `decision` says if its policy allows it, storing its events (and
+/// an idempotent request's `answer`) with it.
 pub async fn change_status(
     store: &Storage,
     scope: Scope<'_>,
     id: &CustomerId,
-    to: CustomerStatus,
-    reason: Option<String>,
-    policy: TransitionPolicy,
+    decision: Decision,
+    answer: Option<AnswerWithChange>,
 ) -> Result<CustomerChange, ApiError> {
     let now = Timestamp::now();
+    let Decision { to, reason, policy } = decision;
     let mutation: Mutation = Box::new(move |c: &Customer| c.change_status(to, reason, policy, now));
     store
         .customers
-        .modify_customer(scope, id, mutation)
+        .modify_customer_answering(scope, id, mutation, answer)
         .await
         .map_err(|e| ApiError::from_store(e, "customer"))
 }

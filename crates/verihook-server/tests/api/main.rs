@@ -1,6 +1,7 @@
 //! API integration tests: the real server, a fresh SQLite file, HTTP on loopback.
 
 mod admin;
+mod api_keys;
 mod customers;
 mod dashboard;
 mod delivery;
@@ -8,8 +9,10 @@ mod endpoints;
 mod errors;
 mod events;
 mod helpers;
+mod idempotency;
 mod isolation;
 mod openapi;
 mod operations;
+mod rate_limits;
 mod statuses;
 mod webhook;

@@ -13,6 +13,12 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/openapi.json"),
     ("post", "/v1/admin/organizations"),
     ("put", "/v1/admin/organizations/{org_id}/webhook"),
+    ("post", "/v1/admin/organizations/{org_id}/api-keys"),
+    ("get", "/v1/admin/organizations/{org_id}/api-keys"),
+    (
+        "delete",
+        "/v1/admin/organizations/{org_id}/api-keys/{key_id}",
+    ),
     (
         "post",
         "/v1/admin/organizations/{org_id}/webhook/rotate-secret",

@@ -6,27 +6,41 @@ use crate::conn::Conn;
 use crate::repository::{Customers, Mutation, Page, PageRequest, Scope};
 use crate::rows::{self, Value};
 use crate::sql::{self, Query};
-use crate::writer::Lane;
+use crate::writer::{Lane, Shape};
 use crate::StoreError;
+use crate::{AnswerWithChange, StoredAnswer};
 use async_trait::async_trait;
 use verihook_core::{Customer, CustomerChange, CustomerId, CustomerStatus, OrganizationId};
 
 #[async_trait]
 impl<B: Backend> Customers for Database<B> {
-    async fn insert_customer(&self, change: CustomerChange) -> Result<(), StoreError> {
-        self.write_shaped(Lane::Api, B::SAVE_AND_RECORD, move |conn| {
-            Box::pin(async move { B::save_change(conn, &change.customer, &change.events).await })
+    async fn insert_customer_answering(
+        &self,
+        change: CustomerChange,
+        answer: Option<AnswerWithChange>,
+    ) -> Result<(), StoreError> {
+        // With an answer to store it is two statements, which need a transaction.
+        let shape = match answer {
+            None => B::SAVE_AND_RECORD,
+            Some(_) => Shape::Several,
+        };
+        self.write_shaped(Lane::Api, shape, move |conn| {
+            Box::pin(async move {
+                B::save_change(conn, &change.customer, &change.events).await?;
+                store_answer_with::<B>(conn, answer, &change).await
+            })
         })
         .await?;
         self.deliveries_due();
         Ok(())
     }
 
-    async fn modify_customer(
+    async fn modify_customer_answering(
         &self,
         scope: Scope<'_>,
         id: &CustomerId,
         mutation: Mutation,
+        answer: Option<AnswerWithChange>,
     ) -> Result<CustomerChange, StoreError> {
         let organization = scope.organization().cloned();
         let id = id.clone();
@@ -48,6 +62,7 @@ impl<B: Backend> Customers for Database<B> {
                     if change.customer != current || !change.events.is_empty() {
                         B::save_change(conn, &change.customer, &change.events).await?;
                     }
+                    store_answer_with::<B>(conn, answer, &change).await?;
                     Ok(change)
                 })
             })
@@ -97,4 +112,20 @@ impl<B: Backend> Customers for Database<B> {
         let items = self.read_all(q, rows::customer).await?;
         Ok(Page::of(items, page.limit))
     }
+}
+
+/// Stores an idempotent request's answer, rendered from the change, beside the change.
+async fn store_answer_with<B: Backend>(
+    conn: &mut B::Conn,
+    answer: Option<AnswerWithChange>,
+    change: &CustomerChange,
+) -> Result<(), StoreError> {
+    let Some(answer) = answer else {
+        return Ok(());
+    };
+    let stored = StoredAnswer {
+        status: answer.status,
+        body: (answer.render)(change),
+    };
+    super::requests::store_answer::<B>(conn, &answer.key, &stored).await
 }

@@ -9,6 +9,7 @@ mod endpoints;
 mod events;
 mod organizations;
 mod outbox;
+mod requests;
 
 use crate::conn::Conn;
 use crate::outbox::{AttemptOutcome, ClaimRequest, ClaimedDelivery, Lease, Recorded};

@@ -1,9 +1,11 @@
 //! [`Organizations`], written once for every backend.
 
 use super::endpoints::insert_endpoint;
+use super::requests::insert_api_key;
 use super::{stored_url, Backend, Database};
 use crate::conn::Conn;
 use crate::repository::{Organizations, WebhookEndpoint, WebhookSet};
+use crate::requests::NewApiKey;
 use crate::rows::{self, Value};
 use crate::sql;
 use crate::writer::Lane;
@@ -16,20 +18,20 @@ impl<B: Backend> Organizations for Database<B> {
     async fn create_organization(
         &self,
         organization: &Organization,
-        api_key_digest: [u8; 32],
+        first_key: &NewApiKey,
     ) -> Result<(), StoreError> {
-        let org = organization.clone();
+        let (org, key) = (organization.clone(), first_key.clone());
         self.write(Lane::Api, move |conn| {
             Box::pin(async move {
                 let params = [
                     Value::text(org.id.as_str()),
                     Value::text(&org.name),
                     Value::text(org.mode.as_str()),
-                    Value::Bytes(api_key_digest[..].into()),
+                    Value::Bytes(key.digest[..].into()),
                     Value::time(org.created_at),
                 ];
                 conn.execute(sql::INSERT_ORGANIZATION, &params).await?;
-                Ok(())
+                insert_api_key::<B>(conn, &org.id, &key).await
             })
         })
         .await

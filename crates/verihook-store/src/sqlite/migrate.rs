@@ -44,6 +44,11 @@ const MIGRATIONS: &[Migration] = &[
     // 5 is PostgreSQL's alone (its foreign keys); the numbers stay shared.
     migration!(6, "0006_endpoints.sql", "endpoints"),
     migration!(7, "0007_rotation_overlap.sql", "rotation overlap"),
+    migration!(
+        8,
+        "0008_idempotency_and_api_keys.sql",
+        "idempotency and api keys"
+    ),
 ];
 
 pub(super) fn embedded() -> usize {

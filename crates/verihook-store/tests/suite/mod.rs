@@ -3,7 +3,9 @@
 //! event inserts fail, to prove that a change and its events are stored atomically.
 
 mod endpoints;
+mod requests;
 pub use endpoints::*;
+pub use requests::*;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,8 +19,8 @@ use verihook_core::{
     Organization, Timestamp, TransitionPolicy, WebhookSecret, WebhookUrl,
 };
 use verihook_store::{
-    AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, EventFilter, Mutation, NextStep,
-    Outbox, PageRequest, Recorded, Scope, Storage, StoreError,
+    AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, EventFilter, Mutation, NewApiKey,
+    NextStep, Outbox, PageRequest, Recorded, Scope, Storage, StoreError,
 };
 
 pub trait Backend: Sized {
@@ -45,7 +47,7 @@ pub(crate) async fn organization(store: &Storage) -> Organization {
     let key = ApiKey::generate();
     store
         .organizations
-        .create_organization(&org, ApiKey::digest(key.expose()))
+        .create_organization(&org, &NewApiKey::of(&key, Timestamp::now()))
         .await
         .expect("created");
     org
@@ -55,7 +57,7 @@ fn text(s: &str) -> Text {
     Text::parse(s).expect("valid text")
 }
 
-fn new_customer(org: &Organization, email: &str) -> CustomerChange {
+pub(crate) fn new_customer(org: &Organization, email: &str) -> CustomerChange {
     let new = NewCustomer {
         customer_type: CustomerType::Individual,
         email: Email::parse(email).expect("valid"),
@@ -124,7 +126,7 @@ pub async fn organizations_are_found_by_key_and_id<B: Backend>() {
     let key = ApiKey::generate();
     store
         .organizations
-        .create_organization(&org, ApiKey::digest(key.expose()))
+        .create_organization(&org, &NewApiKey::of(&key, Timestamp::now()))
         .await
         .expect("created");
     let by_key = store
@@ -1223,7 +1225,12 @@ macro_rules! store_suite {
             deleting_an_endpoint_drops_its_pending_deliveries,
             without_an_endpoint_events_wait_for_the_first,
             the_next_due_time_leaves_out_saturated_endpoints,
-            a_rotation_keeps_the_previous_secret_signing_until_its_overlap_ends
+            a_rotation_keeps_the_previous_secret_signing_until_its_overlap_ends,
+            api_keys_are_created_listed_and_revoked,
+            key_use_moves_last_used_forward_only,
+            an_idempotency_key_is_held_answered_and_scoped,
+            idempotency_keys_are_taken_over_expire_and_purge,
+            an_answer_is_stored_with_its_change_or_not_at_all
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {
@@ -1370,5 +1377,14 @@ pub async fn the_outbox_and_attempt_log_survive_the_upgrade<B: Backend>() {
     assert_eq!(
         attempts(WAITING).await,
         (DeliveryStatus::Delivered, vec![Some(500), Some(200)])
+    );
+    let key_holder = store
+        .organizations
+        .organization_by_key([7; 32])
+        .await
+        .expect("read");
+    assert!(
+        key_holder.is_some(),
+        "the organization's key became its first key"
     );
 }

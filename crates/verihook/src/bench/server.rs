@@ -39,6 +39,8 @@ impl ServerUnderTest {
             .env("VERIHOOK_ALLOW_HTTP", "true")
             .env("VERIHOOK_ALLOW_PRIVATE_NETWORKS", "true")
             .env("VERIHOOK_DELIVERY_TIMEOUT", delivery_timeout)
+            // The bench drives one organization as hard as it can: no per-client limit.
+            .env("VERIHOOK_RATE_LIMIT", "0")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

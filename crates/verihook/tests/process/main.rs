@@ -4,6 +4,7 @@ mod crash;
 mod env;
 mod logs;
 mod nodes;
+mod requests;
 mod shutdown;
 mod support;
 mod tools;

@@ -19,6 +19,8 @@ fn node(db: &TestDatabase, role: &str) -> Running {
             "1s,1s,1s,1s,1s,1s,1s,1s,1s,1s".into(),
         ),
         ("VERIHOOK_ROLE", role.into()),
+        // These tests drive load through one organization; the limit is not under test.
+        ("VERIHOOK_RATE_LIMIT", "0".into()),
     ]);
     start(&vars)
 }

@@ -4,6 +4,7 @@
 use crate::api::customers::{decide, StatusInput};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{AdminAuth, Admitted, JsonBody};
+use crate::api::gate::Idempotent;
 use crate::api::views::CustomerView;
 use crate::api::AppState;
 use axum::extract::{Path, State};
@@ -36,9 +37,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn decide_status(
     _: AdminAuth,
     _admitted: Admitted,
+    idempotent: Idempotent,
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(input): JsonBody<StatusInput>,
 ) -> Result<Response, ApiError> {
-    decide(&state, Scope::All, &id, input, TransitionPolicy::Workflow).await
+    let policy = TransitionPolicy::Workflow;
+    decide(&state, &idempotent, Scope::All, &id, input, policy).await
 }

@@ -2,6 +2,7 @@
 //! manager's organizations and their webhook, events across organizations, and the
 //! verification team's status decisions.
 
+mod api_keys;
 mod customers;
 mod events;
 mod organizations;
@@ -12,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(organizations::router())
+        .merge(api_keys::router())
         .merge(events::router())
         .merge(customers::router())
 }

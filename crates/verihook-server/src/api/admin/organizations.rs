@@ -91,7 +91,7 @@ async fn create_organization(
     ))
 }
 
-fn organization_id(raw: &str) -> Result<OrganizationId, ApiError> {
+pub(super) fn organization_id(raw: &str) -> Result<OrganizationId, ApiError> {
     OrganizationId::parse(raw).map_err(|_| ApiError::not_found("organization"))
 }
 
