@@ -63,6 +63,12 @@ pub struct ServeConfig {
     #[arg(long, env = "VERIHOOK_ROLE", value_enum, default_value_t = Role::All)]
     pub role: Role,
 
+    /// 32 bytes in base64 (`openssl rand -base64 32`): webhook secrets are stored sealed
+    /// with it (XChaCha20-Poly1305); plaintext ones are sealed at the first start with it.
+    /// `--dev` makes one and keeps it beside its SQLite file.
+    #[arg(long, env = "VERIHOOK_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
     /// Requests a second per organization (bursts of twice that); over it, 429 with
     /// `Retry-After`. Each node limits on its own. `0` turns the limit off.
     #[arg(long, env = "VERIHOOK_RATE_LIMIT", default_value_t = 100)]
@@ -117,6 +123,7 @@ impl ServeConfig {
             alert_webhook_url: None,
             dev: false,
             role: Role::All,
+            secret_key: None,
             rate_limit: 100,
             admin_rate_limit: 0,
             log_format: LogFormat::Pretty,

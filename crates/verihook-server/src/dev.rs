@@ -3,8 +3,11 @@
 //! curl in a minute.
 
 use crate::api::{service, ApiError, AppState};
+use crate::ServerError;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use verihook_core::{Mode, WebhookSecret, WebhookUrl};
+use verihook_store::secrets::SecretKey;
 
 /// Where the dev organization's events go: the default of `verihook listen --port 9000`.
 pub const DEV_WEBHOOK_URL: &str = "http://127.0.0.1:9000/webhooks/verification";
@@ -25,6 +28,39 @@ pub fn admin_token() -> String {
             .expose()
             .trim_start_matches("whsec_")
     )
+}
+
+/// The `--dev` secret key, kept in `<database file>.secret-key` (owner-only) and made on
+/// the first run; `None` for a database that is not a SQLite file.
+pub(crate) fn secret_key_beside(database_url: &str) -> Result<Option<SecretKey>, ServerError> {
+    let Some(path) = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+        .map(|p| p.split('?').next().unwrap_or(p))
+        .filter(|p| !p.is_empty() && *p != ":memory:")
+    else {
+        return Ok(None);
+    };
+    let file = PathBuf::from(format!("{path}.secret-key"));
+    let io = |e: std::io::Error| ServerError::Config(format!("{}: {e}", file.display()));
+    if file.exists() {
+        let text = std::fs::read_to_string(&file).map_err(io)?;
+        let key = SecretKey::parse(&text)
+            .map_err(|e| ServerError::Config(format!("{}: {e}", file.display())))?;
+        return Ok(Some(key));
+    }
+    let key = SecretKey::generate();
+    write_owner_only(&file, &key.to_base64()).map_err(io)?;
+    tracing::info!(file = %file.display(), "made a secret key for --dev");
+    Ok(Some(key))
+}
+
+fn write_owner_only(file: &Path, text: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(file)?, format!("{text}\n").as_bytes())
 }
 
 impl DevSandbox {

@@ -31,6 +31,7 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use verihook_store::secrets::SecretKey;
 use verihook_store::{Storage, StoreError};
 
 /// Why the server could not start or stopped with an error.
@@ -44,6 +45,28 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Sender(#[from] SenderError),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// The key webhook secrets are sealed with: `--secret-key`, or with `--dev` the one kept
+/// beside the SQLite file (made on the first run); without either, none, and a warning.
+fn secret_key(config: &ServeConfig) -> Result<Option<SecretKey>, ServerError> {
+    if let Some(key) = &config.secret_key {
+        return SecretKey::parse(key)
+            .map(Some)
+            .map_err(|e| ServerError::Config(format!("--secret-key: {e}")));
+    }
+    if config.dev {
+        if let Some(key) = dev::secret_key_beside(&config.database_url)? {
+            return Ok(Some(key));
+        }
+    }
+    tracing::warn!(
+        "no --secret-key: webhook secrets are stored in plaintext in the database; \
+         set VERIHOOK_SECRET_KEY to 32 random bytes in base64 to seal them"
+    );
+    Ok(None)
 }
 
 pub struct Server {
@@ -74,7 +97,8 @@ impl Server {
             )?
             .allowing_http(config.allows_http()),
         );
-        let store = verihook_store::connect(&config.database_url).await?;
+        let key = secret_key(config)?;
+        let store = verihook_store::connect_with(&config.database_url, key.as_ref()).await?;
         let metrics = Arc::new(Metrics::new());
         let engine = config.role.delivers().then(|| {
             Arc::new(DeliveryEngine::new(

@@ -25,6 +25,7 @@ pub mod postgres;
 pub mod repository;
 pub mod requests;
 mod rows;
+pub mod secrets;
 mod sql;
 pub mod sqlite;
 mod writer;
@@ -88,10 +89,18 @@ impl Storage {
 /// Opens the store a database URL names: `sqlite://PATH` (created if missing) or
 /// `postgres://…`, applying pending migrations.
 pub async fn connect(database_url: &str) -> Result<Storage, StoreError> {
+    connect_with(database_url, None).await
+}
+
+/// [`connect`], sealing webhook secrets with `key` (see [`secrets`]).
+pub async fn connect_with(
+    database_url: &str,
+    key: Option<&secrets::SecretKey>,
+) -> Result<Storage, StoreError> {
     if database_url.starts_with("sqlite:") {
-        sqlite::open(database_url).await
+        sqlite::open_with(database_url, key).await
     } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        postgres::open(database_url).await
+        postgres::open_with(database_url, key).await
     } else {
         Err(StoreError::Config(
             "database URL must start with sqlite:// or postgres://".into(),

@@ -98,7 +98,7 @@ fn select_endpoints(organization: &OrganizationId) -> Query {
 #[async_trait]
 impl<B: Backend> Endpoints for Database<B> {
     async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
-        let endpoint = endpoint.clone();
+        let endpoint = self.sealed(endpoint)?;
         self.write(Lane::Api, move |conn| {
             Box::pin(async move { insert_endpoint::<B>(conn, &endpoint).await })
         })
@@ -108,7 +108,8 @@ impl<B: Backend> Endpoints for Database<B> {
     async fn endpoints(&self, organization: &OrganizationId) -> Result<Vec<Endpoint>, StoreError> {
         let mut q = select_endpoints(organization);
         q.push(" ORDER BY seq");
-        self.read_all(q, rows::endpoint).await
+        let found = self.read_all(q, rows::endpoint).await?;
+        found.into_iter().map(|e| self.opened(e)).collect()
     }
 
     async fn endpoint(
@@ -119,7 +120,8 @@ impl<B: Backend> Endpoints for Database<B> {
         let mut q = select_endpoints(organization);
         q.push(" AND id = ")
             .bind(Value::text(id.as_str()).into_owned());
-        Ok(self.read_all(q, rows::endpoint).await?.into_iter().next())
+        let found = self.read_all(q, rows::endpoint).await?.into_iter().next();
+        found.map(|e| self.opened(e)).transpose()
     }
 
     async fn update_endpoint(
@@ -147,6 +149,7 @@ impl<B: Backend> Endpoints for Database<B> {
             })
         })
         .await
+        .and_then(|e| self.opened(e))
     }
 
     async fn rotate_secret(
@@ -158,7 +161,7 @@ impl<B: Backend> Endpoints for Database<B> {
         overlap_until: Timestamp,
     ) -> Result<(), StoreError> {
         let mut params = vec![
-            Value::text(secret.expose()).into_owned(),
+            Value::owned_text(Some(self.sealer.seal(&secret)?)),
             Value::time(overlap_until),
             Value::time(now),
             Value::text(organization.as_str()).into_owned(),
@@ -202,5 +205,20 @@ impl<B: Backend> Endpoints for Database<B> {
             })
         })
         .await
+    }
+}
+
+impl<B: Backend> Database<B> {
+    /// `endpoint` as stored: its secret sealed.
+    pub(super) fn sealed(&self, endpoint: &Endpoint) -> Result<Endpoint, StoreError> {
+        let mut stored = endpoint.clone();
+        stored.secret = WebhookSecret::from_stored(self.sealer.seal(&endpoint.secret)?);
+        Ok(stored)
+    }
+
+    /// `endpoint` as read: its secret opened.
+    fn opened(&self, mut endpoint: Endpoint) -> Result<Endpoint, StoreError> {
+        endpoint.secret = self.sealer.open(endpoint.secret)?;
+        Ok(endpoint)
     }
 }

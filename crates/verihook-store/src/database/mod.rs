@@ -15,6 +15,7 @@ use crate::conn::Conn;
 use crate::outbox::{AttemptOutcome, ClaimRequest, ClaimedDelivery, Lease, Recorded};
 use crate::repository::Health;
 use crate::rows::{self, Row, Value};
+use crate::secrets::{Sealer, SecretKey};
 use crate::sql::{self, Query};
 use crate::writer::{Lane, Recorder, Shape, Writer};
 use crate::StoreError;
@@ -77,11 +78,17 @@ pub(crate) struct Database<B> {
     /// The outbox's wake-up: notified after this process enqueues or moves deliveries
     /// sooner, and (PostgreSQL) when another node announces that it did.
     pub(super) work: Arc<Notify>,
+    /// Seals webhook secrets on the way in, opens them on the way out.
+    pub(super) sealer: Sealer,
 }
 
 impl<B: Backend> Database<B> {
-    pub(crate) fn new(backend: B, work: Arc<Notify>) -> Self {
-        Self { backend, work }
+    pub(crate) fn new(backend: B, work: Arc<Notify>, key: Option<&SecretKey>) -> Self {
+        Self {
+            backend,
+            work,
+            sealer: Sealer::new(key),
+        }
     }
 
     pub(super) async fn read_one<T>(

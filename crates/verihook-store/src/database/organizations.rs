@@ -66,7 +66,13 @@ impl<B: Backend> Organizations for Database<B> {
                 previous_secret: rows::previous_secret(row, Timestamp::now())?,
             })
         })
-        .await
+        .await?
+        .map(|mut w| {
+            w.secret = self.sealer.open_opt(w.secret)?;
+            w.previous_secret = self.sealer.open_opt(w.previous_secret)?;
+            Ok(w)
+        })
+        .transpose()
     }
 
     async fn set_webhook_url(
@@ -76,25 +82,37 @@ impl<B: Backend> Organizations for Database<B> {
         fresh_secret: WebhookSecret,
     ) -> Result<WebhookSet, StoreError> {
         let (id, url) = (id.clone(), url.clone());
-        self.write(Lane::Api, move |conn| {
-            Box::pin(async move {
-                let params = [Value::text(url.as_str()), Value::text(id.as_str())];
-                if let Some(row) = conn.query(sql::SET_DEFAULT_URL, &params).await?.first() {
-                    return Ok(WebhookSet {
-                        url: stored_url(&row.string("url")?)?,
-                        secret: WebhookSecret::from_stored(row.string("secret")?),
-                        secret_is_new: false,
-                    });
-                }
-                let endpoint = Endpoint::new(id, url, fresh_secret, true, Timestamp::now());
-                insert_endpoint::<B>(conn, &endpoint).await?;
-                Ok(WebhookSet {
-                    url: endpoint.url,
-                    secret: endpoint.secret,
-                    secret_is_new: true,
+        let fresh = Endpoint::new(
+            id.clone(),
+            url.clone(),
+            fresh_secret,
+            true,
+            Timestamp::now(),
+        );
+        let stored = self.sealed(&fresh)?;
+        let set = self
+            .write(Lane::Api, move |conn| {
+                Box::pin(async move {
+                    let params = [Value::text(url.as_str()), Value::text(id.as_str())];
+                    if let Some(row) = conn.query(sql::SET_DEFAULT_URL, &params).await?.first() {
+                        return Ok(WebhookSet {
+                            url: stored_url(&row.string("url")?)?,
+                            secret: WebhookSecret::from_stored(row.string("secret")?),
+                            secret_is_new: false,
+                        });
+                    }
+                    insert_endpoint::<B>(conn, &stored).await?;
+                    Ok(WebhookSet {
+                        url: fresh.url,
+                        secret: fresh.secret,
+                        secret_is_new: true,
+                    })
                 })
             })
+            .await?;
+        Ok(WebhookSet {
+            secret: self.sealer.open(set.secret)?,
+            ..set
         })
-        .await
     }
 }

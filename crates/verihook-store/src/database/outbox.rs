@@ -20,10 +20,19 @@ use verihook_core::{EndpointId, EventId, EventType, EventTypes, OrganizationId, 
 #[async_trait]
 impl<B: Backend> Outbox for Database<B> {
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        self.write_shaped(Lane::Delivery, B::CLAIM, move |conn| {
-            Box::pin(async move { B::claim(conn, &request).await })
-        })
-        .await
+        let claimed = self
+            .write_shaped(Lane::Delivery, B::CLAIM, move |conn| {
+                Box::pin(async move { B::claim(conn, &request).await })
+            })
+            .await?;
+        claimed
+            .into_iter()
+            .map(|mut d| {
+                d.secret = self.sealer.open(d.secret)?;
+                d.previous_secret = self.sealer.open_opt(d.previous_secret)?;
+                Ok(d)
+            })
+            .collect()
     }
 
     async fn record(&self, outcomes: Vec<AttemptOutcome>) -> Result<Vec<Recorded>, StoreError> {

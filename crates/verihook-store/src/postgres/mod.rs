@@ -13,6 +13,7 @@ mod ops;
 
 use crate::database::{recorder, Backend, Database};
 use crate::rows::{Row, Value};
+use crate::secrets::{seal_stored, Sealer, SecretKey};
 use crate::writer::{Connect, Shape, Writer};
 use crate::{ClaimRequest, ClaimedDelivery, Storage, StoreError};
 use sqlx::migrate::Migrator;
@@ -56,6 +57,11 @@ impl Drop for Postgres {
 /// Connects to `url` (`postgres://…`) and applies pending migrations (several nodes
 /// starting at once take turns: sqlx holds an advisory lock while migrating).
 pub async fn open(url: &str) -> Result<Storage, StoreError> {
+    open_with(url, None).await
+}
+
+/// [`open`], sealing webhook secrets with `key` (see [`crate::secrets`]).
+pub async fn open_with(url: &str, key: Option<&SecretKey>) -> Result<Storage, StoreError> {
     // Every connection of this node carries its name: the wake-ups it sends say who sent
     // them (see `relay_notifications`), and operators see which node a backend serves.
     let node = format!("verihook-{}", &random_token()[..12]);
@@ -71,9 +77,16 @@ pub async fn open(url: &str) -> Result<Storage, StoreError> {
     // stays while the churn's dead rows make it long: measured, a claim's cost drifted
     // from 0.06 to 0.2 ms within a run. The writers' connections rule scans out.
     let options = options.options([("enable_seqscan", "off")]);
-    let mut write_connections = Vec::with_capacity(WRITERS);
+    let mut write_connections: Vec<PgConnection> = Vec::with_capacity(WRITERS);
     for _ in 0..WRITERS {
         write_connections.push(options.connect().await?);
+    }
+    let sealer = Sealer::new(key);
+    if let Some(conn) = write_connections.first_mut() {
+        let sealed = seal_stored(conn, &sealer).await?;
+        if sealed > 0 {
+            tracing::info!(sealed, "webhook secrets sealed with the secret key");
+        }
     }
     let connect: Connect<PgConnection> = Arc::new(move || {
         let options = options.clone();
@@ -87,7 +100,7 @@ pub async fn open(url: &str) -> Result<Storage, StoreError> {
         writer: Writer::spawn_tasks(write_connections, connect, recorder::<Postgres>()),
         listener: tokio::spawn(relay_notifications(listener, node, work.clone())),
     };
-    Ok(Storage::over(Database::new(backend, work)))
+    Ok(Storage::over(Database::new(backend, work, key)))
 }
 
 /// Turns `NOTIFY` from other nodes into a wake-up of this node's sender. This node's own

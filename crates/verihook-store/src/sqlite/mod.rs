@@ -10,6 +10,7 @@ mod ops;
 
 use crate::database::{recorder, Backend, Database};
 use crate::rows::{Row, Value};
+use crate::secrets::{seal_stored, Sealer, SecretKey};
 use crate::writer::{Shape, Writer};
 use crate::{Storage, StoreError};
 use rusqlite::Connection;
@@ -28,11 +29,18 @@ pub(crate) struct Sqlite {
 /// Opens (creating if missing) the database at `url` (`sqlite://PATH`, or `sqlite:PATH`;
 /// a `?query` is ignored) and applies pending migrations.
 pub async fn open(url: &str) -> Result<Storage, StoreError> {
+    open_with(url, None).await
+}
+
+/// [`open`], sealing webhook secrets with `key` (see [`crate::secrets`]).
+pub async fn open_with(url: &str, key: Option<&SecretKey>) -> Result<Storage, StoreError> {
     let path = path_of(url)?;
-    let backend = tokio::task::spawn_blocking(move || Sqlite::open(&path)).await??;
+    let sealer = Sealer::new(key);
+    let backend = tokio::task::spawn_blocking(move || Sqlite::open(&path, &sealer)).await??;
     Ok(Storage::over(Database::new(
         backend,
         Arc::new(Notify::new()),
+        key,
     )))
 }
 
@@ -81,10 +89,14 @@ fn owner_only(_: &Path) -> Result<(), StoreError> {
 }
 
 impl Sqlite {
-    fn open(path: &Path) -> Result<Self, StoreError> {
+    fn open(path: &Path, sealer: &Sealer) -> Result<Self, StoreError> {
         owner_only(path)?;
         let mut writer = conn::open(path)?;
         migrate::run(&mut writer)?;
+        // What a write replaces is zeroed in its page (at no extra I/O), so a secret sealed
+        // in place leaves no plaintext behind in the file.
+        writer.pragma_update(None, "secure_delete", "FAST")?;
+        seal_in_place(&mut writer, sealer)?;
         // The writer touches index pages all over the tables (ids are random): a 32 MiB
         // page cache instead of the default 2 MiB keeps them in memory rather than
         // re-reading them.
@@ -97,6 +109,21 @@ impl Sqlite {
             writer: Writer::spawn_thread(writer, "verihook-sqlite-writer", recorder::<Self>())?,
         })
     }
+}
+
+/// Seals the plaintext secrets (see [`seal_stored`]), then empties the WAL, which still
+/// holds the pages as they were.
+fn seal_in_place(writer: &mut Connection, sealer: &Sealer) -> Result<(), StoreError> {
+    use futures_util::FutureExt;
+    // The connection's futures are ready at once: SQLite's calls block.
+    let sealed = seal_stored(writer, sealer)
+        .now_or_never()
+        .ok_or_else(|| StoreError::Config("sealing secrets did not complete".into()))??;
+    if sealed > 0 {
+        writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        tracing::info!(sealed, "webhook secrets sealed with the secret key");
+    }
+    Ok(())
 }
 
 impl Backend for Sqlite {

@@ -5,6 +5,7 @@ mod env;
 mod logs;
 mod nodes;
 mod requests;
+mod secrets;
 mod shutdown;
 mod support;
 mod tools;
