@@ -78,6 +78,24 @@ pub struct ServeConfig {
     #[arg(long, env = "VERIHOOK_ADMIN_RATE_LIMIT", default_value_t = 0)]
     pub admin_rate_limit: u32,
 
+    /// How long a client may take to send a request's headers (slow clients cannot hold
+    /// connections open), and, separately, its body.
+    #[arg(long, env = "VERIHOOK_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// How long one request may take, from its headers to the answer; past it, 503.
+    #[arg(long, env = "VERIHOOK_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long, env = "VERIHOOK_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// On SIGTERM, how long requests and attempts in flight may take to finish before the
+    /// process exits anyway (their leases then run out and another node sends them).
+    #[arg(long, env = "VERIHOOK_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
     /// Log lines on stderr: `pretty` (one readable line per record) or `json` (one JSON
     /// object per line, for log collectors). The level comes from `RUST_LOG` (default info).
     #[arg(long, env = "VERIHOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
@@ -126,6 +144,10 @@ impl ServeConfig {
             secret_key: None,
             rate_limit: 100,
             admin_rate_limit: 0,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            shutdown_timeout: Duration::from_secs(10),
             log_format: LogFormat::Pretty,
         }
     }

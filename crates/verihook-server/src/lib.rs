@@ -18,6 +18,7 @@ pub mod api;
 pub mod config;
 pub mod delivery;
 pub mod dev;
+pub mod http;
 pub mod metrics;
 
 pub use config::ServeConfig;
@@ -76,6 +77,8 @@ pub struct Server {
     dev: Option<dev::DevSandbox>,
     /// The engine's limit per organization, which the lag leaves out organizations at.
     per_endpoint: u32,
+    http: http::HttpLimits,
+    request_timeout: std::time::Duration,
 }
 
 impl Server {
@@ -141,6 +144,12 @@ impl Server {
             role: config.role,
             dev,
             per_endpoint: u32::try_from(limits.per_endpoint).unwrap_or(u32::MAX),
+            http: http::HttpLimits {
+                header_read_timeout: config.header_read_timeout,
+                max_connections: config.max_connections,
+                shutdown_timeout: config.shutdown_timeout,
+            },
+            request_timeout: config.request_timeout,
         })
     }
 
@@ -183,22 +192,26 @@ impl Server {
         } else {
             api::health_router(self.state)
         };
+        let app = api::with_timeouts(app, self.http.header_read_timeout, self.request_timeout);
         let trigger = stop.clone();
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                trigger.cancel();
-            })
-            .await;
+        let shutdown = async move {
+            shutdown.await;
+            trigger.cancel();
+        };
+        // The engine drains while the HTTP side does, both within the shutdown timeout
+        // (the engine's lease release gets a moment more).
+        http::serve(listener, app, self.http, shutdown).await;
         stop.cancel();
         if let Some(task) = engine {
-            if let Err(e) = task.await {
-                tracing::error!(error = %e, "the delivery engine panicked");
+            let wait = self.http.shutdown_timeout + std::time::Duration::from_secs(2);
+            match tokio::time::timeout(wait, task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "the delivery engine panicked"),
+                Err(_) => tracing::warn!("the delivery engine did not stop in time; leaving"),
             }
         }
         // Bounded: the last write of key use must not hold the exit when the database is gone.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), keys).await;
-        served?;
         Ok(())
     }
 }

@@ -27,6 +27,10 @@ pub enum StoreError {
     /// writer reconnects) or the process is shutting down. Nothing was written; retry.
     #[error("the write did not complete (database connection lost, or shutting down)")]
     WriterStopped,
+    /// The database did not answer the write in time. A write that had not started when
+    /// the deadline passed is dropped; one that had may or may not commit.
+    #[error("the database did not answer within {0:?}")]
+    Timeout(std::time::Duration),
     /// The transaction holding this change failed to commit; nothing was written.
     #[error("commit failed: {0}")]
     CommitFailed(#[source] Arc<StoreError>),
@@ -47,6 +51,20 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database could not be reached or did not answer in time (as opposed
+    /// to refusing the request): worth a 503 and a retry.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::WriterStopped | Self::Timeout(_) => true,
+            Self::CommitFailed(e) | Self::RecordFailed(e) => e.is_unavailable(),
+            Self::Database(e) => matches!(
+                e,
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+            ),
+            _ => false,
+        }
+    }
+
     pub(crate) fn corrupt(what: impl std::fmt::Display) -> Self {
         Self::Corrupt(what.to_string())
     }

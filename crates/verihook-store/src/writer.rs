@@ -248,9 +248,16 @@ impl<C: Conn> Writer<C> {
         outcomes: Vec<AttemptOutcome>,
     ) -> Result<Vec<Recorded>, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.send(Lane::Delivery, Work::Record(outcomes, tx))
-            .await?;
-        rx.await.map_err(|_| StoreError::WriterStopped)?
+        let answered = async {
+            self.send(Lane::Delivery, Work::Record(outcomes, tx))
+                .await?;
+            rx.await.map_err(|_| StoreError::WriterStopped)?
+        };
+        // Unlike a job, outcomes are still recorded after their caller gave up: late is
+        // better than sending those attempts again.
+        tokio::time::timeout(WRITE_DEADLINE, answered)
+            .await
+            .map_err(|_| StoreError::Timeout(WRITE_DEADLINE))?
     }
 
     /// Runs `op`, of the given shape, in the next batch that takes it from `lane`, and
@@ -263,14 +270,31 @@ impl<C: Conn> Writer<C> {
         let (tx, rx) = oneshot::channel();
         let job: Job<C> = Box::new(move |conn| {
             Box::pin(async move {
+                if tx.is_closed() {
+                    // Its caller gave up (its deadline passed): a write that was never
+                    // answered must not happen later behind its back.
+                    let skipped: Reply = Box::new(|_| {});
+                    return (true, skipped);
+                }
                 let result = op(conn).await;
                 (result.is_ok(), reply_after_commit(result, tx))
             })
         });
-        self.send(lane, Work::Job(job, shape)).await?;
-        rx.await.map_err(|_| StoreError::WriterStopped)?
+        let answered = async {
+            self.send(lane, Work::Job(job, shape)).await?;
+            rx.await.map_err(|_| StoreError::WriterStopped)?
+        };
+        tokio::time::timeout(WRITE_DEADLINE, answered)
+            .await
+            .map_err(|_| StoreError::Timeout(WRITE_DEADLINE))?
     }
 }
+
+/// How long a caller waits for its write (queueing, running and commit). Past it the
+/// caller is answered `Timeout`, and the write is dropped if it has not started: with the
+/// database unreachable, the API answers 503 in seconds instead of hanging, and shutdown
+/// is not held by writes that cannot finish.
+pub(crate) const WRITE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The reply of a job whose writes gave `result`: that result if the batch commits,
 /// otherwise the commit's error.

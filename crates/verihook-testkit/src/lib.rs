@@ -9,8 +9,10 @@
 pub mod browser;
 mod database;
 pub mod log;
+mod private_postgres;
 
 pub use database::{postgres_available, postgres_selected, postgres_server, TestDatabase};
+pub use private_postgres::PrivatePostgres;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

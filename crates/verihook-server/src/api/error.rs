@@ -191,6 +191,14 @@ impl From<StoreError> for ApiError {
             StoreError::WriterStopped => {
                 Self::unavailable("the database is unavailable; nothing was written, retry")
             }
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %e, "database unavailable");
+                Self::unavailable(
+                    "the database did not answer in time; retry (with the same \
+                     Idempotency-Key, a change that did happen is not made twice)",
+                )
+                .retrying_after(1)
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 Self::internal()

@@ -29,9 +29,13 @@ pub use error::ApiError;
 use crate::admission::Admission;
 use crate::delivery::Sender;
 use crate::metrics::Metrics;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::Next;
+use axum::response::IntoResponse;
 use axum::{middleware, Extension, Router};
 use std::sync::Arc;
+use std::time::Duration;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -101,4 +105,23 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// `app` with a time limit on reading each request's body (`body`) and on each request as
+/// a whole (`request`: past it, 503 in the error body; the work it started may finish).
+pub fn with_timeouts(app: Router, body: Duration, request: Duration) -> Router {
+    app.layer(RequestBodyTimeoutLayer::new(body))
+        .layer(middleware::from_fn(
+            move |req: Request, next: Next| async move {
+                match tokio::time::timeout(request, next.run(req)).await {
+                    Ok(response) => response,
+                    Err(_) => ApiError::unavailable(format!(
+                        "the request took longer than {} s; retry (with an Idempotency-Key, \
+                     a change that did happen is not made twice)",
+                        request.as_secs()
+                    ))
+                    .into_response(),
+                }
+            },
+        ))
 }

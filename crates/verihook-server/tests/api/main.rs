@@ -11,6 +11,7 @@ mod events;
 mod helpers;
 mod idempotency;
 mod isolation;
+mod limits;
 mod openapi;
 mod operations;
 mod rate_limits;

@@ -55,3 +55,35 @@ async fn sigterm_finishes_the_attempt_in_flight() {
         "recorded, so never sent again"
     );
 }
+
+/// A client stalled in the middle of its request does not hold SIGTERM: the process waits
+/// for it at most the shutdown timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_does_not_wait_for_a_stalled_client_past_the_shutdown_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut vars = base_vars(&dir.path().join("stall.db"), "stall-admin");
+    vars.extend([
+        ("VERIHOOK_SHUTDOWN_TIMEOUT", "1s".into()),
+        // Long, so that only the shutdown timeout can end the stalled request in time.
+        ("VERIHOOK_HEADER_READ_TIMEOUT", "60s".into()),
+    ]);
+    let mut running = start(&vars);
+    wait_ready(&reqwest::Client::new(), &running.base).await;
+    let address = running.base.trim_start_matches("http://").to_owned();
+    let mut stalled = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connected");
+    let head = "POST /v1/customers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer x\r\n\
+                Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"type\":";
+    stalled.write_all(head.as_bytes()).await.expect("sent");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopping = Instant::now();
+    let status = terminate_and_wait(&mut running);
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "exited after {:?}",
+        stopping.elapsed()
+    );
+}
