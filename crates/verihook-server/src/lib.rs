@@ -178,6 +178,11 @@ impl Server {
             self.per_endpoint,
             stop.clone(),
         ));
+        tokio::spawn(metrics::sample_outbox(
+            self.state.metrics.clone(),
+            self.state.store.outbox.clone(),
+            stop.clone(),
+        ));
         let keys = tokio::spawn(api::auth::watch_keys(
             self.state.auth.clone(),
             self.state.store.api_keys.clone(),

@@ -234,13 +234,42 @@ impl Metrics {
             .inc();
     }
 
-    /// The OpenMetrics text of every metric, with the outbox size read just now.
-    pub fn render(&self, pending: u64) -> String {
+    /// The outbox's size as last sampled (see [`sample_outbox`]).
+    pub fn set_pending(&self, pending: u64) {
         self.pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn render(&self) -> String {
         let mut text = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
             tracing::error!(error = %e, "encoding the metrics failed");
         }
         text
+    }
+}
+
+/// How often the outbox is counted for `verihook_deliveries_pending`.
+const SAMPLE_PENDING: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Counts the outbox every [`SAMPLE_PENDING`] until `stop`: a scrape reads the last
+/// count, so however often (and by however many) `/metrics` is scraped, the database
+/// counts at most once per interval per node.
+pub async fn sample_outbox(
+    metrics: std::sync::Arc<Metrics>,
+    outbox: std::sync::Arc<dyn verihook_store::Outbox>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(SAMPLE_PENDING);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        match outbox.size().await {
+            Ok(pending) => metrics.set_pending(pending),
+            Err(e) => tracing::warn!(error = %e, "counting the outbox failed"),
+        }
     }
 }

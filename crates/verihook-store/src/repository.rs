@@ -117,7 +117,10 @@ pub struct EventRecord {
     pub event: Event,
     pub delivery_status: DeliveryStatus,
     pub deliveries: Vec<EndpointDelivery>,
+    /// The newest attempts (at most 100), oldest first.
     pub attempts: Vec<AttemptRecord>,
+    /// Whether older attempts were left out.
+    pub attempts_truncated: bool,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -242,11 +242,15 @@ pub(crate) fn select_event() -> String {
     )
 }
 
+/// The newest `$2` attempts of an event, oldest first (an event redelivered again and
+/// again has no bound on its attempts; its view does).
 pub(crate) const ATTEMPTS_OF_EVENT: &str = "\
-    SELECT en.id AS endpoint_id, a.attempt, a.started_at, a.duration_ms, a.status_code, \
-    a.error_class, a.error, a.response_body \
+    SELECT * FROM (SELECT en.id AS endpoint_id, a.endpoint_seq, a.attempt, a.started_at, \
+    a.duration_ms, a.status_code, a.error_class, a.error, a.response_body \
     FROM attempts a LEFT JOIN endpoints en ON en.seq = a.endpoint_seq \
-    WHERE a.event_seq = $1 ORDER BY a.started_at, a.endpoint_seq, a.attempt";
+    WHERE a.event_seq = $1 \
+    ORDER BY a.started_at DESC, a.endpoint_seq DESC, a.attempt DESC LIMIT $2) newest \
+    ORDER BY started_at, endpoint_seq, attempt";
 
 pub(crate) const RECENT_ATTEMPTS: &str = "\
     SELECT a.started_at, a.duration_ms, a.status_code FROM ( \

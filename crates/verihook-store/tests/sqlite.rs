@@ -101,3 +101,25 @@ async fn the_database_files_are_the_owners_alone() {
         .expect("opened");
     assert_eq!(mode(""), 0o600, "an existing file is narrowed");
 }
+
+/// A writer thread that died (here, a change whose computation panicked on it) shows in
+/// readiness: the database answers reads, but nothing can be written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_writer_thread_is_not_ready() {
+    use verihook_store::Scope;
+    let b = <Sqlite as suite::Backend>::fresh().await;
+    let store = suite::Backend::store(&b);
+    store.health.ready().await.expect("ready");
+    let org = suite::with_webhook(&store).await;
+    let c = suite::customer(&store, &org).await;
+    let panicking: verihook_store::Mutation = Box::new(|_| panic!("a bug in a change"));
+    let failed = store
+        .customers
+        .modify_customer(Scope::All, &c.id, panicking)
+        .await;
+    assert!(failed.is_err());
+    assert!(
+        store.health.ready().await.is_err(),
+        "not ready without a writer"
+    );
+}

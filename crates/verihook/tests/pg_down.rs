@@ -57,6 +57,12 @@ async fn with_postgres_down_writes_answer_503_within_seconds_and_sigterm_exits()
         .await
         .expect("an answer");
     assert_eq!(ready.status(), 503);
+    let metrics = client
+        .get(format!("{}/metrics", node.base))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(metrics.status(), 200, "a scrape does not read the database");
 
     pg.resume();
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -133,8 +133,11 @@ pub struct EventView<'a> {
     delivery_status: &'static str,
     /// Where the event stands at each endpoint it was queued for.
     deliveries: Vec<DeliveryView<'a>>,
-    /// Every attempt, at every endpoint, in the order they started.
+    /// Every attempt, at every endpoint, in the order they started: the newest 100.
     attempts: Vec<AttemptView<'a>>,
+    /// Present (true) when older attempts were left out of `attempts`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    attempts_truncated: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -204,6 +207,7 @@ impl<'a> EventView<'a> {
                 })
                 .collect(),
             attempts: r.attempts.iter().map(AttemptView::of).collect(),
+            attempts_truncated: r.attempts_truncated,
         }
     }
 }

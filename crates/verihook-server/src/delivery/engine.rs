@@ -103,6 +103,38 @@ impl Schedule {
     }
 }
 
+/// A claimed delivery's endpoint slot and lease in this process, freed however its task
+/// ends (a panic included: one bug must not shrink the engine's capacity for good).
+struct Held<'a> {
+    engine: &'a DeliveryEngine,
+    delivery: &'a ClaimedDelivery,
+    slot: bool,
+}
+
+impl<'a> Held<'a> {
+    fn new(engine: &'a DeliveryEngine, delivery: &'a ClaimedDelivery) -> Self {
+        Self {
+            engine,
+            delivery,
+            slot: true,
+        }
+    }
+
+    /// Frees the endpoint's slot now; the lease stays until the guard goes.
+    fn free_slot(&mut self) {
+        if std::mem::take(&mut self.slot) {
+            self.engine.release_endpoint_slot(self.delivery);
+        }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.free_slot();
+        self.engine.release_lease(self.delivery);
+    }
+}
+
 fn lock(state: &Mutex<InFlight>) -> MutexGuard<'_, InFlight> {
     // The bookkeeping stays consistent even if a task panicked while holding the lock.
     state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -280,10 +312,11 @@ impl DeliveryEngine {
         span.record("organization_id", d.event.organization_id.as_str());
         span.record("endpoint_id", d.endpoint.as_str());
         span.record("attempt", d.attempt);
+        let mut held = Held::new(self, &d);
         let result = self.sender.send(&d).await;
         // The endpoint's slot is free once its request is answered; the lease stays
         // until the outcome is recorded (nobody else can claim the delivery meanwhile).
-        self.release_endpoint_slot(&d);
+        held.free_slot();
         let next = self.next_step(&d, &result);
         if let NextStep::RetryAt(at) = next {
             // Before recording: the record wakes the dispatcher, which must see it.
@@ -311,7 +344,6 @@ impl DeliveryEngine {
                 tracing::error!(event_id = %d.event.id, error = %e, "recording the attempt failed")
             }
         }
-        self.release_lease(&d);
     }
 
     fn next_step(&self, d: &ClaimedDelivery, result: &AttemptResult) -> NextStep {
@@ -518,6 +550,75 @@ mod tests {
 
     fn in_micros(micros: i64) -> Timestamp {
         Timestamp::from_unix_micros(Timestamp::now().unix_micros() + micros)
+    }
+
+    /// A delivery task that panics mid-attempt still gives back its endpoint's slot and
+    /// its lease: the engine's capacity does not shrink.
+    #[tokio::test]
+    async fn a_panicking_delivery_frees_its_slot_and_lease() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("panic.db").display());
+        let store = verihook_store::connect(&url).await.expect("opened");
+        let org = verihook_core::Organization::new(
+            "Panics",
+            verihook_core::Mode::Sandbox,
+            Timestamp::now(),
+        )
+        .expect("valid");
+        let key =
+            verihook_store::NewApiKey::of(&verihook_core::ApiKey::generate(), Timestamp::now());
+        store
+            .organizations
+            .create_organization(&org, &key)
+            .await
+            .expect("created");
+        let hook =
+            verihook_core::WebhookUrl::parse("https://example.com/hook", false).expect("valid");
+        store
+            .organizations
+            .set_webhook_url(&org.id, &hook, verihook_core::WebhookSecret::generate())
+            .await
+            .expect("set");
+        let new = verihook_core::NewCustomer {
+            customer_type: verihook_core::CustomerType::Individual,
+            email: verihook_core::customer::Email::parse("p@example.com").expect("valid"),
+            first_name: verihook_core::customer::Text::parse("P").expect("valid"),
+            last_name: verihook_core::customer::Text::parse("N").expect("valid"),
+            date_of_birth: None,
+            address: verihook_core::Address::default(),
+        };
+        let change = verihook_core::Customer::create(org.id.clone(), new, Timestamp::now())
+            .expect("created");
+        store
+            .customers
+            .insert_customer(change)
+            .await
+            .expect("stored");
+        let sender = Sender::new(Duration::from_secs(1), false, None).expect("sender");
+        let engine = Arc::new(DeliveryEngine::new(
+            store.outbox.clone(),
+            Arc::new(sender),
+            RetryPolicy::default(),
+            Duration::from_secs(1),
+            None,
+            Limits::default(),
+            Arc::new(Metrics::new()),
+        ));
+        let claimed = engine.claim(10, Vec::new()).await.expect("claimed");
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(lock(&engine.state).leases.len(), 1);
+        let task = tokio::spawn({
+            let engine = engine.clone();
+            let d = claimed[0].clone();
+            async move {
+                let _held = Held::new(&engine, &d);
+                panic!("a bug in the middle of an attempt");
+            }
+        });
+        assert!(task.await.is_err(), "the task panicked");
+        let state = lock(&engine.state);
+        assert!(state.per_endpoint.is_empty(), "the endpoint's slot is free");
+        assert_eq!((state.sending, state.leases.len()), (0, 0));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use verihook_testkit::{Receiver, Reply, TestPki};
 /// Scrapes `/metrics` until every `line` is in it (metrics of work still finishing, such
 /// as the in-flight gauge, settle a moment after the event log shows the outcome).
 async fn scrape_until(app: &TestApp, lines: &[&str]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let response = app
             .request(Method::GET, "/metrics")

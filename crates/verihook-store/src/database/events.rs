@@ -28,6 +28,9 @@ impl<B: Backend> Database<B> {
     }
 }
 
+/// The attempts an event's record shows at most: its newest.
+pub const ATTEMPTS_SHOWN: u32 = 100;
+
 #[async_trait]
 impl<B: Backend> EventLog for Database<B> {
     async fn event(
@@ -64,14 +67,21 @@ impl<B: Backend> EventLog for Database<B> {
                 })
             })
             .await?;
-        let attempts = self
-            .read_all(of_event(sql::ATTEMPTS_OF_EVENT), rows::attempt)
-            .await?;
+        let newest = Query {
+            sql: sql::ATTEMPTS_OF_EVENT.into(),
+            params: vec![Value::int(seq), Value::int(i64::from(ATTEMPTS_SHOWN) + 1)],
+        };
+        let mut attempts = self.read_all(newest, rows::attempt).await?;
+        let attempts_truncated = attempts.len() > ATTEMPTS_SHOWN as usize;
+        if attempts_truncated {
+            attempts.remove(0);
+        }
         Ok(Some(EventRecord {
             event: summary.event,
             delivery_status: summary.delivery_status,
             deliveries,
             attempts,
+            attempts_truncated,
         }))
     }
 

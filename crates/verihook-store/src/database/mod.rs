@@ -193,7 +193,12 @@ impl<B: Backend> Health for Database<B> {
                 "{applied} of {embedded} migrations applied"
             )));
         }
-        Ok(())
+        // A reader answering proves little if the writer is gone (SQLite's writer thread
+        // dead, say): a job that writes nothing proves it takes and runs work.
+        self.write_shaped(Lane::Api, Shape::OneStatement, |_| {
+            Box::pin(async { Ok(()) })
+        })
+        .await
     }
 }
 

@@ -1230,7 +1230,8 @@ macro_rules! store_suite {
             key_use_moves_last_used_forward_only,
             an_idempotency_key_is_held_answered_and_scoped,
             idempotency_keys_are_taken_over_expire_and_purge,
-            an_answer_is_stored_with_its_change_or_not_at_all
+            an_answer_is_stored_with_its_change_or_not_at_all,
+            an_events_record_shows_its_newest_hundred_attempts
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {

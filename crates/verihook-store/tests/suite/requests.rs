@@ -239,3 +239,42 @@ pub async fn an_answer_is_stored_with_its_change_or_not_at_all<B: Backend>() {
         "no answer stored without the change"
     );
 }
+
+/// An event's record shows its newest 100 attempts, oldest first, and says when older ones
+/// were left out: an event redelivered without end does not make its view grow without end.
+pub async fn an_events_record_shows_its_newest_hundred_attempts<B: Backend>() {
+    use super::{claim, customer, outcome, with_webhook, RecordOne};
+    use verihook_store::{NextStep, Scope};
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = with_webhook(&store).await;
+    customer(&store, &org).await;
+    let mut event = None;
+    for _ in 0..103 {
+        let d = store
+            .outbox
+            .claim(claim(1))
+            .await
+            .expect("claimed")
+            .remove(0);
+        let retry = NextStep::RetryAt(Timestamp::from_unix_micros(0));
+        assert!(store
+            .outbox
+            .record_one(outcome(&d, retry, Some(500)))
+            .await
+            .expect("recorded"));
+        event = Some(d.event.id);
+    }
+    let id = event.expect("an event");
+    let record = store
+        .events
+        .event(Scope::All, &id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(record.attempts.len(), 100);
+    assert!(record.attempts_truncated);
+    let numbers: Vec<u32> = record.attempts.iter().map(|a| a.attempt).collect();
+    assert_eq!(numbers.first(), Some(&4), "the three oldest left out");
+    assert_eq!(numbers.last(), Some(&103));
+}
