@@ -57,6 +57,11 @@ async fn with_postgres_down_writes_answer_503_within_seconds_and_sigterm_exits()
         .await
         .expect("an answer");
     assert_eq!(ready.status(), 503);
+    let said = ready.text().await.expect("body");
+    assert!(
+        said.contains("the database is not ready") && !said.to_lowercase().contains("connect"),
+        "the answer, open to anyone, names no database error: {said}"
+    );
     let metrics = client
         .get(format!("{}/metrics", node.base))
         .send()
