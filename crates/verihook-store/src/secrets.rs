@@ -21,6 +21,7 @@ const SEALED: &str = "sealed:v1:";
 const NONCE: usize = 24;
 /// Binds each ciphertext to its use: a sealed value cannot be replayed as anything else.
 const PURPOSE: &[u8] = b"verihook webhook secret v1";
+const ANSWER: &[u8] = b"verihook idempotent answer v1";
 
 /// The 32-byte key of `--secret-key`, given in base64.
 #[derive(Clone)]
@@ -69,14 +70,27 @@ impl Sealer {
 
     /// The form to store.
     pub(crate) fn seal(&self, secret: &WebhookSecret) -> Result<String, StoreError> {
+        self.seal_text(secret.expose(), PURPOSE)
+    }
+
+    /// An idempotent request's stored answer, which may hold a secret or a key shown once.
+    pub(crate) fn seal_answer(&self, body: &str) -> Result<String, StoreError> {
+        self.seal_text(body, ANSWER)
+    }
+
+    pub(crate) fn open_answer(&self, stored: String) -> Result<String, StoreError> {
+        self.open_text(stored, ANSWER)
+    }
+
+    fn seal_text(&self, text: &str, purpose: &[u8]) -> Result<String, StoreError> {
         let Some(cipher) = &self.0 else {
-            return Ok(secret.expose().to_owned());
+            return Ok(text.to_owned());
         };
         let mut nonce = [0u8; NONCE];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let payload = Payload {
-            msg: secret.expose().as_bytes(),
-            aad: PURPOSE,
+            msg: text.as_bytes(),
+            aad: purpose,
         };
         let sealed = cipher
             .encrypt(XNonce::from_slice(&nonce), payload)
@@ -88,7 +102,15 @@ impl Sealer {
 
     /// The secret a stored value holds.
     pub(crate) fn open(&self, stored: WebhookSecret) -> Result<WebhookSecret, StoreError> {
-        let Some(encoded) = stored.expose().strip_prefix(SEALED) else {
+        if Self::is_plain(stored.expose()) {
+            return Ok(stored);
+        }
+        let text = self.open_text(stored.expose().to_owned(), PURPOSE)?;
+        Ok(WebhookSecret::from_stored(text))
+    }
+
+    fn open_text(&self, stored: String, purpose: &[u8]) -> Result<String, StoreError> {
+        let Some(encoded) = stored.strip_prefix(SEALED) else {
             return Ok(stored);
         };
         let Some(cipher) = &self.0 else {
@@ -105,13 +127,12 @@ impl Sealer {
         let (nonce, sealed) = bytes.split_at(NONCE);
         let payload = Payload {
             msg: sealed,
-            aad: PURPOSE,
+            aad: purpose,
         };
         let plain = cipher
             .decrypt(XNonce::from_slice(nonce), payload)
             .map_err(|_| wrong())?;
-        let plain = String::from_utf8(plain).map_err(|_| wrong())?;
-        Ok(WebhookSecret::from_stored(plain))
+        String::from_utf8(plain).map_err(|_| wrong())
     }
 
     pub(crate) fn open_opt(

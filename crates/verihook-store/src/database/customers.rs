@@ -5,6 +5,7 @@ use super::{Backend, Database};
 use crate::conn::Conn;
 use crate::repository::{Customers, Mutation, Page, PageRequest, Scope};
 use crate::rows::{self, Value};
+use crate::secrets::Sealer;
 use crate::sql::{self, Query};
 use crate::writer::{Lane, Shape};
 use crate::StoreError;
@@ -24,10 +25,11 @@ impl<B: Backend> Customers for Database<B> {
             None => B::SAVE_AND_RECORD,
             Some(_) => Shape::Several,
         };
+        let sealer = self.sealer.clone();
         self.write_shaped(Lane::Api, shape, move |conn| {
             Box::pin(async move {
                 B::save_change(conn, &change.customer, &change.events).await?;
-                store_answer_with::<B>(conn, answer, &change).await
+                store_answer_with::<B>(conn, answer, &change, &sealer).await
             })
         })
         .await?;
@@ -44,6 +46,7 @@ impl<B: Backend> Customers for Database<B> {
     ) -> Result<CustomerChange, StoreError> {
         let organization = scope.organization().cloned();
         let id = id.clone();
+        let sealer = self.sealer.clone();
         let change = self
             .write(Lane::Api, move |conn| {
                 Box::pin(async move {
@@ -62,7 +65,7 @@ impl<B: Backend> Customers for Database<B> {
                     if change.customer != current || !change.events.is_empty() {
                         B::save_change(conn, &change.customer, &change.events).await?;
                     }
-                    store_answer_with::<B>(conn, answer, &change).await?;
+                    store_answer_with::<B>(conn, answer, &change, &sealer).await?;
                     Ok(change)
                 })
             })
@@ -119,13 +122,14 @@ async fn store_answer_with<B: Backend>(
     conn: &mut B::Conn,
     answer: Option<AnswerWithChange>,
     change: &CustomerChange,
+    sealer: &Sealer,
 ) -> Result<(), StoreError> {
     let Some(answer) = answer else {
         return Ok(());
     };
     let stored = StoredAnswer {
         status: answer.status,
-        body: (answer.render)(change),
+        body: sealer.seal_answer(&(answer.render)(change))?,
     };
     super::requests::store_answer::<B>(conn, &answer.key, &stored).await
 }

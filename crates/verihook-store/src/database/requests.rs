@@ -133,41 +133,53 @@ impl<B: Backend> Idempotency for Database<B> {
         expired_before: Timestamp,
     ) -> Result<Begun, StoreError> {
         let (key, fingerprint) = (key.clone(), fingerprint.to_owned());
-        self.write(Lane::Api, move |conn| {
-            Box::pin(async move {
-                let params = [
-                    Value::text(&key.scope),
-                    Value::text(&key.key),
-                    Value::text(&fingerprint),
-                    Value::time(now),
-                    Value::time(held_until),
-                    Value::time(expired_before),
-                ];
-                if !conn.query(sql::BEGIN_IDEMPOTENT, &params).await?.is_empty() {
-                    return Ok(Begun::Started);
-                }
-                let rows = conn.query(sql::IDEMPOTENT, &params[..2]).await?;
-                let row = rows.first().ok_or(StoreError::NotFound)?;
-                if row.string("fingerprint")? != fingerprint {
-                    return Ok(Begun::Reused);
-                }
-                match (row.opt_int("status")?, row.opt_string("response")?) {
-                    (Some(status), Some(body)) => Ok(Begun::Replay(StoredAnswer {
-                        status: u16::try_from(status)
-                            .map_err(|_| StoreError::corrupt("status out of range"))?,
-                        body,
-                    })),
-                    _ => Ok(Begun::InUse),
-                }
+        let begun = self
+            .write(Lane::Api, move |conn| {
+                Box::pin(async move {
+                    let params = [
+                        Value::text(&key.scope),
+                        Value::text(&key.key),
+                        Value::text(&fingerprint),
+                        Value::time(now),
+                        Value::time(held_until),
+                        Value::time(expired_before),
+                    ];
+                    if !conn.query(sql::BEGIN_IDEMPOTENT, &params).await?.is_empty() {
+                        return Ok(Begun::Started);
+                    }
+                    let rows = conn.query(sql::IDEMPOTENT, &params[..2]).await?;
+                    let row = rows.first().ok_or(StoreError::NotFound)?;
+                    if row.string("fingerprint")? != fingerprint {
+                        return Ok(Begun::Reused);
+                    }
+                    match (row.opt_int("status")?, row.opt_string("response")?) {
+                        (Some(status), Some(body)) => Ok(Begun::Replay(StoredAnswer {
+                            status: u16::try_from(status)
+                                .map_err(|_| StoreError::corrupt("status out of range"))?,
+                            body,
+                        })),
+                        _ => Ok(Begun::InUse),
+                    }
+                })
             })
-        })
-        .await
+            .await?;
+        match begun {
+            Begun::Replay(answer) => Ok(Begun::Replay(StoredAnswer {
+                body: self.sealer.open_answer(answer.body)?,
+                ..answer
+            })),
+            other => Ok(other),
+        }
     }
 
     async fn finish(&self, key: &IdempotencyKey, answer: StoredAnswer) -> Result<(), StoreError> {
         let key = key.clone();
+        let sealed = StoredAnswer {
+            body: self.sealer.seal_answer(&answer.body)?,
+            ..answer
+        };
         self.write(Lane::Api, move |conn| {
-            Box::pin(async move { store_answer::<B>(conn, &key, &answer).await })
+            Box::pin(async move { store_answer::<B>(conn, &key, &sealed).await })
         })
         .await
     }

@@ -31,18 +31,27 @@ fn stored_anywhere(db: &Path, needle: &str) -> bool {
     })
 }
 
+/// New secrets, made by idempotent requests (whose answers, holding the secrets, are
+/// kept for replay): the one the organization was created with, an endpoint's, a rotation's.
 async fn endpoint_secrets(client: &reqwest::Client, base: &str, org: &SendingOrg) -> Vec<String> {
-    let created = call(
+    let create = || {
         client
             .post(format!("{base}/v1/endpoints"))
             .bearer_auth(&org.key)
-            .json(&json!({ "url": "http://127.0.0.1:9/other" })),
-    )
-    .await;
+            .header("Idempotency-Key", "endpoint-1")
+            .json(&json!({ "url": "http://127.0.0.1:9/other" }))
+    };
+    let created = call(create()).await;
+    assert_eq!(
+        call(create()).await,
+        created,
+        "replayed from the sealed answer"
+    );
     let rotated = call(
         client
             .post(format!("{base}/v1/webhook/rotate-secret"))
-            .bearer_auth(&org.key),
+            .bearer_auth(&org.key)
+            .header("Idempotency-Key", "rotation-1"),
     )
     .await;
     vec![
