@@ -76,7 +76,7 @@ pub fn health_router(state: AppState) -> Router {
 
 /// Every route, and the OpenAPI document of exactly those routes.
 pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let (routes, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
         .merge(metrics::router())
         .routes(routes!(openapi::openapi_json))
@@ -86,7 +86,9 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(customers::router())
         .merge(events::router())
         .merge(stats::router())
-        .split_for_parts()
+        .split_for_parts();
+    utoipa::Modify::modify(&openapi::CallerAnswers, &mut doc);
+    (routes, doc)
 }
 
 pub fn router(state: AppState) -> Router {

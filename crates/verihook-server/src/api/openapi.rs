@@ -23,7 +23,7 @@ use utoipa::{Modify, OpenApi};
             `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` on every answer); \
             every `POST` and `PATCH` takes an `Idempotency-Key`.",
     ),
-    modifiers(&BearerSchemes, &CallerAnswers),
+    modifiers(&BearerSchemes),
     tags(
         (name = "customers", description = "An organization's customers and their data"),
         (name = "sandbox", description = "Sandbox organizations force statuses"),
@@ -62,7 +62,8 @@ impl Modify for BearerSchemes {
 
 /// What the gate in front of every `/v1` operation may answer (see [`super::gate`]): 429
 /// on any, and on `POST`/`PATCH` the `Idempotency-Key` header with its 400, 409 and 422.
-struct CallerAnswers;
+/// Applied to the document once every route is in it ([`super::documented_routes`]).
+pub struct CallerAnswers;
 
 impl Modify for CallerAnswers {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {

@@ -140,3 +140,27 @@ async fn operations_declare_their_auth_and_error_body() {
         }
     }
 }
+
+#[tokio::test]
+async fn every_v1_operation_documents_the_rate_limit_and_writes_the_idempotency_key() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    for (method, path) in operations(&doc) {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        let operation = &doc["paths"][&path][&method];
+        assert!(
+            operation["responses"]["429"].is_object(),
+            "{method} {path} documents 429"
+        );
+        let keyed = operation["parameters"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["name"] == "Idempotency-Key"));
+        assert_eq!(
+            keyed,
+            method == "post" || method == "patch",
+            "{method} {path}: the Idempotency-Key header"
+        );
+    }
+}
