@@ -79,6 +79,26 @@ pub struct Endpoint {
     /// The endpoint of `PUT /v1/webhook`.
     pub is_default: bool,
     pub created_at: Timestamp,
+    /// As the delivery engine last recorded it.
+    pub health: EndpointHealth,
+}
+
+/// An endpoint's health (CONTRACT §9): failing from the first event that finally fails
+/// there until the next successful delivery.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointHealth {
+    pub failing_since: Option<Timestamp>,
+    pub last_success_at: Option<Timestamp>,
+    /// The last attempt that did not succeed.
+    pub last_failure_at: Option<Timestamp>,
+    /// Events finally failed since `failing_since`.
+    pub failed_events: u64,
+}
+
+impl EndpointHealth {
+    pub fn is_failing(&self) -> bool {
+        self.failing_since.is_some()
+    }
 }
 
 impl Endpoint {
@@ -104,6 +124,7 @@ impl Endpoint {
             disabled: false,
             is_default,
             created_at,
+            health: EndpointHealth::default(),
         }
     }
 }

@@ -38,7 +38,7 @@ pub use verihook_receiver::{headers, signature, standard_webhooks};
 pub use change::CustomerChange;
 pub use customer::{Address, AddressPatch, Customer, CustomerPatch, CustomerType, NewCustomer};
 pub use delivery::{DeliveryStatus, ErrorClass, RetryPolicy};
-pub use endpoint::{Endpoint, EndpointPatch, EventTypes, SignatureScheme};
+pub use endpoint::{Endpoint, EndpointHealth, EndpointPatch, EventTypes, SignatureScheme};
 pub use error::{DomainError, ValidationError};
 pub use event::{Event, EventType};
 pub use id::{ApiKey, ApiKeyId, CustomerId, EndpointId, EventId, OrganizationId};

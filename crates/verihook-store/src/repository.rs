@@ -41,6 +41,8 @@ pub struct WebhookEndpoint {
     pub scheme: SignatureScheme,
     /// The secret replaced by a rotation whose overlap runs: it still signs.
     pub previous_secret: Option<WebhookSecret>,
+    /// `None` while no URL is set.
+    pub health: Option<verihook_core::EndpointHealth>,
 }
 
 /// Which endpoint of an organization a call means.

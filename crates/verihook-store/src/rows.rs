@@ -12,8 +12,8 @@ use verihook_core::country::CountryCode;
 use verihook_core::customer::{format_date, Email, Text};
 use verihook_core::{
     Address, Customer, CustomerId, CustomerStatus, CustomerType, DeliveryStatus, Endpoint,
-    EndpointId, ErrorClass, Event, EventId, EventType, EventTypes, Mode, Organization,
-    OrganizationId, RetryPolicy, SignatureScheme, Timestamp, WebhookSecret,
+    EndpointHealth, EndpointId, ErrorClass, Event, EventId, EventType, EventTypes, Mode,
+    Organization, OrganizationId, RetryPolicy, SignatureScheme, Timestamp, WebhookSecret,
 };
 
 /// A parameter or a cell. Parameters borrow where they can; cells are owned. Integers and
@@ -233,6 +233,18 @@ pub(crate) fn endpoint(row: &Row) -> Result<Endpoint, StoreError> {
         disabled: row.int("disabled")? != 0,
         is_default: row.int("is_default")? != 0,
         created_at: row.time("created_at")?,
+        health: health(row)?,
+    })
+}
+
+/// An endpoint's health columns (see migration 0009).
+pub(crate) fn health(row: &Row) -> Result<EndpointHealth, StoreError> {
+    let time = |column| Ok::<_, StoreError>(row.opt_int(column)?.map(Timestamp::from_unix_micros));
+    Ok(EndpointHealth {
+        failing_since: time("failing_since")?,
+        last_success_at: time("last_success_at")?,
+        last_failure_at: time("last_failure_at")?,
+        failed_events: u64::try_from(row.opt_int("failed_events")?.unwrap_or(0)).unwrap_or(0),
     })
 }
 

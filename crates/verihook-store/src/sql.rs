@@ -103,7 +103,8 @@ pub(crate) const ORGANIZATION: &str =
 /// and secret, if it has one.
 pub(crate) const WEBHOOK: &str = "\
     SELECT en.url, en.secret, en.signature_scheme, en.previous_secret, \
-    en.previous_secret_expires_at FROM organizations o LEFT JOIN endpoints en \
+    en.previous_secret_expires_at, en.failing_since, en.last_success_at, en.last_failure_at, \
+    en.failed_events FROM organizations o LEFT JOIN endpoints en \
     ON en.organization_id = o.id AND en.is_default AND en.deleted_at IS NULL WHERE o.id = $1";
 
 /// Sets the default endpoint's URL, keeping its secret.
@@ -127,7 +128,26 @@ pub(crate) const ORGANIZATION_EXISTS: &str = "SELECT 1 AS one FROM organizations
 
 pub(crate) const ENDPOINT_COLUMNS: &str = "\
     id, organization_id, url, description, event_types, secret, signature_scheme, \
-    retry_schedule, auto_recover, disabled, is_default, created_at";
+    retry_schedule, auto_recover, disabled, is_default, created_at, failing_since, \
+    last_success_at, last_failure_at, failed_events";
+
+/// Each endpoint's health after a batch of recorded attempts, in one statement: `{rows}`
+/// is one `($n…)` tuple per endpoint of `v(seq, success, failure, healed, finals, first)`:
+/// the end of its last success, the start of its last failed attempt, whether a success
+/// came after every final failure (the incident, if any, is over), its events finally
+/// failed in the batch, and when the first of those failed.
+pub(crate) const RECORD_HEALTH: &str = "\
+    WITH v(seq, success, failure, healed, finals, first) AS (VALUES {rows}) \
+    UPDATE endpoints SET \
+    last_success_at = CASE WHEN v.success IS NULL OR endpoints.last_success_at > v.success \
+        THEN endpoints.last_success_at ELSE v.success END, \
+    last_failure_at = CASE WHEN v.failure IS NULL OR endpoints.last_failure_at > v.failure \
+        THEN endpoints.last_failure_at ELSE v.failure END, \
+    failing_since = CASE WHEN v.healed <> 0 THEN NULL \
+        WHEN v.finals > 0 THEN COALESCE(endpoints.failing_since, v.first) \
+        ELSE endpoints.failing_since END, \
+    failed_events = CASE WHEN v.healed <> 0 THEN 0 ELSE endpoints.failed_events + v.finals END \
+    FROM v WHERE endpoints.seq = v.seq";
 
 pub(crate) const INSERT_ENDPOINT: &str = "\
     INSERT INTO endpoints (id, organization_id, url, description, event_types, secret, \

@@ -5,6 +5,7 @@
 use super::error::{ApiError, ErrorBody};
 use super::extract::{JsonBody, OptionalJsonBody, OrgAuth};
 use super::rotation::{self, CompletionView, RotateInput, RotationView};
+use super::views::HealthView;
 use super::{schemas, AppState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -92,6 +93,7 @@ pub(super) struct EndpointView {
     secret: Option<String>,
     #[schema(value_type = String, format = DateTime)]
     created_at: Timestamp,
+    health: HealthView,
 }
 
 impl EndpointView {
@@ -108,6 +110,7 @@ impl EndpointView {
             disabled: e.disabled,
             secret: show_secret.then(|| e.secret.expose().to_owned()),
             created_at: e.created_at,
+            health: HealthView::of(&e.health),
         }
     }
 }

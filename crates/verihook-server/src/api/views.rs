@@ -238,3 +238,33 @@ impl<T> PageView<T> {
         }
     }
 }
+
+/// An endpoint's health (CONTRACT §9).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthView {
+    /// `failing` from the first event that finally fails there until the next success.
+    #[schema(example = "healthy", pattern = "^(healthy|failing)$")]
+    state: &'static str,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    failing_since: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    last_success_at: Option<Timestamp>,
+    /// The last attempt that did not succeed.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    last_failure_at: Option<Timestamp>,
+    /// Events finally failed since `failingSince`.
+    failed_events: u64,
+}
+
+impl HealthView {
+    pub fn of(h: &verihook_core::EndpointHealth) -> Self {
+        Self {
+            state: if h.is_failing() { "failing" } else { "healthy" },
+            failing_since: h.failing_since,
+            last_success_at: h.last_success_at,
+            last_failure_at: h.last_failure_at,
+            failed_events: h.failed_events,
+        }
+    }
+}

@@ -4,6 +4,7 @@
 use super::error::{ApiError, ErrorBody};
 use super::extract::{JsonBody, OptionalJsonBody, OrgAuth};
 use super::rotation::{self, CompletionView, RotateInput, RotationView};
+use super::views::HealthView;
 use super::{service, AppState};
 use crate::delivery::sender::Outgoing;
 use axum::extract::State;
@@ -42,6 +43,9 @@ pub(super) struct WebhookView {
     /// The signing secret (`whsec_…`): shown when it is generated, never by GET.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) secret: Option<String>,
+    /// The default endpoint's health (by GET, once a URL is set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) health: Option<HealthView>,
 }
 
 pub(super) fn parse_url(state: &AppState, input: &WebhookInput) -> Result<WebhookUrl, ApiError> {
@@ -74,6 +78,7 @@ async fn show(
     Ok(Json(WebhookView {
         url: endpoint.url.map(|u| u.as_str().to_owned()),
         secret: None,
+        health: endpoint.health.as_ref().map(HealthView::of),
     }))
 }
 
@@ -100,6 +105,7 @@ async fn set(
     Ok(Json(WebhookView {
         url: Some(set.url.as_str().to_owned()),
         secret: set.secret_is_new.then(|| set.secret.expose().to_owned()),
+        health: None,
     }))
 }
 

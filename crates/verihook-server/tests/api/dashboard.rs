@@ -96,11 +96,13 @@ async fn log_in_see_events_and_redeliver_a_failed_one() {
     page.wait_until(
         &format!(
             "document.querySelectorAll('#endpoints tr.endpoint').length === 2 && \
-             {} === 'verification.completed' && {} === 'standard-webhooks'",
+             {} === 'verification.completed' && {} === 'standard-webhooks' && \
+             ({} || '').startsWith('healthy')",
             crm_row("filter"),
-            crm_row("scheme")
+            crm_row("scheme"),
+            crm_row("health")
         ),
-        "both endpoints listed with their filter and scheme",
+        "both endpoints listed with their filter, scheme and health",
         WAIT,
     )
     .await;

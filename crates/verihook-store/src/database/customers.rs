@@ -22,7 +22,7 @@ impl<B: Backend> Customers for Database<B> {
     ) -> Result<(), StoreError> {
         // With an answer to store it is two statements, which need a transaction.
         let shape = match answer {
-            None => B::SAVE_AND_RECORD,
+            None => B::SAVE_CHANGE,
             Some(_) => Shape::Several,
         };
         let sealer = self.sealer.clone();

@@ -7,6 +7,7 @@
 mod customers;
 mod endpoints;
 mod events;
+mod health;
 mod organizations;
 mod outbox;
 mod requests;
@@ -35,9 +36,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// A statement that tells every node, at commit, that deliveries fell due (PostgreSQL's
     /// NOTIFY); `None` where one process is all there is.
     const ANNOUNCE: Option<&'static str>;
-    /// Whether [`Backend::save_change`] and [`Backend::record`] are each one statement
-    /// (PostgreSQL's data-modifying CTEs), so that either, run alone, needs no transaction.
-    const SAVE_AND_RECORD: Shape;
+    /// Whether [`Backend::save_change`] is one statement (PostgreSQL's data-modifying
+    /// CTEs), so that, run alone, it needs no transaction. (Recording outcomes always takes
+    /// one: the endpoints' health is written with them.)
+    const SAVE_CHANGE: Shape;
     /// What a claim needs alone in a batch: PostgreSQL's commits without waiting for the
     /// disk (a lost lease only sends its deliveries again, at least once as after any
     /// crash, and the attempt's durable record flushes it anyway).
@@ -164,11 +166,21 @@ pub(crate) fn recorder<B: Backend>() -> Recorder<B::Conn> {
         conn: &'c mut B::Conn,
         outcomes: &'c [AttemptOutcome],
     ) -> BoxFuture<'c, Result<Vec<Recorded>, StoreError>> {
-        Box::pin(B::record(conn, outcomes))
+        Box::pin(async move {
+            let recorded = B::record(conn, outcomes).await?;
+            // Health is the outcomes' summary: a failure to write it must not report the
+            // outcomes (recorded, or in a transaction the commit will refuse) as lost.
+            if let Err(e) = health::record::<B>(conn, outcomes, &recorded).await {
+                tracing::warn!(error = %e, "endpoint health not updated");
+            }
+            Ok(recorded)
+        })
     }
     Recorder {
         run: boxed::<B>,
-        shape: B::SAVE_AND_RECORD,
+        // The outcomes and the health they imply commit together: a reader never sees an
+        // event failed while its endpoint still reads healthy.
+        shape: Shape::Several,
     }
 }
 

@@ -64,6 +64,10 @@ impl<B: Backend> Organizations for Database<B> {
                     .transpose()?
                     .unwrap_or_default(),
                 previous_secret: rows::previous_secret(row, Timestamp::now())?,
+                health: match row.opt_string("url")? {
+                    Some(_) => Some(rows::health(row)?),
+                    None => None,
+                },
             })
         })
         .await?

@@ -133,7 +133,7 @@ impl Backend for Postgres {
         channel!(),
         "', current_setting('application_name'))"
     ));
-    const SAVE_AND_RECORD: Shape = Shape::OneStatement;
+    const SAVE_CHANGE: Shape = Shape::OneStatement;
     const CLAIM: Shape = Shape::Relaxed;
 
     fn migrations(&self) -> usize {

@@ -49,6 +49,7 @@ const MIGRATIONS: &[Migration] = &[
         "0008_idempotency_and_api_keys.sql",
         "idempotency and api keys"
     ),
+    migration!(9, "0009_endpoint_health.sql", "endpoint health"),
 ];
 
 pub(super) fn embedded() -> usize {

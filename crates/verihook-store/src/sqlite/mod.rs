@@ -130,7 +130,7 @@ impl Backend for Sqlite {
     type Conn = Connection;
     const LOCK_FOR_UPDATE: &'static str = "";
     const ANNOUNCE: Option<&'static str> = None;
-    const SAVE_AND_RECORD: Shape = Shape::Several;
+    const SAVE_CHANGE: Shape = Shape::Several;
     const CLAIM: Shape = Shape::Several;
 
     fn migrations(&self) -> usize {

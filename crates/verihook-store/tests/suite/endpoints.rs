@@ -31,6 +31,7 @@ fn new_endpoint(org: &Organization, types: &[&str]) -> Endpoint {
         created_at: Timestamp::from_unix_micros(
             Timestamp::now().unix_micros() / 1_000_000 * 1_000_000,
         ),
+        health: Default::default(),
     }
 }
 

@@ -3,8 +3,10 @@
 //! event inserts fail, to prove that a change and its events are stored atomically.
 
 mod endpoints;
+mod health;
 mod requests;
 pub use endpoints::*;
+pub use health::*;
 pub use requests::*;
 
 use std::future::Future;
@@ -1231,7 +1233,8 @@ macro_rules! store_suite {
             an_idempotency_key_is_held_answered_and_scoped,
             idempotency_keys_are_taken_over_expire_and_purge,
             an_answer_is_stored_with_its_change_or_not_at_all,
-            an_events_record_shows_its_newest_hundred_attempts
+            an_events_record_shows_its_newest_hundred_attempts,
+            an_endpoint_fails_with_its_first_failed_event_and_heals_with_a_success
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {

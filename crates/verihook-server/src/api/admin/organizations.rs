@@ -122,6 +122,7 @@ async fn set_webhook(
     Ok(Json(WebhookView {
         url: Some(set.url.as_str().to_owned()),
         secret: Some(set.secret.expose().to_owned()),
+        health: None,
     }))
 }
 

@@ -68,7 +68,17 @@ async function loadEndpoints() {
     cell(row, e.signatureScheme, "scheme");
     cell(row, e.retrySchedule || "server's");
     cell(row, e.disabled ? "disabled" : "enabled");
+    cell(row, healthText(e.health), `health ${e.health.state}`);
   }
+}
+
+/** "healthy", or "failing since …: N failed events". */
+function healthText(h) {
+  if (h.state !== "failing") {
+    return h.lastSuccessAt ? `healthy (last success ${h.lastSuccessAt})` : "healthy";
+  }
+  const n = h.failedEvents === 1 ? "1 failed event" : `${h.failedEvents} failed events`;
+  return `failing since ${h.failingSince}: ${n}`;
 }
 
 async function loadEvents() {

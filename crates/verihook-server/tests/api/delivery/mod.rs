@@ -3,6 +3,7 @@
 mod endpoints;
 mod failures;
 mod guard;
+mod health;
 mod isolation;
 mod overload;
 mod rotation;
