@@ -1,6 +1,6 @@
 //! Endpoint health (CONTRACT §9), kept with the recorded attempts.
 
-use super::{claim, customer, outcome, with_webhook, Backend, RecordOne};
+use super::{attempt_next, customer, with_webhook, Backend};
 use verihook_core::{Endpoint, Organization, Timestamp};
 use verihook_store::{NextStep, Storage};
 
@@ -14,17 +14,7 @@ async fn default_endpoint(store: &Storage, org: &Organization) -> Endpoint {
 }
 
 async fn attempt(store: &Storage, next: NextStep, status: u16) {
-    let d = store
-        .outbox
-        .claim(claim(1))
-        .await
-        .expect("claimed")
-        .remove(0);
-    assert!(store
-        .outbox
-        .record_one(outcome(&d, next, Some(status)))
-        .await
-        .expect("recorded"));
+    attempt_next(store, next, status).await;
 }
 
 /// Failing from the first final failure, counting the events failed since; a retry is a

@@ -711,6 +711,26 @@ fn later(t: Timestamp, secs: i64) -> Timestamp {
     Timestamp::from_unix_micros(t.unix_micros() + secs * 1_000_000)
 }
 
+/// Claims the next due delivery and records `next` for it (answered `status`); its event.
+pub(crate) async fn attempt_next(
+    store: &Storage,
+    next: NextStep,
+    status: u16,
+) -> verihook_core::EventId {
+    let d = store
+        .outbox
+        .claim(claim(1))
+        .await
+        .expect("claimed")
+        .remove(0);
+    assert!(store
+        .outbox
+        .record_one(outcome(&d, next, Some(status)))
+        .await
+        .expect("recorded"));
+    d.event.id
+}
+
 pub(crate) fn outcome(
     d: &ClaimedDelivery,
     next: NextStep,

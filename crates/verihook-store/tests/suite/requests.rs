@@ -243,7 +243,7 @@ pub async fn an_answer_is_stored_with_its_change_or_not_at_all<B: Backend>() {
 /// An event's record shows its newest 100 attempts, oldest first, and says when older ones
 /// were left out: an event redelivered without end does not make its view grow without end.
 pub async fn an_events_record_shows_its_newest_hundred_attempts<B: Backend>() {
-    use super::{claim, customer, outcome, with_webhook, RecordOne};
+    use super::{attempt_next, customer, with_webhook};
     use verihook_store::{NextStep, Scope};
     let b = B::fresh().await;
     let store = b.store();
@@ -251,19 +251,8 @@ pub async fn an_events_record_shows_its_newest_hundred_attempts<B: Backend>() {
     customer(&store, &org).await;
     let mut event = None;
     for _ in 0..103 {
-        let d = store
-            .outbox
-            .claim(claim(1))
-            .await
-            .expect("claimed")
-            .remove(0);
         let retry = NextStep::RetryAt(Timestamp::from_unix_micros(0));
-        assert!(store
-            .outbox
-            .record_one(outcome(&d, retry, Some(500)))
-            .await
-            .expect("recorded"));
-        event = Some(d.event.id);
+        event = Some(attempt_next(&store, retry, 500).await);
     }
     let id = event.expect("an event");
     let record = store
