@@ -53,6 +53,14 @@ pub struct ServeConfig {
     #[arg(long, env = "VERIHOOK_ALERT_WEBHOOK_URL", value_parser = parse_url)]
     pub alert_webhook_url: Option<url::Url>,
 
+    /// At most one reminder this often per endpoint that stays failing.
+    #[arg(long, env = "VERIHOOK_ALERT_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub alert_interval: Duration,
+
+    /// Signs the alerts as webhooks are signed (X-Webhook-Timestamp, X-Webhook-Signature).
+    #[arg(long, env = "VERIHOOK_ALERT_SECRET", hide_env_values = true)]
+    pub alert_secret: Option<String>,
+
     /// Development mode: --allow-http --allow-private-networks, and a sandbox organization
     /// whose API key, webhook secret and curl examples are printed at start.
     #[arg(long, env = "VERIHOOK_DEV")]
@@ -139,6 +147,8 @@ impl ServeConfig {
             allow_private_networks: false,
             extra_ca_cert: None,
             alert_webhook_url: None,
+            alert_interval: Duration::from_secs(3600),
+            alert_secret: None,
             dev: false,
             role: Role::All,
             secret_key: None,

@@ -79,6 +79,8 @@ pub struct Server {
     per_endpoint: u32,
     http: http::HttpLimits,
     request_timeout: std::time::Duration,
+    /// Sends the operator's alerts (on delivering nodes).
+    alerts: Option<delivery::alerts::AlertSender>,
 }
 
 impl Server {
@@ -109,11 +111,24 @@ impl Server {
                 sender.clone(),
                 config.retry_schedule.clone(),
                 config.delivery_timeout,
-                config.alert_webhook_url.as_ref().map(|u| u.to_string()),
                 limits,
                 metrics.clone(),
             ))
         });
+        let alerts = config
+            .role
+            .delivers()
+            .then(|| delivery::alerts::AlertSender {
+                alerts: store.alerts.clone(),
+                sender: sender.clone(),
+                url: config.alert_webhook_url.as_ref().map(|u| u.to_string()),
+                secret: config
+                    .alert_secret
+                    .clone()
+                    .map(verihook_core::WebhookSecret::from_stored),
+                interval: config.alert_interval,
+                metrics: metrics.clone(),
+            });
         let admin_token = match (&config.admin_token, config.dev) {
             (Some(token), _) => Some(token.clone()),
             (None, true) => Some(dev::admin_token()),
@@ -150,6 +165,7 @@ impl Server {
                 shutdown_timeout: config.shutdown_timeout,
             },
             request_timeout: config.request_timeout,
+            alerts,
         })
     }
 
@@ -183,6 +199,9 @@ impl Server {
             self.state.store.outbox.clone(),
             stop.clone(),
         ));
+        if let Some(alerts) = self.alerts {
+            tokio::spawn(alerts.run(stop.clone()));
+        }
         let keys = tokio::spawn(api::auth::watch_keys(
             self.state.auth.clone(),
             self.state.store.api_keys.clone(),

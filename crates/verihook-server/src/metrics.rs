@@ -30,6 +30,11 @@ struct AlertLabels {
     result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IncidentLabels {
+    event: &'static str,
+}
+
 /// `route` is the route's template (`/v1/customers/{id}`), never the path itself.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -52,6 +57,7 @@ pub struct Metrics {
     in_flight: Gauge,
     failed_events: Counter,
     alerts: Family<AlertLabels, Counter>,
+    incidents: Family<IncidentLabels, Counter>,
     requests: Family<RequestLabels, Counter>,
     request_seconds: Family<RouteLabels, Histogram>,
     outbox_lag: Gauge<f64, AtomicU64>,
@@ -83,6 +89,7 @@ impl Metrics {
             in_flight: Gauge::default(),
             failed_events: Counter::default(),
             alerts: Family::default(),
+            incidents: Family::default(),
             requests: Family::default(),
             request_seconds: Family::new_with_constructor(seconds_buckets),
             outbox_lag: Gauge::default(),
@@ -131,8 +138,13 @@ impl Metrics {
         );
         r.register(
             "alerts",
-            "Failure alerts to the operator, by result (sent, refused, error)",
+            "Alerts to the operator (one per incident), by result of each try (sent, refused, error)",
             self.alerts.clone(),
+        );
+        r.register(
+            "endpoint_incidents",
+            "Endpoint incidents, by event: opened (an endpoint turned failing) or recovered",
+            self.incidents.clone(),
         );
         r.register(
             "outbox_lag_seconds",
@@ -210,6 +222,13 @@ impl Metrics {
 
     pub fn event_failed(&self) {
         self.failed_events.inc();
+    }
+
+    /// An endpoint's incident `opened` or `recovered`.
+    pub fn incident(&self, event: &'static str) {
+        self.incidents
+            .get_or_create(&IncidentLabels { event })
+            .inc();
     }
 
     pub fn alert(&self, result: &'static str) {

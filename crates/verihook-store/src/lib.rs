@@ -17,6 +17,7 @@
 //! its migrations, and the three writes whose SQL is its own (saving a change, claiming,
 //! recording). [`connect`] opens the one a database URL names, as a [`Storage`].
 
+pub mod alerts;
 mod conn;
 mod database;
 pub mod error;
@@ -32,6 +33,7 @@ mod writer;
 
 use std::sync::Arc;
 
+pub use alerts::{Alerts, PendingAlert};
 pub use error::StoreError;
 pub use outbox::{
     AttemptOutcome, ClaimRequest, ClaimedDelivery, Lease, NextStep, Outbox, Recorded,
@@ -57,6 +59,7 @@ pub struct Storage {
     pub outbox: Arc<dyn Outbox>,
     pub api_keys: Arc<dyn ApiKeys>,
     pub idempotency: Arc<dyn Idempotency>,
+    pub alerts: Arc<dyn Alerts>,
 }
 
 impl Storage {
@@ -70,7 +73,8 @@ impl Storage {
             + EventLog
             + Outbox
             + ApiKeys
-            + Idempotency,
+            + Idempotency
+            + Alerts,
     {
         let store = Arc::new(store);
         Self {
@@ -81,7 +85,8 @@ impl Storage {
             events: store.clone(),
             outbox: store.clone(),
             api_keys: store.clone(),
-            idempotency: store,
+            idempotency: store.clone(),
+            alerts: store,
         }
     }
 }

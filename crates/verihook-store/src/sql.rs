@@ -397,3 +397,41 @@ pub(crate) const ABANDON_IDEMPOTENT: &str =
 pub(crate) const PURGE_IDEMPOTENT: &str = "\
     DELETE FROM idempotency_keys WHERE (scope, idem_key) IN (SELECT scope, idem_key \
     FROM idempotency_keys WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
+
+/// The endpoints a batch of outcomes touched, as they stood before it.
+pub(crate) const ENDPOINT_STATES: &str = "\
+    SELECT seq, id, organization_id, url, failing_since, failed_events FROM endpoints \
+    WHERE seq IN ({seqs})";
+
+pub(crate) const EVENT_ID_AND_TYPE: &str = "SELECT id, event_type FROM events WHERE seq = $1";
+
+pub(crate) const INCIDENT_OPENED: &str =
+    "UPDATE endpoints SET alerted_at = $1, first_failed_event = $2 WHERE seq = $3";
+
+pub(crate) const INCIDENT_CLOSED: &str =
+    "UPDATE endpoints SET alerted_at = NULL, first_failed_event = NULL WHERE seq = $1";
+
+pub(crate) const INSERT_ALERT: &str = "\
+    INSERT INTO alerts (endpoint_seq, kind, body, created_at, due_at) VALUES ($1, $2, $3, $4, $4)";
+
+/// Due alerts (by `$2`, now) under a lease: their due time moves to `$1` (the lease's end), so another
+/// node's claim (re-checking `due_at` on the row it waited for) skips them.
+pub(crate) const CLAIM_ALERTS: &str = "\
+    UPDATE alerts SET due_at = $1, attempts = attempts + 1 WHERE seq IN \
+    (SELECT seq FROM alerts WHERE due_at <= $2 ORDER BY due_at LIMIT $3) AND due_at <= $2 \
+    RETURNING seq, kind, body, attempts";
+
+pub(crate) const DELETE_ALERT: &str = "DELETE FROM alerts WHERE seq = $1";
+
+pub(crate) const RETRY_ALERT: &str = "UPDATE alerts SET due_at = $1 WHERE seq = $2";
+
+/// Failing endpoints whose last alert is older than `$1`, with their incident's first
+/// failed event.
+pub(crate) const REMINDERS_DUE: &str = "\
+    SELECT en.seq, en.id, en.organization_id, en.url, en.failing_since, en.failed_events, \
+    ev.id AS event_id, ev.event_type FROM endpoints en \
+    LEFT JOIN events ev ON ev.seq = en.first_failed_event \
+    WHERE en.failing_since IS NOT NULL AND en.alerted_at IS NOT NULL AND en.alerted_at < $1 \
+    AND en.deleted_at IS NULL";
+
+pub(crate) const REMINDED: &str = "UPDATE endpoints SET alerted_at = $1 WHERE seq = $2";

@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP API and the delivery engine.
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Receive webhooks locally: verify and print each event.
     Listen(listen::ListenArgs),
     /// Print the X-Webhook-Signature of the body on stdin.
@@ -45,7 +45,7 @@ fn main() -> ExitCode {
     };
     init_logging(format);
     let result = match cli.command {
-        Command::Serve(config) => block_on(serve::run(config)),
+        Command::Serve(config) => block_on(serve::run(*config)),
         Command::Listen(args) => block_on(listen::run(args)),
         Command::Sign(args) => signing::sign(args),
         Command::Verify(args) => signing::verify(args),

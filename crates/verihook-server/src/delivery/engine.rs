@@ -6,7 +6,6 @@
 
 use super::sender::{AttemptResult, Sender};
 use crate::metrics::Metrics;
-use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -51,7 +50,6 @@ pub struct DeliveryEngine {
     outbox: Arc<dyn Outbox>,
     sender: Arc<Sender>,
     retry: RetryPolicy,
-    alert_url: Option<String>,
     limits: Limits,
     lease: Duration,
     state: Arc<Mutex<InFlight>>,
@@ -146,7 +144,6 @@ impl DeliveryEngine {
         sender: Arc<Sender>,
         retry: RetryPolicy,
         delivery_timeout: Duration,
-        alert_url: Option<String>,
         limits: Limits,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -154,7 +151,6 @@ impl DeliveryEngine {
             outbox,
             sender,
             retry,
-            alert_url,
             limits,
             // Time to send under the timeout, and ample time to record the outcome. A
             // process that dies holds its deliveries no longer than this.
@@ -395,6 +391,8 @@ impl DeliveryEngine {
         );
     }
 
+    /// Logged and counted here; the operator's alert is per incident, written by the
+    /// store with the outcome that opened it (see [`super::alerts`]).
     fn on_final_failure(&self, d: &ClaimedDelivery, result: &AttemptResult) {
         let last_error = result
             .failure
@@ -410,48 +408,6 @@ impl DeliveryEngine {
             "webhook delivery failed after its last attempt"
         );
         self.metrics.event_failed();
-        let Some(url) = self.alert_url.clone() else {
-            return;
-        };
-        let alert = Alert {
-            alert: "webhook.delivery_failed",
-            organization_id: d.event.organization_id.as_str(),
-            endpoint_id: d.endpoint.as_str(),
-            event_id: d.event.id.as_str(),
-            event_type: d.event.event_type.as_str(),
-            attempts: d.budget_used + 1,
-            last_attempt: d.attempt,
-            last_error: &last_error,
-            last_status_code: result.status_code,
-            failed_at: Timestamp::now(),
-        };
-        let body = match serde_json::to_string(&alert) {
-            Ok(body) => body,
-            Err(error) => {
-                tracing::error!(%error, "the failure alert could not be serialized");
-                self.metrics.alert("error");
-                return;
-            }
-        };
-        let (sender, event_id) = (self.sender.clone(), d.event.id.clone());
-        let metrics = self.metrics.clone();
-        tokio::spawn(async move {
-            let result = match sender.post_json(&url, body).await {
-                Ok(status) if (200..300).contains(&status) => {
-                    tracing::info!(%event_id, "failure alert sent");
-                    "sent"
-                }
-                Ok(status) => {
-                    tracing::error!(%event_id, status, "failure alert refused");
-                    "refused"
-                }
-                Err(error) => {
-                    tracing::error!(%event_id, error, "failure alert not sent");
-                    "error"
-                }
-            };
-            metrics.alert(result);
-        });
     }
 
     fn release_endpoint_slot(&self, d: &ClaimedDelivery) {
@@ -525,23 +481,6 @@ fn record_of(d: &ClaimedDelivery, r: &AttemptResult) -> AttemptRecord {
     }
 }
 
-/// The operator alert for a finally failed event.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Alert<'a> {
-    alert: &'static str,
-    organization_id: &'a str,
-    endpoint_id: &'a str,
-    event_id: &'a str,
-    #[serde(rename = "type")]
-    event_type: &'a str,
-    attempts: u32,
-    last_attempt: u32,
-    last_error: &'a str,
-    last_status_code: Option<u16>,
-    failed_at: Timestamp,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -600,7 +539,6 @@ mod tests {
             Arc::new(sender),
             RetryPolicy::default(),
             Duration::from_secs(1),
-            None,
             Limits::default(),
             Arc::new(Metrics::new()),
         ));

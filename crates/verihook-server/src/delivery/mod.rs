@@ -2,10 +2,12 @@
 //!
 //! - [`engine`]: claims due deliveries in batches under a lease, runs each attempt as its
 //!   own task (bounded overall and per organization), and records the outcome: delivered,
-//!   retry after the schedule's wait, or failed with an alert.
+//!   retry after the schedule's wait, or failed.
+//! - [`alerts`]: the operator's alerts, one per incident, sent from their durable queue.
 //! - [`sender`]: one attempt over HTTP(S): signing, timeout, classification of failures.
 //! - [`guard`]: the SSRF guard on the addresses a delivery may connect to.
 
+pub mod alerts;
 pub mod engine;
 pub mod guard;
 pub mod sender;

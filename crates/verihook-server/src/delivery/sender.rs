@@ -261,12 +261,26 @@ impl Sender {
     }
 
     /// POSTs a JSON document to an operator-configured URL (alerts); no SSRF guard.
-    pub async fn post_json(&self, url: &str, body: String) -> Result<u16, String> {
-        let request = Request::builder()
+    /// Signed as a webhook (verihook's scheme) when a secret is given.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        body: String,
+        secret: Option<&WebhookSecret>,
+    ) -> Result<u16, String> {
+        let mut request = Request::builder()
             .method(Method::POST)
             .uri(url)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE))
+            .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        if let Some(secret) = secret {
+            let timestamp = Timestamp::now().unix_seconds();
+            request = request.header(headers::TIMESTAMP, timestamp).header(
+                headers::SIGNATURE,
+                signature::sign(secret.key(), timestamp, body.as_bytes()),
+            );
+        }
+        let request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
         self.round_trip(&self.operator, request)

@@ -50,6 +50,7 @@ const MIGRATIONS: &[Migration] = &[
         "idempotency and api keys"
     ),
     migration!(9, "0009_endpoint_health.sql", "endpoint health"),
+    migration!(10, "0010_incident_alerts.sql", "incident alerts"),
 ];
 
 pub(super) fn embedded() -> usize {

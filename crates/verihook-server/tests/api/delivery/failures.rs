@@ -112,6 +112,8 @@ async fn a_final_failure_is_listed_for_the_admin_and_alerted() {
     assert_eq!(failed["data"][0]["organizationId"], org.id.as_str());
     let alert = alerts.wait_for(1, WAIT).await.remove(0);
     let alert: Value = serde_json::from_slice(&alert.body).expect("JSON");
+    assert_eq!(alert["alert"], "webhook.endpoint_failing");
+    assert_eq!(alert["failedEvents"], 1);
     assert_eq!(alert["organizationId"], org.id.as_str());
     assert_eq!(alert["eventId"], event_id.as_str());
     assert_eq!(alert["type"], "customer.created");

@@ -4,6 +4,7 @@ mod endpoints;
 mod failures;
 mod guard;
 mod health;
+mod incidents;
 mod isolation;
 mod overload;
 mod rotation;
