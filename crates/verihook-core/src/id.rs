@@ -121,6 +121,13 @@ prefixed_id!(
     "event"
 );
 prefixed_id!(
+    /// A bulk recovery: failed events redelivered together, with its progress.
+    RecoveryId,
+    "rec_",
+    "recovery"
+);
+
+prefixed_id!(
     /// One of an organization's API keys, as listed and revoked (never the key itself).
     ApiKeyId,
     "key_",

@@ -41,7 +41,7 @@ pub use delivery::{DeliveryStatus, ErrorClass, RetryPolicy};
 pub use endpoint::{Endpoint, EndpointHealth, EndpointPatch, EventTypes, SignatureScheme};
 pub use error::{DomainError, ValidationError};
 pub use event::{Event, EventType};
-pub use id::{ApiKey, ApiKeyId, CustomerId, EndpointId, EventId, OrganizationId};
+pub use id::{ApiKey, ApiKeyId, CustomerId, EndpointId, EventId, OrganizationId, RecoveryId};
 pub use organization::{Mode, Organization};
 pub use status::{CustomerStatus, TransitionError, TransitionPolicy};
 pub use timestamp::Timestamp;

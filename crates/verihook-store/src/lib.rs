@@ -23,6 +23,7 @@ mod database;
 pub mod error;
 pub mod outbox;
 pub mod postgres;
+pub mod recoveries;
 pub mod repository;
 pub mod requests;
 mod rows;
@@ -38,6 +39,7 @@ pub use error::StoreError;
 pub use outbox::{
     AttemptOutcome, ClaimRequest, ClaimedDelivery, Lease, NextStep, Outbox, Recorded,
 };
+pub use recoveries::{Recoveries, Recovery, RecoveryRequest};
 pub use repository::{
     AttemptRecord, AttemptSample, Customers, EndpointDelivery, EndpointRef, Endpoints, EventFilter,
     EventLog, EventRecord, EventSummary, Health, Mutation, Organizations, Page, PageRequest, Scope,
@@ -60,6 +62,7 @@ pub struct Storage {
     pub api_keys: Arc<dyn ApiKeys>,
     pub idempotency: Arc<dyn Idempotency>,
     pub alerts: Arc<dyn Alerts>,
+    pub recoveries: Arc<dyn Recoveries>,
 }
 
 impl Storage {
@@ -74,7 +77,8 @@ impl Storage {
             + Outbox
             + ApiKeys
             + Idempotency
-            + Alerts,
+            + Alerts
+            + Recoveries,
     {
         let store = Arc::new(store);
         Self {
@@ -86,7 +90,8 @@ impl Storage {
             outbox: store.clone(),
             api_keys: store.clone(),
             idempotency: store.clone(),
-            alerts: store,
+            alerts: store.clone(),
+            recoveries: store,
         }
     }
 }

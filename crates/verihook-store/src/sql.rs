@@ -435,3 +435,47 @@ pub(crate) const REMINDERS_DUE: &str = "\
     AND en.deleted_at IS NULL";
 
 pub(crate) const REMINDED: &str = "UPDATE endpoints SET alerted_at = $1 WHERE seq = $2";
+
+pub(crate) const INSERT_RECOVERY: &str = "\
+    INSERT INTO recoveries (id, organization_id, endpoint_id, event_type, since, until, \
+    automatic, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq";
+
+/// The failed events a recovery takes: `$1` the recovery, `$2` the organization, `$3..$4`
+/// the window (the events' times), `$5` an endpoint id or NULL, `$6` a type or NULL. Only
+/// endpoints that still exist and are enabled.
+pub(crate) const TAKE_FAILED: &str = "\
+    INSERT INTO recovery_items (recovery_seq, event_seq, endpoint_seq) \
+    SELECT $1, f.event_seq, f.endpoint_seq FROM failed_events f \
+    JOIN events e ON e.seq = f.event_seq JOIN endpoints en ON en.seq = f.endpoint_seq \
+    WHERE f.organization_id = $2 AND e.occurred_at >= $3 AND e.occurred_at <= $4 \
+    AND ($5 IS NULL OR en.id = $5) AND ($6 IS NULL OR e.event_type = $6) \
+    AND en.deleted_at IS NULL AND NOT en.disabled";
+
+/// The recovery's (`$3`) items back in the outbox with a fresh budget, the `n`-th of each
+/// endpoint due `n × $2` µs after `$1`: paced from the start.
+pub(crate) const REQUEUE_RECOVERED: &str = "\
+    INSERT INTO deliveries (event_seq, endpoint_seq, due_at, attempt, budget_used) \
+    SELECT r.event_seq, r.endpoint_seq, \
+    $1 + (ROW_NUMBER() OVER (PARTITION BY r.endpoint_seq ORDER BY r.event_seq) - 1) * $2, \
+    COALESCE((SELECT MAX(a.attempt) FROM attempts a WHERE a.event_seq = r.event_seq \
+        AND a.endpoint_seq = r.endpoint_seq), 0) + 1, 0 \
+    FROM recovery_items r WHERE r.recovery_seq = $3 \
+    ON CONFLICT (event_seq, endpoint_seq) DO NOTHING";
+
+pub(crate) const UNMARK_RECOVERED: &str = "\
+    DELETE FROM failed_events WHERE EXISTS (SELECT 1 FROM recovery_items r \
+    WHERE r.recovery_seq = $1 AND r.event_seq = failed_events.event_seq \
+    AND r.endpoint_seq = failed_events.endpoint_seq)";
+
+/// Recoveries with their progress (`{which}`: the condition picking them).
+pub(crate) const RECOVERIES: &str = "\
+    SELECT rc.id, rc.endpoint_id, rc.event_type, rc.since, rc.until, rc.automatic, \
+    rc.created_at, \
+    (SELECT COUNT(*) FROM recovery_items r WHERE r.recovery_seq = rc.seq) AS total, \
+    (SELECT COUNT(*) FROM recovery_items r WHERE r.recovery_seq = rc.seq AND EXISTS \
+        (SELECT 1 FROM deliveries d WHERE d.event_seq = r.event_seq \
+        AND d.endpoint_seq = r.endpoint_seq)) AS pending, \
+    (SELECT COUNT(*) FROM recovery_items r WHERE r.recovery_seq = rc.seq AND EXISTS \
+        (SELECT 1 FROM failed_events f WHERE f.event_seq = r.event_seq \
+        AND f.endpoint_seq = r.endpoint_seq)) AS failed \
+    FROM recoveries rc WHERE rc.organization_id = $1 {which}";

@@ -15,6 +15,7 @@ mod input;
 mod metrics;
 mod openapi;
 pub mod rate_limit;
+mod recoveries;
 mod rotation;
 mod schemas;
 pub mod service;
@@ -85,6 +86,7 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(endpoints::router())
         .merge(customers::router())
         .merge(events::router())
+        .merge(recoveries::router())
         .merge(stats::router())
         .split_for_parts();
     utoipa::Modify::modify(&openapi::CallerAnswers, &mut doc);

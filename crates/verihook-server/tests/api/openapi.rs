@@ -13,6 +13,10 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/openapi.json"),
     ("post", "/v1/admin/organizations"),
     ("put", "/v1/admin/organizations/{org_id}/webhook"),
+    ("post", "/v1/admin/organizations/{org_id}/events/recover"),
+    ("post", "/v1/events/recover"),
+    ("get", "/v1/recoveries"),
+    ("get", "/v1/recoveries/{recovery_id}"),
     ("post", "/v1/admin/organizations/{org_id}/api-keys"),
     ("get", "/v1/admin/organizations/{org_id}/api-keys"),
     (

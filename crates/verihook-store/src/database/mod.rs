@@ -11,6 +11,7 @@ mod events;
 mod health;
 mod organizations;
 mod outbox;
+mod recoveries;
 mod requests;
 
 use crate::conn::Conn;

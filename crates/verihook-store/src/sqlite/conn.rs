@@ -5,7 +5,7 @@ use crate::conn::Conn;
 use crate::rows::{Row, Value};
 use crate::StoreError;
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{params_from_iter, Connection, ToSql};
+use rusqlite::{Connection, Statement, ToSql};
 use std::borrow::Cow;
 use std::future::{ready, Future};
 use std::path::Path;
@@ -41,14 +41,34 @@ fn cell(value: ValueRef<'_>) -> Result<Value<'static>, StoreError> {
     })
 }
 
+/// Binds `params[n - 1]` to the parameter written `$n`. SQLite numbers `$n` parameters in
+/// the order they first appear in the text, not by `n`: bound by position, a statement
+/// whose `$3` comes before its `$1` would take the wrong values, silently.
+fn bind(statement: &mut Statement<'_>, params: &[Value<'_>]) -> Result<(), StoreError> {
+    for index in 1..=statement.parameter_count() {
+        let number = match statement.parameter_name(index) {
+            Some(name) => name
+                .strip_prefix(['$', '?'])
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| StoreError::Config(format!("parameter {name} is not $n")))?,
+            None => index,
+        };
+        let value = params
+            .get(number - 1)
+            .ok_or_else(|| StoreError::Config(format!("no value for parameter ${number}")))?;
+        statement.raw_bind_parameter(index, value)?;
+    }
+    Ok(())
+}
+
 pub(super) fn execute(
     conn: &Connection,
     sql: &str,
     params: &[Value<'_>],
 ) -> Result<u64, StoreError> {
-    let changed = conn
-        .prepare_cached(sql)?
-        .execute(params_from_iter(params))?;
+    let mut statement = conn.prepare_cached(sql)?;
+    bind(&mut statement, params)?;
+    let changed = statement.raw_execute()?;
     Ok(u64::try_from(changed).unwrap_or(u64::MAX))
 }
 
@@ -64,7 +84,8 @@ pub(super) fn query(
         .map(str::to_owned)
         .collect();
     let width = columns.len();
-    let mut found = statement.query(params_from_iter(params))?;
+    bind(&mut statement, params)?;
+    let mut found = statement.raw_query();
     let mut rows = Vec::new();
     while let Some(row) = found.next()? {
         let cells = (0..width)
@@ -151,5 +172,25 @@ impl Readers {
             query(&conn, &sql, &params)
         })
         .await?
+    }
+}
+
+#[cfg(test)]
+mod binding {
+    use super::*;
+
+    #[test]
+    fn parameters_are_bound_by_their_number_not_their_place() {
+        let conn = Connection::open_in_memory().expect("opened");
+        let rows = query(
+            &conn,
+            "SELECT $2 AS second, $1 AS first, $2 + $1 AS sum",
+            &[Value::int(1), Value::int(20)],
+        )
+        .expect("ran");
+        let row = &rows[0];
+        assert_eq!(row.int("first").expect("first"), 1);
+        assert_eq!(row.int("second").expect("second"), 20);
+        assert_eq!(row.int("sum").expect("sum"), 21);
     }
 }

@@ -51,6 +51,7 @@ const MIGRATIONS: &[Migration] = &[
     ),
     migration!(9, "0009_endpoint_health.sql", "endpoint health"),
     migration!(10, "0010_incident_alerts.sql", "incident alerts"),
+    migration!(11, "0011_recoveries.sql", "recoveries"),
 ];
 
 pub(super) fn embedded() -> usize {

@@ -4,9 +4,11 @@
 
 mod endpoints;
 mod health;
+mod recoveries;
 mod requests;
 pub use endpoints::*;
 pub use health::*;
+pub use recoveries::*;
 pub use requests::*;
 
 use std::future::Future;
@@ -1254,7 +1256,9 @@ macro_rules! store_suite {
             idempotency_keys_are_taken_over_expire_and_purge,
             an_answer_is_stored_with_its_change_or_not_at_all,
             an_events_record_shows_its_newest_hundred_attempts,
-            an_endpoint_fails_with_its_first_failed_event_and_heals_with_a_success
+            an_endpoint_fails_with_its_first_failed_event_and_heals_with_a_success,
+            a_recovery_redelivers_each_failed_event_once_and_reports_progress,
+            a_recovery_is_paced_per_endpoint
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {

@@ -7,6 +7,7 @@ mod health;
 mod incidents;
 mod isolation;
 mod overload;
+mod recovery;
 mod rotation;
 mod signing;
 
