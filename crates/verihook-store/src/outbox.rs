@@ -105,6 +105,14 @@ pub enum Recorded {
 pub trait Outbox: Send + Sync + 'static {
     /// Claims due deliveries of live endpoints, oldest first.
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError>;
+    /// The probes due (CONTRACT §9, `autoRecover`): for each failing endpoint whose next
+    /// probe is due, its newest failed event for one attempt, leased for `lease`. Its
+    /// success ends the incident and recovers the rest; its failure counts no new event.
+    async fn claim_probes(
+        &self,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError>;
     /// Logs the attempts and moves their deliveries on, all in one transaction; answers,
     /// in order, what became of each.
     async fn record(&self, outcomes: Vec<AttemptOutcome>) -> Result<Vec<Recorded>, StoreError>;

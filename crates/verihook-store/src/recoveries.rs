@@ -6,6 +6,9 @@ use crate::StoreError;
 use async_trait::async_trait;
 use verihook_core::{EndpointId, EventType, OrganizationId, RecoveryId, Timestamp};
 
+/// Deliveries of a recovery falling due each second at each endpoint.
+pub const PACE_PER_ENDPOINT: u32 = 50;
+
 /// What to recover: the organization's events that occurred in `since..=until` and are
 /// failed now.
 #[derive(Debug, Clone)]

@@ -400,16 +400,47 @@ pub(crate) const PURGE_IDEMPOTENT: &str = "\
 
 /// The endpoints a batch of outcomes touched, as they stood before it.
 pub(crate) const ENDPOINT_STATES: &str = "\
-    SELECT seq, id, organization_id, url, failing_since, failed_events FROM endpoints \
-    WHERE seq IN ({seqs})";
+    SELECT seq, id, organization_id, url, failing_since, failed_events, auto_recover \
+    FROM endpoints WHERE seq IN ({seqs})";
 
 pub(crate) const EVENT_ID_AND_TYPE: &str = "SELECT id, event_type FROM events WHERE seq = $1";
 
-pub(crate) const INCIDENT_OPENED: &str =
-    "UPDATE endpoints SET alerted_at = $1, first_failed_event = $2 WHERE seq = $3";
+/// `$1` now, `$2` the first failed event, `$3` the first probe's wait, `$4` the endpoint.
+pub(crate) const INCIDENT_OPENED: &str = "\
+    UPDATE endpoints SET alerted_at = $1, first_failed_event = $2, probe_at = $1 + $3, \
+    probe_every = $3 WHERE seq = $4";
 
-pub(crate) const INCIDENT_CLOSED: &str =
-    "UPDATE endpoints SET alerted_at = NULL, first_failed_event = NULL WHERE seq = $1";
+pub(crate) const INCIDENT_CLOSED: &str = "\
+    UPDATE endpoints SET alerted_at = NULL, first_failed_event = NULL, probe_at = NULL, \
+    probe_every = NULL WHERE seq = $1";
+
+/// Failing endpoints with `autoRecover` whose probe is due (`$1`, now), each with its
+/// newest failed event.
+pub(crate) const PROBES_DUE: &str = "\
+    SELECT en.seq, en.probe_every, (SELECT MAX(f.event_seq) FROM failed_events f \
+    WHERE f.endpoint_seq = en.seq) AS event_seq FROM endpoints en \
+    WHERE en.failing_since IS NOT NULL AND en.auto_recover AND en.probe_at IS NOT NULL \
+    AND en.probe_at <= $1 AND en.deleted_at IS NULL AND NOT en.disabled LIMIT $2";
+
+/// The next probe of an endpoint, unless another node took this one (`$4`: now).
+pub(crate) const NEXT_PROBE: &str = "\
+    UPDATE endpoints SET probe_at = $1, probe_every = $2 WHERE seq = $3 AND probe_at <= $4";
+
+/// A probe: the event back in the outbox, leased at once (`$5`, `$4` its end), with a
+/// budget that leaves it one attempt (`$3`).
+pub(crate) const INSERT_PROBE: &str = "\
+    INSERT INTO deliveries (event_seq, endpoint_seq, due_at, attempt, budget_used, lease_token) \
+    SELECT $1, $2, $4, COALESCE(MAX(a.attempt), 0) + 1, $3, $5 FROM attempts a \
+    WHERE a.event_seq = $1 AND a.endpoint_seq = $2 \
+    ON CONFLICT (event_seq, endpoint_seq) DO NOTHING RETURNING attempt";
+
+pub(crate) const PROBE_DETAILS: &str = "(SELECT $1 AS event_seq, $2 AS endpoint_seq) p";
+
+pub(crate) const ANY_FAILED_AT: &str =
+    "SELECT 1 AS one FROM failed_events WHERE endpoint_seq = $1 LIMIT 1";
+
+pub(crate) const UNMARK_FAILED_ONE: &str =
+    "DELETE FROM failed_events WHERE event_seq = $1 AND endpoint_seq = $2";
 
 pub(crate) const INSERT_ALERT: &str = "\
     INSERT INTO alerts (endpoint_seq, kind, body, created_at, due_at) VALUES ($1, $2, $3, $4, $4)";

@@ -44,6 +44,13 @@ impl suite::Backend for Postgres {
         .expect("trigger created");
     }
 
+    async fn run_sql(&self, sql: &str) {
+        let mut conn = sqlx::PgConnection::connect(self.db.url())
+            .await
+            .expect("connected");
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect("ran");
+    }
+
     async fn reopen(&mut self) {
         self.store = postgres::open(self.db.url()).await.expect("reopened");
     }

@@ -36,6 +36,13 @@ impl suite::Backend for Sqlite {
         .expect("trigger created");
     }
 
+    async fn run_sql(&self, sql: &str) {
+        let mut conn = sqlx::SqliteConnection::connect(self.db.url())
+            .await
+            .expect("connected");
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect("ran");
+    }
+
     async fn reopen(&mut self) {
         self.store = sqlite::open(self.db.url()).await.expect("reopened");
     }

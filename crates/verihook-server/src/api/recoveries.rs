@@ -17,8 +17,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use verihook_core::{EndpointId, EventType, OrganizationId, RecoveryId, Timestamp};
 use verihook_store::{Recovery, RecoveryRequest};
 
-/// Deliveries of a recovery falling due each second at each endpoint.
-pub const PACE_PER_ENDPOINT: u32 = 50;
+use verihook_store::recoveries::PACE_PER_ENDPOINT;
 /// Recoveries a listing shows.
 const LISTED: u32 = 100;
 

@@ -45,6 +45,11 @@ impl Default for Limits {
 
 /// How long a dispatcher waiting on saturated endpoints gathers freed slots.
 const COALESCE: Duration = Duration::from_millis(2);
+/// How often due probes of failing endpoints are looked for (each endpoint's own probe
+/// waits 30 s doubling to 10 min; see the store).
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+/// Probes started at once.
+const PROBES_AT_ONCE: u32 = 16;
 
 pub struct DeliveryEngine {
     outbox: Arc<dyn Outbox>,
@@ -166,7 +171,12 @@ impl DeliveryEngine {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let tasks = TaskTracker::new();
         let work = self.outbox.work_signal();
+        let mut next_probe = Instant::now();
         while !shutdown.is_cancelled() {
+            if Instant::now() >= next_probe {
+                next_probe = Instant::now() + PROBE_EVERY;
+                self.probe(&tasks).await;
+            }
             let (free, running, saturated) = self.capacity();
             if free == 0 {
                 tokio::select! {
@@ -232,14 +242,34 @@ impl DeliveryEngine {
             in_flight,
         };
         let claimed = self.outbox.claim(request).await?;
+        self.hold(&claimed);
+        Ok(claimed)
+    }
+
+    /// Counts claimed deliveries against their endpoints' slots and keeps their leases.
+    fn hold(&self, claimed: &[ClaimedDelivery]) {
         let mut state = lock(&self.state);
-        for d in &claimed {
+        for d in claimed {
             *state.per_endpoint.entry(d.endpoint.clone()).or_default() += 1;
             state.sending += 1;
             state.leases.insert(key(d), d.lease.clone());
         }
         self.metrics.set_in_flight(state.leases.len());
-        Ok(claimed)
+    }
+
+    /// Starts the probes of failing endpoints that are due (`autoRecover`).
+    async fn probe(self: &Arc<Self>, tasks: &TaskTracker) {
+        match self.outbox.claim_probes(self.lease, PROBES_AT_ONCE).await {
+            Ok(probes) => {
+                self.hold(&probes);
+                for d in probes {
+                    tracing::info!(endpoint_id = %d.endpoint, event_id = %d.event.id, "probing a failing endpoint");
+                    let engine = self.clone();
+                    tasks.spawn(async move { engine.deliver(d).await });
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "claiming probes failed"),
+        }
     }
 
     /// This sender's endpoints at their limit.

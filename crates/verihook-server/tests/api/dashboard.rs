@@ -36,6 +36,19 @@ async fn log_in_see_events_and_redeliver_a_failed_one() {
     receiver.script([Reply::Status(500)]);
     let app = TestApp::delivering(&pki, "").await;
     let (org, _) = app.org_sending_to(&receiver.url).await;
+    // Left failed for the redelivery by hand (autoRecover would bring it back itself).
+    let endpoints = expect(
+        app.as_org(&org, Method::GET, "/v1/endpoints"),
+        StatusCode::OK,
+    )
+    .await;
+    let default = format!("/v1/endpoints/{}", text(&endpoints["data"][0]["id"]));
+    expect(
+        app.as_org(&org, Method::PATCH, &default)
+            .json(&serde_json::json!({ "autoRecover": false })),
+        StatusCode::OK,
+    )
+    .await;
     let filtered = serde_json::json!({
         "url": "https://crm.example.com/hooks",
         "eventTypes": ["verification.completed"],

@@ -3,15 +3,18 @@
 //! batch), and where one turns failing or healthy again, writes the operator's alert in
 //! the same transaction, so an alert is never lost to a crash between the two.
 
+use super::recoveries::recover_in;
 use super::Backend;
 use crate::conn::Conn;
 use crate::outbox::{AttemptOutcome, NextStep, Recorded};
+use crate::recoveries::{RecoveryRequest, PACE_PER_ENDPOINT};
 use crate::rows::{Row, Value};
 use crate::sql;
 use crate::StoreError;
 use serde_json::json;
 use std::collections::BTreeMap;
-use verihook_core::Timestamp;
+use std::time::Duration;
+use verihook_core::{EndpointId, OrganizationId, RecoveryId, Timestamp};
 
 /// What one batch says about one endpoint (unix microseconds).
 #[derive(Default)]
@@ -22,14 +25,24 @@ struct Seen<'a> {
     /// The batch's first final failure here, and when it ended.
     first_final: Option<(&'a AttemptOutcome, i64)>,
     last_final: Option<i64>,
+    /// Events a probe delivered: failed still, until the recovery that follows.
+    probed: Vec<i64>,
 }
 
 impl<'a> Seen<'a> {
     fn add(&mut self, outcome: &'a AttemptOutcome, recorded: Recorded) {
         let started = outcome.record.started_at.unix_micros();
         let ended = outcome.record.ended_at().unix_micros();
+        let probe = is_probe(&outcome.lease.token);
         match outcome.next {
-            NextStep::Delivered => self.success = self.success.max(Some(ended)),
+            NextStep::Delivered => {
+                self.success = self.success.max(Some(ended));
+                if probe {
+                    self.probed.push(outcome.lease.event);
+                }
+            }
+            // A failed probe is the same failed event once more, not another.
+            NextStep::Failed if probe => self.failure = self.failure.max(Some(started)),
             // A redelivery asked for meanwhile makes a final failure a failed attempt.
             NextStep::Failed if recorded == Recorded::Moved => {
                 self.failure = self.failure.max(Some(started));
@@ -88,6 +101,7 @@ struct Before {
     url: String,
     failing_since: Option<i64>,
     failed_events: i64,
+    auto_recover: bool,
 }
 
 async fn states<B: Backend>(
@@ -112,6 +126,7 @@ async fn states<B: Backend>(
                     url: row.string("url")?,
                     failing_since: row.opt_int("failing_since")?,
                     failed_events: row.int("failed_events")?,
+                    auto_recover: row.int("auto_recover")? != 0,
                 },
             ))
         })
@@ -159,6 +174,7 @@ async fn write_alerts<B: Backend>(
         let params = [
             Value::time(now),
             Value::int(first.lease.event),
+            Value::int(micros(FIRST_PROBE)),
             Value::int(seq),
         ];
         conn.execute(sql::INCIDENT_OPENED, &params).await?;
@@ -185,8 +201,53 @@ async fn write_alerts<B: Backend>(
         .await?;
         conn.execute(sql::INCIDENT_CLOSED, &[Value::int(seq)])
             .await?;
+        for &event in &seen.probed {
+            let params = [Value::int(event), Value::int(seq)];
+            conn.execute(sql::UNMARK_FAILED_ONE, &params).await?;
+        }
+        let left = conn.query(sql::ANY_FAILED_AT, &[Value::int(seq)]).await?;
+        if before.auto_recover && !left.is_empty() {
+            recover_incident::<B>(conn, before, now).await?;
+        }
     }
     Ok(())
+}
+
+/// The first success after an incident: every event failed at the endpoint goes back to
+/// the outbox as one automatic recovery, paced.
+async fn recover_incident<B: Backend>(
+    conn: &mut B::Conn,
+    before: &Before,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let request = RecoveryRequest {
+        id: RecoveryId::generate(),
+        organization: OrganizationId::parse(&before.organization_id)
+            .map_err(StoreError::corrupt)?,
+        since: Timestamp::from_unix_micros(0),
+        until: now,
+        endpoint: Some(EndpointId::parse(&before.id).map_err(StoreError::corrupt)?),
+        event_type: None,
+        automatic: true,
+        created_at: now,
+    };
+    let spacing = 1_000_000 / i64::from(PACE_PER_ENDPOINT);
+    recover_in::<B>(conn, &request, spacing).await
+}
+
+/// How long after an endpoint turns failing it is first probed (the wait then doubles).
+pub(crate) const FIRST_PROBE: Duration = Duration::from_secs(30);
+/// The longest wait between probes.
+pub(crate) const LAST_PROBE: Duration = Duration::from_secs(600);
+/// What starts a probe's lease token: its outcome is the same failed event once more.
+pub(crate) const PROBE_TOKEN: &str = "probe-";
+
+fn is_probe(token: &str) -> bool {
+    token.starts_with(PROBE_TOKEN)
+}
+
+pub(crate) fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 async fn failing_alert<B: Backend>(

@@ -11,6 +11,7 @@ mod events;
 mod health;
 mod organizations;
 mod outbox;
+mod probes;
 mod recoveries;
 mod requests;
 
@@ -151,6 +152,21 @@ impl<B: Backend> Database<B> {
         F: for<'c> FnOnce(&'c mut B::Conn) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
     {
         self.backend.writer().write(lane, shape, op).await
+    }
+
+    /// Claimed deliveries with their secrets opened (see [`crate::secrets`]).
+    pub(super) fn secrets_opened(
+        &self,
+        claimed: Vec<ClaimedDelivery>,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        claimed
+            .into_iter()
+            .map(|mut d| {
+                d.secret = self.sealer.open(d.secret)?;
+                d.previous_secret = self.sealer.open_opt(d.previous_secret)?;
+                Ok(d)
+            })
+            .collect()
     }
 
     /// Deliveries were enqueued or fell due sooner: wake this process's sender (the

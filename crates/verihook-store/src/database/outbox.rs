@@ -25,14 +25,15 @@ impl<B: Backend> Outbox for Database<B> {
                 Box::pin(async move { B::claim(conn, &request).await })
             })
             .await?;
-        claimed
-            .into_iter()
-            .map(|mut d| {
-                d.secret = self.sealer.open(d.secret)?;
-                d.previous_secret = self.sealer.open_opt(d.previous_secret)?;
-                Ok(d)
-            })
-            .collect()
+        self.secrets_opened(claimed)
+    }
+
+    async fn claim_probes(
+        &self,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        self.probes(lease, limit).await
     }
 
     async fn record(&self, outcomes: Vec<AttemptOutcome>) -> Result<Vec<Recorded>, StoreError> {

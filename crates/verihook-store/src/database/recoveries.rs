@@ -66,35 +66,7 @@ impl<B: Backend> Recoveries for Database<B> {
         let spacing = 1_000_000 / i64::from(per_second.max(1));
         self.write(Lane::Api, move |conn| {
             Box::pin(async move {
-                let params = [
-                    Value::text(r.id.as_str()),
-                    Value::text(r.organization.as_str()),
-                    Value::opt_text(r.endpoint.as_ref().map(EndpointId::as_str)),
-                    Value::opt_text(r.event_type.map(EventType::as_str)),
-                    Value::time(r.since),
-                    Value::time(r.until),
-                    Value::int(i64::from(r.automatic)),
-                    Value::time(r.created_at),
-                ];
-                let inserted = conn.query(sql::INSERT_RECOVERY, &params).await?;
-                let seq = inserted.first().ok_or(StoreError::NotFound)?.int("seq")?;
-                let params = [
-                    Value::int(seq),
-                    Value::text(r.organization.as_str()),
-                    Value::time(r.since),
-                    Value::time(r.until),
-                    Value::opt_text(r.endpoint.as_ref().map(EndpointId::as_str)),
-                    Value::opt_text(r.event_type.map(EventType::as_str)),
-                ];
-                conn.execute(sql::TAKE_FAILED, &params).await?;
-                let params = [
-                    Value::time(Timestamp::now()),
-                    Value::int(spacing),
-                    Value::int(seq),
-                ];
-                conn.execute(sql::REQUEUE_RECOVERED, &params).await?;
-                conn.execute(sql::UNMARK_RECOVERED, &[Value::int(seq)])
-                    .await?;
+                recover_in::<B>(conn, &r, spacing).await?;
                 announce::<B>(conn).await
             })
         })
@@ -126,4 +98,43 @@ impl<B: Backend> Recoveries for Database<B> {
         self.read_recoveries(organization, "ORDER BY rc.seq DESC LIMIT $2", extra)
             .await
     }
+}
+
+/// Takes the request's failed events and puts them back in the outbox, the `n`-th of each
+/// endpoint due `n × spacing` µs from now, in the caller's transaction.
+pub(super) async fn recover_in<B: Backend>(
+    conn: &mut B::Conn,
+    r: &RecoveryRequest,
+    spacing: i64,
+) -> Result<(), StoreError> {
+    let params = [
+        Value::text(r.id.as_str()),
+        Value::text(r.organization.as_str()),
+        Value::opt_text(r.endpoint.as_ref().map(EndpointId::as_str)),
+        Value::opt_text(r.event_type.map(EventType::as_str)),
+        Value::time(r.since),
+        Value::time(r.until),
+        Value::int(i64::from(r.automatic)),
+        Value::time(r.created_at),
+    ];
+    let inserted = conn.query(sql::INSERT_RECOVERY, &params).await?;
+    let seq = inserted.first().ok_or(StoreError::NotFound)?.int("seq")?;
+    let params = [
+        Value::int(seq),
+        Value::text(r.organization.as_str()),
+        Value::time(r.since),
+        Value::time(r.until),
+        Value::opt_text(r.endpoint.as_ref().map(EndpointId::as_str)),
+        Value::opt_text(r.event_type.map(EventType::as_str)),
+    ];
+    conn.execute(sql::TAKE_FAILED, &params).await?;
+    let params = [
+        Value::time(Timestamp::now()),
+        Value::int(spacing),
+        Value::int(seq),
+    ];
+    conn.execute(sql::REQUEUE_RECOVERED, &params).await?;
+    conn.execute(sql::UNMARK_RECOVERED, &[Value::int(seq)])
+        .await?;
+    Ok(())
 }

@@ -52,6 +52,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(9, "0009_endpoint_health.sql", "endpoint health"),
     migration!(10, "0010_incident_alerts.sql", "incident alerts"),
     migration!(11, "0011_recoveries.sql", "recoveries"),
+    migration!(12, "0012_probes.sql", "probes"),
 ];
 
 pub(super) fn embedded() -> usize {

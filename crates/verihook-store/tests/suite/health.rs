@@ -4,7 +4,7 @@ use super::{attempt_next, customer, with_webhook, Backend};
 use verihook_core::{Endpoint, Organization, Timestamp};
 use verihook_store::{NextStep, Storage};
 
-async fn default_endpoint(store: &Storage, org: &Organization) -> Endpoint {
+pub(crate) async fn default_endpoint(store: &Storage, org: &Organization) -> Endpoint {
     store
         .endpoints
         .endpoints(&org.id)

@@ -37,6 +37,8 @@ pub trait Backend: Sized {
     fn store(&self) -> Storage;
     /// From now on, every insert into the events table fails inside the database.
     fn fail_event_inserts(&self) -> impl Future<Output = ()>;
+    /// Runs `sql` on the database (a test's shortcut past a wait, say).
+    fn run_sql(&self, sql: &str) -> impl Future<Output = ()>;
     /// Closes the store and opens the same database again.
     fn reopen(&mut self) -> impl Future<Output = ()>;
     /// A database with only the first migration applied and `seed` (SQL) run on it,
@@ -1258,7 +1260,9 @@ macro_rules! store_suite {
             an_events_record_shows_its_newest_hundred_attempts,
             an_endpoint_fails_with_its_first_failed_event_and_heals_with_a_success,
             a_recovery_redelivers_each_failed_event_once_and_reports_progress,
-            a_recovery_is_paced_per_endpoint
+            a_recovery_is_paced_per_endpoint,
+            the_first_success_after_an_incident_recovers_its_failed_events,
+            a_probe_retries_the_newest_failed_event_and_its_success_recovers_the_rest
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {

@@ -1,5 +1,6 @@
 //! Bulk recovery in the store (CONTRACT §9).
 
+use super::health::default_endpoint;
 use super::{
     attempt_next, claim, claim_when_due, customer, outcome, with_webhook, Backend, RecordOne,
 };
@@ -115,4 +116,112 @@ pub async fn a_recovery_is_paced_per_endpoint<B: Backend>() {
         .expect("started");
     let due_now = store.outbox.claim(claim(10)).await.expect("claimed");
     assert_eq!(due_now.len(), 1, "one a second at this pace");
+}
+
+/// `autoRecover`: the first success after an incident (here a new event) puts every event
+/// failed at the endpoint back in the outbox, as one automatic recovery.
+pub async fn the_first_success_after_an_incident_recovers_its_failed_events<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = with_webhook(&store).await;
+    for _ in 0..3 {
+        customer(&store, &org).await;
+        attempt_next(&store, NextStep::Failed, 503).await;
+    }
+    assert_eq!(default_endpoint(&store, &org).await.health.failed_events, 3);
+    customer(&store, &org).await;
+    attempt_next(&store, NextStep::Delivered, 200).await;
+    assert!(!default_endpoint(&store, &org).await.health.is_failing());
+    let recoveries = store
+        .recoveries
+        .recoveries(&org.id, 10)
+        .await
+        .expect("listed");
+    assert_eq!(recoveries.len(), 1);
+    assert!(recoveries[0].automatic);
+    assert_eq!((recoveries[0].total, recoveries[0].pending), (3, 3));
+}
+
+/// A failing endpoint is probed with its newest failed event, one attempt at a time: a
+/// failed probe counts no new failed event; a successful one ends the incident and
+/// recovers the others (the probed event is not sent again).
+pub async fn a_probe_retries_the_newest_failed_event_and_its_success_recovers_the_rest<
+    B: Backend,
+>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = with_webhook(&store).await;
+    let mut failed = Vec::new();
+    for _ in 0..2 {
+        customer(&store, &org).await;
+        failed.push(attempt_next(&store, NextStep::Failed, 503).await);
+    }
+    let lease = std::time::Duration::from_secs(30);
+    assert!(
+        store
+            .outbox
+            .claim_probes(lease, 16)
+            .await
+            .expect("claimed")
+            .is_empty(),
+        "not due yet"
+    );
+    b.run_sql("UPDATE endpoints SET probe_at = 0 WHERE probe_at IS NOT NULL")
+        .await;
+    let probe = store
+        .outbox
+        .claim_probes(lease, 16)
+        .await
+        .expect("claimed")
+        .remove(0);
+    assert_eq!(probe.event.id, failed[1], "the newest failed event");
+    assert!(
+        store
+            .outbox
+            .claim_probes(lease, 16)
+            .await
+            .expect("claimed")
+            .is_empty(),
+        "one at a time"
+    );
+    assert!(store
+        .outbox
+        .record_one(outcome(&probe, NextStep::Failed, Some(503)))
+        .await
+        .expect("recorded"));
+    let health = default_endpoint(&store, &org).await.health;
+    assert_eq!(
+        (health.is_failing(), health.failed_events),
+        (true, 2),
+        "no new failed event"
+    );
+
+    b.run_sql("UPDATE endpoints SET probe_at = 0 WHERE probe_at IS NOT NULL")
+        .await;
+    let probe = store
+        .outbox
+        .claim_probes(lease, 16)
+        .await
+        .expect("claimed")
+        .remove(0);
+    assert!(store
+        .outbox
+        .record_one(outcome(&probe, NextStep::Delivered, Some(200)))
+        .await
+        .expect("recorded"));
+    assert!(!default_endpoint(&store, &org).await.health.is_failing());
+    let recovery = store
+        .recoveries
+        .recoveries(&org.id, 10)
+        .await
+        .expect("listed")
+        .remove(0);
+    assert_eq!(
+        (recovery.total, recovery.pending),
+        (1, 1),
+        "the other one only"
+    );
+    let again = claim_when_due(&store, claim(10)).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].event.id, failed[0]);
 }

@@ -130,3 +130,70 @@ async fn a_bad_recovery_request_names_its_field() {
     )
     .await;
 }
+
+/// `autoRecover` (the default): once the receiver is back, the first success (here a new
+/// event) brings every event that failed meanwhile, with no API call; with `autoRecover`
+/// off, failed events stay failed.
+#[tokio::test]
+async fn failed_events_come_back_by_themselves_unless_auto_recover_is_off() {
+    let pki = TestPki::new();
+    let receiver = Receiver::https(&pki).await;
+    receiver.always(Reply::Status(503));
+    let app = TestApp::delivering(&pki, "").await;
+    let (auto, _) = app.org_sending_to(&receiver.url).await;
+    let (manual, _) = app.org_sending_to(&receiver.url).await;
+    let endpoints = expect(
+        app.as_org(&manual, Method::GET, "/v1/endpoints"),
+        StatusCode::OK,
+    )
+    .await;
+    let path = format!("/v1/endpoints/{}", text(&endpoints["data"][0]["id"]));
+    expect(
+        app.as_org(&manual, Method::PATCH, &path)
+            .json(&json!({ "autoRecover": false })),
+        StatusCode::OK,
+    )
+    .await;
+    let mut failed = Vec::new();
+    for org in [&auto, &manual] {
+        for _ in 0..10 {
+            let c = app.customer(org).await;
+            let event = app.newest_event_id(org, Some(&text(&c["id"]))).await;
+            app.wait_for_status(org, &event, "failed").await;
+            failed.push((org, event));
+        }
+    }
+    receiver.always(Reply::Status(200));
+    for org in [&auto, &manual] {
+        let c = app.customer(org).await;
+        let event = app.newest_event_id(org, Some(&text(&c["id"]))).await;
+        app.wait_for_status(org, &event, "delivered").await;
+    }
+    for (org, event) in &failed[..10] {
+        app.wait_for_status(org, event, "delivered").await;
+    }
+    let recoveries = expect(
+        app.as_org(&auto, Method::GET, "/v1/recoveries"),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(recoveries["data"][0]["automatic"], true);
+    assert_eq!(recoveries["data"][0]["total"], 10);
+    for (org, event) in &failed[10..] {
+        let shown = expect(
+            app.as_org(org, Method::GET, &format!("/v1/events/{event}")),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(
+            shown["deliveryStatus"], "failed",
+            "autoRecover off: left alone"
+        );
+    }
+    let none = expect(
+        app.as_org(&manual, Method::GET, "/v1/recoveries"),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(none["data"].as_array().map(Vec::len), Some(0));
+}
