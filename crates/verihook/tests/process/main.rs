@@ -4,6 +4,7 @@ mod crash;
 mod env;
 mod logs;
 mod nodes;
+mod recovery;
 mod requests;
 mod secrets;
 mod shutdown;
