@@ -197,3 +197,50 @@ async fn failed_events_come_back_by_themselves_unless_auto_recover_is_off() {
     .await;
     assert_eq!(none["data"].as_array().map(Vec::len), Some(0));
 }
+
+/// With no traffic at all after the receiver is back, the probe (30 s after the incident
+/// opened) finds it, and every failed event follows, with no API call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_finds_the_receiver_back_and_brings_every_failed_event() {
+    let pki = TestPki::new();
+    let receiver = Receiver::https(&pki).await;
+    receiver.always(Reply::Status(503));
+    let app = TestApp::delivering_with(&pki, "", |c| c.rate_limit = 0, Default::default()).await;
+    let (org, _) = app.org_sending_to(&receiver.url).await;
+    let mut failed = Vec::new();
+    for _ in 0..100 {
+        let c = app.customer(&org).await;
+        failed.push(app.newest_event_id(&org, Some(&text(&c["id"]))).await);
+    }
+    for event in &failed {
+        app.wait_for_status(&org, event, "failed").await;
+    }
+    receiver.always(Reply::Status(200));
+    let back = Instant::now();
+    let deadline = back + Duration::from_secs(90);
+    for event in &failed {
+        loop {
+            let path = format!("/v1/events/{event}");
+            let shown = expect(app.as_org(&org, Method::GET, &path), StatusCode::OK).await;
+            if shown["deliveryStatus"] == "delivered" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{event} not back within 90 s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    println!(
+        "all 100 delivered {:?} after the receiver came back",
+        back.elapsed()
+    );
+    let recoveries = expect(
+        app.as_org(&org, Method::GET, "/v1/recoveries"),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(recoveries["data"][0]["automatic"], true);
+    assert_eq!(
+        recoveries["data"][0]["total"], 99,
+        "the probed event was delivered by the probe"
+    );
+}
