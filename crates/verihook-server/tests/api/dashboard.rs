@@ -25,6 +25,77 @@ fn browser_binary() -> Option<String> {
     found
 }
 
+/// The dashboard open in Chromium, logged in with `org`'s API key.
+async fn logged_in(chromium: &str, app: &TestApp, org: &Org) -> Browser {
+    let mut page = Browser::open(chromium, &format!("{}/dashboard", app.base)).await;
+    // The tab starts on about:blank: log in once the dashboard has set up its handlers.
+    let log_in = format!(
+        "(() => {{ const input = document.getElementById('api-key'); \
+         if (!input || document.body.dataset.ready !== 'true') return false; \
+         input.value = '{}'; document.querySelector('#login button').click(); return true; }})()",
+        org.key
+    );
+    page.wait_until(&log_in, "the login form", WAIT).await;
+    page
+}
+
+/// Keeps failed events failed, for recovering them by hand.
+async fn auto_recover_off(app: &TestApp, org: &Org) {
+    let endpoints = expect(
+        app.as_org(org, Method::GET, "/v1/endpoints"),
+        StatusCode::OK,
+    )
+    .await;
+    let default = format!("/v1/endpoints/{}", text(&endpoints["data"][0]["id"]));
+    expect(
+        app.as_org(org, Method::PATCH, &default)
+            .json(&serde_json::json!({ "autoRecover": false })),
+        StatusCode::OK,
+    )
+    .await;
+}
+
+/// A failing endpoint shows "Recover all"; pressing it redelivers every failed event and
+/// shows the recovery's progress until it completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_all_brings_back_a_failing_endpoints_events() {
+    let Some(chromium) = browser_binary() else {
+        return;
+    };
+    let pki = TestPki::new();
+    let receiver = Receiver::https(&pki).await;
+    receiver.always(Reply::Status(500));
+    let app = TestApp::delivering(&pki, "").await;
+    let (org, _) = app.org_sending_to(&receiver.url).await;
+    auto_recover_off(&app, &org).await;
+    let mut failed = Vec::new();
+    for _ in 0..3 {
+        let c = text(&app.customer(&org).await["id"]);
+        let event = app.newest_event_id(&org, Some(&c)).await;
+        app.wait_for_status(&org, &event, "failed").await;
+        failed.push(event);
+    }
+    receiver.always(Reply::Status(200));
+    let mut page = logged_in(&chromium, &app, &org).await;
+    page.wait_until(
+        "(() => { const b = document.querySelector('#endpoints button.recover'); \
+         if (!b) return false; b.click(); return true; })()",
+        "the failing endpoint's Recover all button",
+        WAIT,
+    )
+    .await;
+    page.wait_until(
+        "document.getElementById('recovery-status').textContent.includes('3 of 3 delivered') && \
+         document.getElementById('recovery-status').textContent.endsWith('completed')",
+        "the recovery's progress, completed",
+        WAIT,
+    )
+    .await;
+    for event in &failed {
+        app.wait_for_status(&org, event, "delivered").await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_in_see_events_and_redeliver_a_failed_one() {
     let Some(chromium) = browser_binary() else {
@@ -37,18 +108,7 @@ async fn log_in_see_events_and_redeliver_a_failed_one() {
     let app = TestApp::delivering(&pki, "").await;
     let (org, _) = app.org_sending_to(&receiver.url).await;
     // Left failed for the redelivery by hand (autoRecover would bring it back itself).
-    let endpoints = expect(
-        app.as_org(&org, Method::GET, "/v1/endpoints"),
-        StatusCode::OK,
-    )
-    .await;
-    let default = format!("/v1/endpoints/{}", text(&endpoints["data"][0]["id"]));
-    expect(
-        app.as_org(&org, Method::PATCH, &default)
-            .json(&serde_json::json!({ "autoRecover": false })),
-        StatusCode::OK,
-    )
-    .await;
+    auto_recover_off(&app, &org).await;
     let filtered = serde_json::json!({
         "url": "https://crm.example.com/hooks",
         "eventTypes": ["verification.completed"],
@@ -69,15 +129,7 @@ async fn log_in_see_events_and_redeliver_a_failed_one() {
     app.wait_for_status(&org, &delivered_event, "delivered")
         .await;
 
-    let mut page = Browser::open(&chromium, &format!("{}/dashboard", app.base)).await;
-    // The tab starts on about:blank: log in once the dashboard has set up its handlers.
-    let log_in = format!(
-        "(() => {{ const input = document.getElementById('api-key'); \
-         if (!input || document.body.dataset.ready !== 'true') return false; \
-         input.value = '{}'; document.querySelector('#login button').click(); return true; }})()",
-        org.key
-    );
-    page.wait_until(&log_in, "the login form", WAIT).await;
+    let mut page = logged_in(&chromium, &app, &org).await;
     let row_status = |id: &str| {
         format!("(document.querySelector('tr[data-id=\"{id}\"] .status') || {{}}).textContent")
     };

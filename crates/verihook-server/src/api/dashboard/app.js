@@ -7,10 +7,13 @@ const $ = (id) => document.getElementById(id);
 const KEY = "verihook.apiKey";
 let selected = null;
 
-async function api(method, path) {
+async function api(method, path, payload) {
+  const headers = { Authorization: `Bearer ${sessionStorage.getItem(KEY)}` };
+  if (payload !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
     method,
-    headers: { Authorization: `Bearer ${sessionStorage.getItem(KEY)}` },
+    headers,
+    body: payload === undefined ? undefined : JSON.stringify(payload),
   });
   const body = await response.json().catch(() => ({}));
   if (response.status === 401) {
@@ -68,8 +71,34 @@ async function loadEndpoints() {
     cell(row, e.signatureScheme, "scheme");
     cell(row, e.retrySchedule || "server's");
     cell(row, e.disabled ? "disabled" : "enabled");
-    cell(row, healthText(e.health), `health ${e.health.state}`);
+    const health = cell(row, healthText(e.health), `health ${e.health.state}`);
+    if (e.health.state === "failing") {
+      const button = document.createElement("button");
+      button.className = "recover";
+      button.textContent = "Recover all";
+      button.addEventListener("click", () =>
+        recoverAll(e.id).catch((err) => { $("recovery-status").textContent = err.message; }));
+      health.append(" ", button);
+    }
   }
+}
+
+/** Redelivers every failed event of the endpoint, then follows the recovery's progress. */
+async function recoverAll(endpointId) {
+  const started = await api("POST", "/v1/events/recover", {
+    since: "1970-01-01T00:00:00Z",
+    endpointId,
+  });
+  let recovery = started;
+  for (;;) {
+    $("recovery-status").textContent =
+      `Recovery ${recovery.id}: ${recovery.delivered} of ${recovery.total} delivered, ` +
+      `${recovery.failed} failed, ${recovery.pending} pending — ${recovery.status}`;
+    if (recovery.status === "completed") break;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    recovery = await api("GET", `/v1/recoveries/${recovery.id}`);
+  }
+  await Promise.all([loadEndpoints(), loadEvents()]);
 }
 
 /** "healthy", or "failing since …: N failed events". */
