@@ -96,9 +96,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-fn bearer(parts: &Parts) -> Result<&str, ApiError> {
-    let header = parts
-        .headers
+/// The token of an `Authorization: Bearer <token>` header (the gate reads it too).
+pub(super) fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let header = headers
         .get(AUTHORIZATION)
         .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token> header"))?;
     let value = header
@@ -126,7 +126,7 @@ impl FromRequestParts<AppState> for OrgAuth {
         if let Some(Caller::Organization(org)) = parts.extensions.get::<Caller>() {
             return Ok(OrgAuth(org.clone()));
         }
-        let digest = ApiKey::digest(bearer(parts)?);
+        let digest = ApiKey::digest(bearer(&parts.headers)?);
         state
             .auth
             .organization(&*state.store.organizations, digest)
@@ -174,7 +174,7 @@ impl FromRequestParts<AppState> for AdminAuth {
         if let Some(Caller::Admin) = parts.extensions.get::<Caller>() {
             return Ok(AdminAuth);
         }
-        let token = bearer(parts)?;
+        let token = bearer(&parts.headers)?;
         if state.auth.is_admin(token)? {
             Ok(AdminAuth)
         } else {

@@ -8,11 +8,12 @@
 //! crash between the commit and the answer can make a replay run the change twice.
 
 use super::error::ApiError;
+use super::extract::bearer;
 use super::rate_limit::Decision;
 use super::AppState;
 use axum::body::{to_bytes, Body};
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -44,7 +45,7 @@ pub enum Caller {
 
 impl Caller {
     async fn of(headers: &HeaderMap, state: &AppState) -> Self {
-        let Some(token) = bearer_token(headers) else {
+        let Ok(token) = bearer(headers) else {
             return Self::Unknown;
         };
         if state.auth.matches_admin(token) {
@@ -70,13 +71,6 @@ impl Caller {
             Self::Unknown => None,
         }
     }
-}
-
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 pub async fn gate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {

@@ -19,7 +19,7 @@ use crate::conn::Conn;
 use crate::outbox::{AttemptOutcome, ClaimRequest, ClaimedDelivery, Lease, Recorded};
 use crate::repository::Health;
 use crate::rows::{self, Row, Value};
-use crate::secrets::{Sealer, SecretKey};
+use crate::secrets::Sealer;
 use crate::sql::{self, Query};
 use crate::writer::{Lane, Recorder, Shape, Writer};
 use crate::StoreError;
@@ -88,11 +88,11 @@ pub(crate) struct Database<B> {
 }
 
 impl<B: Backend> Database<B> {
-    pub(crate) fn new(backend: B, work: Arc<Notify>, key: Option<&SecretKey>) -> Self {
+    pub(crate) fn new(backend: B, work: Arc<Notify>, sealer: Sealer) -> Self {
         Self {
             backend,
             work,
-            sealer: Sealer::new(key),
+            sealer,
         }
     }
 

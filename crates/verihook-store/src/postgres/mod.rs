@@ -100,7 +100,7 @@ pub async fn open_with(url: &str, key: Option<&SecretKey>) -> Result<Storage, St
         writer: Writer::spawn_tasks(write_connections, connect, recorder::<Postgres>()),
         listener: tokio::spawn(relay_notifications(listener, node, work.clone())),
     };
-    Ok(Storage::over(Database::new(backend, work, key)))
+    Ok(Storage::over(Database::new(backend, work, sealer)))
 }
 
 /// Turns `NOTIFY` from other nodes into a wake-up of this node's sender. This node's own

@@ -36,11 +36,12 @@ pub async fn open(url: &str) -> Result<Storage, StoreError> {
 pub async fn open_with(url: &str, key: Option<&SecretKey>) -> Result<Storage, StoreError> {
     let path = path_of(url)?;
     let sealer = Sealer::new(key);
-    let backend = tokio::task::spawn_blocking(move || Sqlite::open(&path, &sealer)).await??;
+    let opening = sealer.clone();
+    let backend = tokio::task::spawn_blocking(move || Sqlite::open(&path, &opening)).await??;
     Ok(Storage::over(Database::new(
         backend,
         Arc::new(Notify::new()),
-        key,
+        sealer,
     )))
 }
 

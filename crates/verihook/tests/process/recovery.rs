@@ -32,6 +32,19 @@ async fn recovery(client: &reqwest::Client, base: &str, key: &str, id: &str) -> 
     .await
 }
 
+/// Waits until the default endpoint counts every event of the run as failed.
+async fn wait_all_failed(client: &reqwest::Client, base: &str, key: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let webhook = call(client.get(format!("{base}/v1/webhook")).bearer_auth(key)).await;
+        if webhook["health"]["failedEvents"] == EVENTS {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not all failed: {webhook}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recovery_killed_midway_goes_on_after_a_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -51,20 +64,7 @@ async fn a_recovery_killed_midway_goes_on_after_a_restart() {
         )
         .await;
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let webhook = call(
-            client
-                .get(format!("{}/v1/webhook", first.base))
-                .bearer_auth(&org.key),
-        )
-        .await;
-        if webhook["health"]["failedEvents"] == EVENTS {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not all failed: {webhook}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_all_failed(&client, &first.base, &org.key).await;
 
     receiver.always(Reply::Status(200));
     let started = call(
@@ -161,20 +161,7 @@ async fn two_nodes_share_a_recovery_without_sending_an_event_twice() {
         assert!(Instant::now() < deadline, "not every event tried");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let webhook = call(
-            client
-                .get(format!("{}/v1/webhook", a.base))
-                .bearer_auth(&org.key),
-        )
-        .await;
-        if webhook["health"]["failedEvents"] == EVENTS {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not all failed: {webhook}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_all_failed(&client, &a.base, &org.key).await;
     receiver.always(Reply::Status(200));
     let started = call(
         client
