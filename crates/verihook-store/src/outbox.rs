@@ -113,6 +113,13 @@ pub trait Outbox: Send + Sync + 'static {
         lease: std::time::Duration,
         limit: u32,
     ) -> Result<Vec<ClaimedDelivery>, StoreError>;
+    /// Decides the recovery pace of each endpoint holding recovered deliveries whose tick
+    /// has come, and lets out its share of them ([`crate::recoveries::Pace`]); answers how
+    /// many were let out. Called about once a [`crate::recoveries::PACE_TICK`] by every
+    /// node: each endpoint is decided by one. Wakes no sender: what was let out falls due
+    /// over the tick, so the caller must forget any next due time it knew, then wake its
+    /// sender.
+    async fn release_paced(&self) -> Result<u64, StoreError>;
     /// Logs the attempts and moves their deliveries on, all in one transaction; answers,
     /// in order, what became of each.
     async fn record(&self, outcomes: Vec<AttemptOutcome>) -> Result<Vec<Recorded>, StoreError>;

@@ -398,10 +398,12 @@ pub(crate) const PURGE_IDEMPOTENT: &str = "\
     DELETE FROM idempotency_keys WHERE (scope, idem_key) IN (SELECT scope, idem_key \
     FROM idempotency_keys WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
 
-/// The endpoints a batch of outcomes touched, as they stood before it.
+/// The endpoints a batch of outcomes touched, as they stand before it; read (on
+/// PostgreSQL) `FOR UPDATE`, in `seq` order, so that two batches recorded at once on
+/// several connections see each other's incidents opened or closed, and never alert twice.
 pub(crate) const ENDPOINT_STATES: &str = "\
     SELECT seq, id, organization_id, url, failing_since, failed_events, auto_recover \
-    FROM endpoints WHERE seq IN ({seqs})";
+    FROM endpoints WHERE seq IN ({seqs}) ORDER BY seq";
 
 pub(crate) const EVENT_ID_AND_TYPE: &str = "SELECT id, event_type FROM events WHERE seq = $1";
 
@@ -482,16 +484,48 @@ pub(crate) const TAKE_FAILED: &str = "\
     AND ($5 IS NULL OR en.id = $5) AND ($6 IS NULL OR e.event_type = $6) \
     AND en.deleted_at IS NULL AND NOT en.disabled";
 
-/// The recovery's (`$3`) items back in the outbox with a fresh budget, the `n`-th of each
-/// endpoint due `n × $2` µs after `$1`: paced from the start.
+/// The recovery's (`$1`) items back in the outbox with a fresh budget, held: due at
+/// 2^62 µs (past any real time) plus their event's seq, so that the claim never reaches
+/// them and the pacing lets them out oldest first by an index range. (2^62 is written out
+/// here and below as in the `deliveries_held` index's predicate: the planner matches a
+/// partial index only against the same literal.)
 pub(crate) const REQUEUE_RECOVERED: &str = "\
     INSERT INTO deliveries (event_seq, endpoint_seq, due_at, attempt, budget_used) \
-    SELECT r.event_seq, r.endpoint_seq, \
-    $1 + (ROW_NUMBER() OVER (PARTITION BY r.endpoint_seq ORDER BY r.event_seq) - 1) * $2, \
+    SELECT r.event_seq, r.endpoint_seq, 4611686018427387904 + r.event_seq, \
     COALESCE((SELECT MAX(a.attempt) FROM attempts a WHERE a.event_seq = r.event_seq \
         AND a.endpoint_seq = r.endpoint_seq), 0) + 1, 0 \
-    FROM recovery_items r WHERE r.recovery_seq = $3 \
+    FROM recovery_items r WHERE r.recovery_seq = $1 \
     ON CONFLICT (event_seq, endpoint_seq) DO NOTHING";
+
+/// Live endpoints holding recovered deliveries whose pace was last decided at or before
+/// `$1` (or never), with what they did since, how many of their deliveries are due (`$2`:
+/// now) and unsent, and how many fall due by `$4` (the end of the coming tick: retries
+/// among them), each counted up to `$3`.
+pub(crate) const PACING_DUE: &str = "\
+    SELECT en.seq, en.pace, en.pace_ceiling, en.paced_at, en.paced_failure, en.last_success_at, \
+    en.last_failure_at, (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries d \
+        WHERE d.endpoint_seq = en.seq AND d.due_at <= $2 AND d.lease_token IS NULL \
+        LIMIT $3) w) AS waiting, (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries d \
+        WHERE d.endpoint_seq = en.seq AND d.due_at <= $4 AND d.lease_token IS NULL \
+        LIMIT $3) c) AS coming \
+    FROM endpoints en WHERE en.seq IN (SELECT h.endpoint_seq FROM deliveries h \
+        WHERE h.due_at >= 4611686018427387904) \
+    AND (en.paced_at IS NULL OR en.paced_at <= $1) AND en.deleted_at IS NULL AND NOT en.disabled";
+
+/// The endpoint's (`$3`) new pace (`$1`, its ceiling `$5`), decided now (`$2`), failures
+/// up to `$6` answered for, unless another node decided it since `$4`.
+pub(crate) const PACE_DECIDED: &str = "\
+    UPDATE endpoints SET pace = $1, paced_at = $2, pace_ceiling = $5, paced_failure = $6 \
+    WHERE seq = $3 AND (paced_at IS NULL OR paced_at <= $4)";
+
+/// Lets out the endpoint's (`$1`) oldest `$4` held deliveries, spread over `$5` slices of
+/// `$3` µs from `$2` (a slice, not each delivery, due at its own time: one claim takes it).
+pub(crate) const RELEASE_HELD: &str = "\
+    UPDATE deliveries SET due_at = $2 + ((h.n - 1) * $5 / $4) * $3 FROM ( \
+        SELECT event_seq, ROW_NUMBER() OVER (ORDER BY due_at) AS n FROM deliveries \
+        WHERE endpoint_seq = $1 AND due_at >= 4611686018427387904 \
+        ORDER BY due_at LIMIT $4) h \
+    WHERE deliveries.endpoint_seq = $1 AND deliveries.event_seq = h.event_seq";
 
 pub(crate) const UNMARK_RECOVERED: &str = "\
     DELETE FROM failed_events WHERE EXISTS (SELECT 1 FROM recovery_items r \
@@ -510,3 +544,16 @@ pub(crate) const RECOVERIES: &str = "\
         (SELECT 1 FROM failed_events f WHERE f.event_seq = r.event_seq \
         AND f.endpoint_seq = r.endpoint_seq)) AS failed \
     FROM recoveries rc WHERE rc.organization_id = $1 {which}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_held_statements_spell_out_2_to_the_62() {
+        let held = (1_i64 << 62).to_string();
+        for statement in [REQUEUE_RECOVERED, PACING_DUE, RELEASE_HELD] {
+            assert!(statement.contains(&held), "{statement}");
+        }
+    }
+}

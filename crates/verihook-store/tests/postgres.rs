@@ -138,24 +138,9 @@ async fn a_redelivery_committed_during_recording_sends_again() {
         .await
         .expect("claimed")
         .remove(0);
-    let mut redelivery = sqlx::PgConnection::connect(db.url())
-        .await
-        .expect("connected");
-    sqlx::raw_sql("BEGIN; UPDATE deliveries SET requeued = TRUE, budget_used = 0")
-        .execute(&mut redelivery)
-        .await
-        .expect("redelivery begun");
     let outcome = suite::outcome(&running, verihook_store::NextStep::Delivered, Some(200));
-    let recording = tokio::spawn({
-        let store = store.clone();
-        async move { store.outbox.record_one(outcome).await }
-    });
-    wait_for_a_lock_wait(db.url()).await;
-    sqlx::raw_sql("COMMIT")
-        .execute(&mut redelivery)
-        .await
-        .expect("redelivery committed");
-    let recorded = recording.await.expect("joined").expect("recorded");
+    let redelivery = "UPDATE deliveries SET requeued = TRUE, budget_used = 0";
+    let (recorded, _) = record_while_held(&db, &store, redelivery, outcome).await;
     assert!(
         recorded,
         "the outcome is recorded, not taken for a lost lease"
@@ -163,6 +148,69 @@ async fn a_redelivery_committed_during_recording_sends_again() {
     let again = suite::claim_when_due(&store, suite::claim(10)).await;
     assert_eq!(again[0].event.id, running.event.id, "sent again");
     assert_eq!((again[0].attempt, again[0].budget_used), (2, 0));
+}
+
+/// Two batches of outcomes that end one incident, recorded at once on two connections:
+/// one recovered alert, not two. The first batch is played by a transaction that closes
+/// the incident and is held open until the second waits on the endpoint's row; the second
+/// must then read the endpoint as the first left it (no incident), and alert nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_batches_ending_one_incident_alert_once() {
+    if !verihook_testkit::postgres_available("two_batches_ending_one_incident_alert_once").await {
+        return;
+    }
+    let db = TestDatabase::postgres().await;
+    let store = postgres::open(db.url()).await.expect("opened");
+    let org = suite::with_webhook(&store).await;
+    suite::customer(&store, &org).await;
+    suite::attempt_next(&store, verihook_store::NextStep::Failed, 503).await;
+    suite::customer(&store, &org).await;
+    let running = store
+        .outbox
+        .claim(suite::claim(10))
+        .await
+        .expect("claimed")
+        .remove(0);
+    let first = "UPDATE endpoints SET failing_since = NULL, failed_events = 0 \
+         WHERE failing_since IS NOT NULL";
+    let outcome = suite::outcome(&running, verihook_store::NextStep::Delivered, Some(200));
+    let (recorded, mut first) = record_while_held(&db, &store, first, outcome).await;
+    assert!(recorded);
+    let recovered: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM alerts WHERE kind = 'webhook.endpoint_recovered'")
+            .fetch_one(&mut first)
+            .await
+            .expect("read");
+    assert_eq!(recovered, 0, "the incident was already over");
+}
+
+/// Records `outcome` while `held` runs in a transaction of its own, committed once the
+/// recording waits on one of its row locks; answers whether the outcome moved its
+/// delivery, and the held session (to read from).
+async fn record_while_held(
+    db: &TestDatabase,
+    store: &Storage,
+    held: &str,
+    outcome: verihook_store::AttemptOutcome,
+) -> (bool, sqlx::PgConnection) {
+    let mut session = sqlx::PgConnection::connect(db.url())
+        .await
+        .expect("connected");
+    sqlx::raw_sql(&format!("BEGIN; {held}"))
+        .execute(&mut session)
+        .await
+        .expect("held transaction begun");
+    let recording = tokio::spawn({
+        let store = store.clone();
+        async move { store.outbox.record_one(outcome).await }
+    });
+    wait_for_a_lock_wait(db.url()).await;
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut session)
+        .await
+        .expect("held transaction committed");
+    let recorded = recording.await.expect("joined").expect("recorded");
+    (recorded, session)
 }
 
 /// Polls (from a session of its own: one in a transaction sees a frozen activity view)

@@ -90,6 +90,9 @@ pub enum Reply {
     Delay(Duration, u16),
     /// 302 to the given location.
     Redirect(String),
+    /// A receiver that takes about this many requests a second (a token bucket holding a
+    /// fifth of a second's worth) and answers 503 to the rest.
+    Capacity(u32),
 }
 
 /// A request as it arrived.
@@ -99,6 +102,8 @@ pub struct Received {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub at: Instant,
+    /// The status it was answered with (for a redirect, 302).
+    pub status: u16,
 }
 
 impl Received {
@@ -113,6 +118,35 @@ struct State {
     script: Mutex<VecDeque<Reply>>,
     default: Mutex<Option<Reply>>,
     arrived: Notify,
+    bucket: Mutex<Option<Bucket>>,
+}
+
+/// [`Reply::Capacity`]'s tokens.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl State {
+    /// Whether a receiver of `per_second` capacity takes one more request now.
+    fn takes(&self, per_second: u32) -> bool {
+        let rate = f64::from(per_second);
+        let burst = (rate / 5.0).max(1.0);
+        let mut bucket = lock(&self.bucket);
+        let b = bucket.get_or_insert(Bucket {
+            tokens: burst,
+            at: Instant::now(),
+        });
+        let now = Instant::now();
+        b.tokens = (b.tokens + rate * (now - b.at).as_secs_f64()).min(burst);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// A webhook receiver on a random loopback port. Answers 200 unless scripted otherwise.
@@ -228,11 +262,22 @@ async fn handle(
         .pop_front()
         .or_else(|| lock(&state.default).clone())
         .unwrap_or(Reply::Status(200));
+    let reply = match reply {
+        Reply::Capacity(per_second) if state.takes(per_second) => Reply::Status(200),
+        Reply::Capacity(_) => Reply::Status(503),
+        other => other,
+    };
+    let answered = match &reply {
+        Reply::Status(code) | Reply::Delay(_, code) => *code,
+        Reply::Redirect(_) => 302,
+        Reply::Capacity(_) => 503,
+    };
     lock(&state.received).push(Received {
         path,
         headers,
         body,
         at: Instant::now(),
+        status: answered,
     });
     state.arrived.notify_waiters();
     let response = match reply {
@@ -248,6 +293,7 @@ async fn handle(
             }
             r
         }
+        Reply::Capacity(_) => status(503),
     };
     Ok(response)
 }

@@ -17,7 +17,6 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use verihook_core::{EndpointId, EventType, OrganizationId, RecoveryId, Timestamp};
 use verihook_store::{Recovery, RecoveryRequest};
 
-use verihook_store::recoveries::PACE_PER_ENDPOINT;
 /// Recoveries a listing shows.
 const LISTED: u32 = 100;
 
@@ -162,7 +161,7 @@ async fn start(
     let recovery = state
         .store
         .recoveries
-        .start_recovery(&request, PACE_PER_ENDPOINT)
+        .start_recovery(&request)
         .await
         .map_err(|e| ApiError::from_store(e, "endpoint"))?;
     tracing::info!(

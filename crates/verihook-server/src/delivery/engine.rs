@@ -10,10 +10,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{instrument, Span};
 use verihook_core::{EndpointId, EventId, RetryPolicy, Timestamp};
+use verihook_store::recoveries::PACE_TICK;
 use verihook_store::{
     AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, Lease, NextStep, Outbox, Recorded,
 };
@@ -171,13 +173,14 @@ impl DeliveryEngine {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let tasks = TaskTracker::new();
         let work = self.outbox.work_signal();
+        let pacer = tokio::spawn(self.clone().pace(shutdown.clone()));
         let mut next_probe = Instant::now();
         while !shutdown.is_cancelled() {
             if Instant::now() >= next_probe {
                 next_probe = Instant::now() + PROBE_EVERY;
                 self.probe(&tasks).await;
             }
-            let (free, running, saturated) = self.capacity();
+            let (free, running) = self.capacity();
             if free == 0 {
                 tokio::select! {
                     () = self.finished.notified() => {}
@@ -200,16 +203,43 @@ impl DeliveryEngine {
                 tasks.spawn(async move { engine.deliver(delivery).await });
             }
             if got < wanted {
-                let wait = self.until_next_due().await;
-                self.idle(&shutdown, &work, wait, saturated).await;
+                // Read after the claim: the one that just filled an endpoint's slots
+                // must wait on them, not on the polling interval.
+                let saturated = self.saturated();
+                let wait = self.until_next_due(&saturated).await;
+                self.idle(&shutdown, &work, wait, !saturated.is_empty())
+                    .await;
             }
         }
+        pacer.abort();
         self.drain(tasks).await;
     }
 
-    /// Free slots in all, the attempts running per endpoint, and whether an endpoint is at
-    /// its limit.
-    fn capacity(&self) -> (usize, Vec<(EndpointId, u32)>, bool) {
+    /// Lets recovered deliveries out at each endpoint's pace, once a tick (CONTRACT §9).
+    async fn pace(self: Arc<Self>, shutdown: CancellationToken) {
+        let work = self.outbox.work_signal();
+        let mut tick = tokio::time::interval(PACE_TICK);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            match self.outbox.release_paced().await {
+                // What was let out falls due over the tick: the next due time known
+                // before (a held delivery's, or none) no longer holds.
+                Ok(released) if released > 0 => {
+                    lock(&self.state).schedule.known = None;
+                    work.notify_one();
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "letting out recovered deliveries failed"),
+            }
+        }
+    }
+
+    /// Free slots in all, and the attempts running per endpoint.
+    fn capacity(&self) -> (usize, Vec<(EndpointId, u32)>) {
         let state = lock(&self.state);
         // Leases awaiting their record are bounded too, at twice the sending slots.
         let free = self
@@ -217,16 +247,12 @@ impl DeliveryEngine {
             .in_flight
             .saturating_sub(state.sending)
             .min((2 * self.limits.in_flight).saturating_sub(state.leases.len()));
-        let saturated = state
-            .per_endpoint
-            .values()
-            .any(|n| *n >= self.limits.per_endpoint);
         let running = state
             .per_endpoint
             .iter()
             .map(|(endpoint, n)| (endpoint.clone(), u32::try_from(*n).unwrap_or(u32::MAX)))
             .collect();
-        (free, running, saturated)
+        (free, running)
     }
 
     #[instrument(level = "debug", skip_all, fields(wanted = wanted))]
@@ -284,13 +310,13 @@ impl DeliveryEngine {
     }
 
     /// How long until the next delivery falls due, at most the polling interval.
-    async fn until_next_due(&self) -> Duration {
+    async fn until_next_due(&self, saturated: &[EndpointId]) -> Duration {
         let known = lock(&self.state).schedule.next_due(self.limits.poll);
         let due = match known {
             Some(due) => due,
             None => {
                 let read_at = Instant::now();
-                match self.outbox.next_due(&self.saturated()).await {
+                match self.outbox.next_due(saturated).await {
                     Ok(due) => {
                         lock(&self.state).schedule.known = Some((due, read_at));
                         due

@@ -7,7 +7,7 @@ use super::recoveries::recover_in;
 use super::Backend;
 use crate::conn::Conn;
 use crate::outbox::{AttemptOutcome, NextStep, Recorded};
-use crate::recoveries::{RecoveryRequest, PACE_PER_ENDPOINT};
+use crate::recoveries::RecoveryRequest;
 use crate::rows::{Row, Value};
 use crate::sql;
 use crate::StoreError;
@@ -114,7 +114,10 @@ async fn states<B: Backend>(
         .collect::<Vec<_>>()
         .join(", ");
     let rows = conn
-        .query(&sql::ENDPOINT_STATES.replace("{seqs}", &list), &params)
+        .query(
+            &(sql::ENDPOINT_STATES.replace("{seqs}", &list) + B::LOCK_FOR_UPDATE),
+            &params,
+        )
         .await?;
     rows.iter()
         .map(|row: &Row| {
@@ -231,8 +234,7 @@ async fn recover_incident<B: Backend>(
         automatic: true,
         created_at: now,
     };
-    let spacing = 1_000_000 / i64::from(PACE_PER_ENDPOINT);
-    recover_in::<B>(conn, &request, spacing).await
+    recover_in::<B>(conn, &request).await
 }
 
 /// How long after an endpoint turns failing it is first probed (the wait then doubles).

@@ -11,6 +11,7 @@ mod events;
 mod health;
 mod organizations;
 mod outbox;
+mod pacing;
 mod probes;
 mod recoveries;
 mod requests;
@@ -33,8 +34,9 @@ use verihook_core::{Customer, EndpointId, Event, OrganizationId, WebhookSecret, 
 pub(crate) trait Backend: Send + Sync + 'static {
     type Conn: Conn;
 
-    /// Appended to the read of a customer about to change: PostgreSQL locks the row against
-    /// other nodes' writers; SQLite's single writer needs nothing.
+    /// Appended to the read of a row about to change (a customer; the endpoints whose
+    /// health a batch of outcomes moves): PostgreSQL locks it against other writers (other
+    /// nodes', and this node's other connections); SQLite's single writer needs nothing.
     const LOCK_FOR_UPDATE: &'static str;
     /// A statement that tells every node, at commit, that deliveries fell due (PostgreSQL's
     /// NOTIFY); `None` where one process is all there is.

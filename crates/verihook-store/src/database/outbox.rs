@@ -36,6 +36,10 @@ impl<B: Backend> Outbox for Database<B> {
         self.probes(lease, limit).await
     }
 
+    async fn release_paced(&self) -> Result<u64, StoreError> {
+        Database::release_paced(self).await
+    }
+
     async fn record(&self, outcomes: Vec<AttemptOutcome>) -> Result<Vec<Recorded>, StoreError> {
         let retry = outcomes
             .iter()

@@ -1,6 +1,6 @@
 //! [`Recoveries`], written once for every backend.
 
-use super::{announce, Backend, Database};
+use super::{Backend, Database};
 use crate::conn::Conn;
 use crate::recoveries::{Recoveries, Recovery, RecoveryRequest};
 use crate::rows::{Row, Value};
@@ -8,7 +8,7 @@ use crate::sql::{self, Query};
 use crate::writer::Lane;
 use crate::StoreError;
 use async_trait::async_trait;
-use verihook_core::{EndpointId, EventType, OrganizationId, RecoveryId, Timestamp};
+use verihook_core::{EndpointId, EventType, OrganizationId, RecoveryId};
 
 fn recovery(row: &Row) -> Result<Recovery, StoreError> {
     let count = |column| Ok::<_, StoreError>(u64::try_from(row.int(column)?).unwrap_or(0));
@@ -53,25 +53,16 @@ impl<B: Backend> Database<B> {
 
 #[async_trait]
 impl<B: Backend> Recoveries for Database<B> {
-    async fn start_recovery(
-        &self,
-        request: &RecoveryRequest,
-        per_second: u32,
-    ) -> Result<Recovery, StoreError> {
+    async fn start_recovery(&self, request: &RecoveryRequest) -> Result<Recovery, StoreError> {
         if let Some(endpoint) = &request.endpoint {
             let found = crate::Endpoints::endpoint(self, &request.organization, endpoint).await?;
             found.ok_or(StoreError::NotFound)?;
         }
         let r = request.clone();
-        let spacing = 1_000_000 / i64::from(per_second.max(1));
         self.write(Lane::Api, move |conn| {
-            Box::pin(async move {
-                recover_in::<B>(conn, &r, spacing).await?;
-                announce::<B>(conn).await
-            })
+            Box::pin(async move { recover_in::<B>(conn, &r).await })
         })
         .await?;
-        self.deliveries_due();
         self.recovery(&request.organization, &request.id)
             .await?
             .ok_or(StoreError::NotFound)
@@ -100,12 +91,11 @@ impl<B: Backend> Recoveries for Database<B> {
     }
 }
 
-/// Takes the request's failed events and puts them back in the outbox, the `n`-th of each
-/// endpoint due `n × spacing` µs from now, in the caller's transaction.
+/// Takes the request's failed events and puts them back in the outbox, held for the
+/// pacing to let out, in the caller's transaction.
 pub(super) async fn recover_in<B: Backend>(
     conn: &mut B::Conn,
     r: &RecoveryRequest,
-    spacing: i64,
 ) -> Result<(), StoreError> {
     let params = [
         Value::text(r.id.as_str()),
@@ -128,12 +118,8 @@ pub(super) async fn recover_in<B: Backend>(
         Value::opt_text(r.event_type.map(EventType::as_str)),
     ];
     conn.execute(sql::TAKE_FAILED, &params).await?;
-    let params = [
-        Value::time(Timestamp::now()),
-        Value::int(spacing),
-        Value::int(seq),
-    ];
-    conn.execute(sql::REQUEUE_RECOVERED, &params).await?;
+    conn.execute(sql::REQUEUE_RECOVERED, &[Value::int(seq)])
+        .await?;
     conn.execute(sql::UNMARK_RECOVERED, &[Value::int(seq)])
         .await?;
     Ok(())

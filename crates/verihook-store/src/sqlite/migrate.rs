@@ -53,6 +53,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(10, "0010_incident_alerts.sql", "incident alerts"),
     migration!(11, "0011_recoveries.sql", "recoveries"),
     migration!(12, "0012_probes.sql", "probes"),
+    migration!(13, "0013_recovery_pace.sql", "recovery pace"),
 ];
 
 pub(super) fn embedded() -> usize {

@@ -1260,7 +1260,7 @@ macro_rules! store_suite {
             an_events_record_shows_its_newest_hundred_attempts,
             an_endpoint_fails_with_its_first_failed_event_and_heals_with_a_success,
             a_recovery_redelivers_each_failed_event_once_and_reports_progress,
-            a_recovery_is_paced_per_endpoint,
+            a_recovery_is_let_out_at_its_endpoint_s_pace,
             the_first_success_after_an_incident_recovers_its_failed_events,
             a_probe_retries_the_newest_failed_event_and_its_success_recovers_the_rest
         );

@@ -33,18 +33,19 @@ pub async fn a_recovery_redelivers_each_failed_event_once_and_reports_progress<B
     }
     let first = store
         .recoveries
-        .start_recovery(&request(&org.id), 1_000)
+        .start_recovery(&request(&org.id))
         .await
         .expect("started");
     assert_eq!((first.total, first.pending, first.delivered), (5, 5, 0));
     assert!(!first.is_completed());
     let overlapping = store
         .recoveries
-        .start_recovery(&request(&org.id), 1_000)
+        .start_recovery(&request(&org.id))
         .await
         .expect("started");
     assert_eq!(overlapping.total, 0, "the first recovery holds them all");
     assert!(overlapping.is_completed());
+    assert_eq!(release(&store).await, 5, "let out at the pace");
 
     let mut sent = Vec::new();
     while sent.len() < 5 {
@@ -87,7 +88,7 @@ pub async fn a_recovery_redelivers_each_failed_event_once_and_reports_progress<B
 
     let mut foreign = request(&org.id);
     foreign.endpoint = Some(EndpointId::generate());
-    let refused = store.recoveries.start_recovery(&foreign, 1_000).await;
+    let refused = store.recoveries.start_recovery(&foreign).await;
     assert!(matches!(refused, Err(StoreError::NotFound)));
     let other = OrganizationId::generate();
     assert_eq!(
@@ -100,22 +101,93 @@ pub async fn a_recovery_redelivers_each_failed_event_once_and_reports_progress<B
     );
 }
 
-/// A recovery's items fall due paced per endpoint, not all at once.
-pub async fn a_recovery_is_paced_per_endpoint<B: Backend>() {
+async fn release(store: &verihook_store::Storage) -> u64 {
+    store.outbox.release_paced().await.expect("let out")
+}
+
+/// A recovery's deliveries wait held and are let out at the endpoint's pace, decided once
+/// a tick: ten first, a step more after successes, halved after a failure, none while a
+/// share still waits unsent.
+pub async fn a_recovery_is_let_out_at_its_endpoint_s_pace<B: Backend>() {
     let b = B::fresh().await;
     let store = b.store();
     let org = with_webhook(&store).await;
-    for _ in 0..4 {
+    for _ in 0..45 {
         customer(&store, &org).await;
         attempt_next(&store, NextStep::Failed, 500).await;
     }
     store
         .recoveries
-        .start_recovery(&request(&org.id), 1)
+        .start_recovery(&request(&org.id))
         .await
         .expect("started");
-    let due_now = store.outbox.claim(claim(10)).await.expect("claimed");
-    assert_eq!(due_now.len(), 1, "one a second at this pace");
+    // As if a tick had passed: the last decision a tick ago, the share let out then due.
+    let b = &b;
+    let a_tick_later = || {
+        let then = Timestamp::now().unix_micros() - 1_000_000;
+        async move {
+            b.run_sql(&format!(
+                "UPDATE endpoints SET paced_at = {then} WHERE paced_at IS NOT NULL"
+            ))
+            .await;
+            b.run_sql(
+                "UPDATE deliveries SET due_at = due_at - 1000000 \
+                 WHERE due_at < 4611686018427387904 AND lease_token IS NULL",
+            )
+            .await;
+        }
+    };
+    let send = |n: usize, failing: usize| {
+        let store = &store;
+        async move {
+            let mut sent = Vec::new();
+            while sent.len() < n {
+                sent.extend(claim_when_due(store, claim(100)).await);
+            }
+            for (i, d) in sent.iter().enumerate() {
+                let next = if i < failing {
+                    NextStep::Failed
+                } else {
+                    NextStep::Delivered
+                };
+                assert!(store
+                    .outbox
+                    .record_one(outcome(d, next, Some(200)))
+                    .await
+                    .expect("recorded"));
+            }
+        }
+    };
+    assert!(
+        store
+            .outbox
+            .claim(claim(100))
+            .await
+            .expect("claim")
+            .is_empty(),
+        "held"
+    );
+    assert_eq!(release(&store).await, 10, "a modest start");
+    assert_eq!(release(&store).await, 0, "once a tick");
+    send(10, 0).await;
+    a_tick_later().await;
+    let stepped = release(&store).await;
+    assert!(
+        (20..=21).contains(&stepped),
+        "a step up after successes: {stepped}"
+    );
+    send(usize::try_from(stepped).expect("small"), 1).await;
+    a_tick_later().await;
+    assert!(
+        (10..=11).contains(&release(&store).await),
+        "halved after a failure"
+    );
+    a_tick_later().await;
+    assert_eq!(
+        release(&store).await,
+        0,
+        "the last share still waits unsent"
+    );
 }
 
 /// `autoRecover`: the first success after an incident (here a new event) puts every event
@@ -221,6 +293,7 @@ pub async fn a_probe_retries_the_newest_failed_event_and_its_success_recovers_th
         (1, 1),
         "the other one only"
     );
+    release(&store).await;
     let again = claim_when_due(&store, claim(10)).await;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].event.id, failed[0]);

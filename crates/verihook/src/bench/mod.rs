@@ -32,6 +32,10 @@ pub enum Scenario {
     /// Fan-out, with each organization's fourth endpoint taking every event and never
     /// answering; the three live endpoints' latency beside a healthy fan-out run's.
     FanOutDead,
+    /// An open loop (500/s for 60 s unless told) while the receiver is down for
+    /// `--outage` (from a sixth of the way in): the time from its return to the last
+    /// recovered delivery, the alerts, the duplicates. Recovery is automatic (`autoRecover`).
+    Outage,
 }
 
 #[derive(clap::Args)]
@@ -69,6 +73,9 @@ pub struct BenchArgs {
     /// How long to wait for the last deliveries once sending is done.
     #[arg(long, default_value = "120s", value_parser = verihook_server::config::parse_duration)]
     drain_timeout: Duration,
+    /// Outage: how long the receiver is down.
+    #[arg(long, default_value = "30s", value_parser = verihook_server::config::parse_duration)]
+    outage: Duration,
     /// Print one JSON object as the last line.
     #[arg(long)]
     json: bool,
@@ -101,6 +108,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             dead
         }
         Scenario::Backlog => backlog(&args).await?,
+        Scenario::Outage => outage(&args).await?,
     };
     eprint!("{}", report.table());
     if args.json {
@@ -112,10 +120,14 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn server(args: &BenchArgs, delivery_timeout: &str) -> Result<ServerUnderTest, String> {
+fn server(
+    args: &BenchArgs,
+    delivery_timeout: &str,
+    env: &[(&str, String)],
+) -> Result<ServerUnderTest, String> {
     match (&args.target, &args.admin_token) {
         (Some(base), Some(token)) => Ok(ServerUnderTest::target(base.clone(), token.clone())),
-        _ => ServerUnderTest::start(args.database_url.as_deref(), delivery_timeout),
+        _ => ServerUnderTest::start(args.database_url.as_deref(), delivery_timeout, env),
     }
 }
 
@@ -359,8 +371,22 @@ fn measure(
 
 /// A receiver, a server (started, or `--target`) ready to serve, and an API client.
 async fn set_up(args: &BenchArgs) -> Result<(Receiver, ServerUnderTest, Arc<Api>), String> {
+    set_up_with(args, &[]).await
+}
+
+/// [`set_up`], the server with the settings of `env` besides.
+async fn set_up_with(
+    args: &BenchArgs,
+    env: &[(&str, String)],
+) -> Result<(Receiver, ServerUnderTest, Arc<Api>), String> {
     let receiver = Receiver::start().await?;
-    let server = server(args, "10s")?;
+    // Operator alerts go to the receiver too, to be counted.
+    let mut env = env.to_vec();
+    env.push((
+        "VERIHOOK_ALERT_WEBHOOK_URL",
+        format!("{}/alerts", receiver.base),
+    ));
+    let server = server(args, "10s", &env)?;
     wait_ready(&server.base).await?;
     let api = Arc::new(Api::new(
         &server.base,
@@ -526,6 +552,79 @@ async fn backlog(args: &BenchArgs) -> Result<Report, String> {
         bad_signatures: receiver.snapshot(|a| a.bad_signatures),
         extra: vec![
             ("drainPerSec", drain_per_sec),
+            ("apiRefused", sent.refused as f64),
+        ],
+    })
+}
+
+/// The receiver goes down for `--outage` under an open loop, then comes back; every event
+/// failed meanwhile comes back by itself (`autoRecover`), paced.
+async fn outage(args: &BenchArgs) -> Result<Report, String> {
+    // Each event failed in the outage is logged as a warning: thousands of lines.
+    let (receiver, server, api) = set_up_with(args, &[("RUST_LOG", "error".into())]).await?;
+    let orgs =
+        Arc::new(organizations(&api, &receiver, args.organizations, Shape::Plain, true).await?);
+    let rate = args.rate.unwrap_or(500);
+    let duration = args.duration.unwrap_or(Duration::from_secs(60));
+    let down_after = duration / 6;
+    let receiver = Arc::new(receiver);
+    let switch = {
+        let (receiver, outage) = (receiver.clone(), args.outage);
+        tokio::spawn(async move {
+            tokio::time::sleep(down_after).await;
+            receiver.set_down(true);
+            tokio::time::sleep(outage).await;
+            receiver.set_down(false);
+            Instant::now()
+        })
+    };
+    let began = Instant::now();
+    let bar = progress((rate as f64 * duration.as_secs_f64()) as u64, "sending");
+    let sent = load::open_loop(api, orgs, rate, duration, bar.clone()).await;
+    bar.finish_and_clear();
+    let up_at = switch.await.map_err(|e| e.to_string())?;
+    await_deliveries(&receiver, &sent, None, 1, args.drain_timeout).await;
+    let (latency, delivered, lost, duplicates, delivered_per_sec) =
+        measure(&receiver, &sent, None, 1, began);
+    // The last arrival of an event made before the receiver came back.
+    let (recovered_after, alerts) = receiver.snapshot(|a| {
+        let last = sent
+            .accepted
+            .iter()
+            .filter(|(_, (start, _))| *start < up_at)
+            .filter_map(|(index, _)| a.first.get(&(*index, 0)))
+            .max()
+            .copied()
+            .unwrap_or(up_at);
+        (last.saturating_duration_since(up_at), a.alerts.clone())
+    });
+    let count = |kind: &str| alerts.get(kind).copied().unwrap_or(0) as f64;
+    Ok(Report {
+        scenario: "outage".into(),
+        mode: format!(
+            "open loop, {rate}/s for {} s, receiver down {} s from {} s",
+            duration.as_secs(),
+            args.outage.as_secs(),
+            down_after.as_secs()
+        ),
+        database: database_name(args),
+        events: delivered + lost,
+        api_per_sec: per_sec(sent.accepted.len() as u64, sent.elapsed),
+        delivered_per_sec,
+        latency_ms: latency,
+        peak_rss_mb: server.peak_rss_mb(),
+        lost,
+        duplicates,
+        bad_signatures: receiver.snapshot(|a| a.bad_signatures),
+        extra: vec![
+            ("outageSecs", args.outage.as_secs_f64()),
+            (
+                "lastRecoveredAfterReturnSecs",
+                recovered_after.as_secs_f64(),
+            ),
+            ("alertsFailing", count("webhook.endpoint_failing")),
+            ("alertsRecovered", count("webhook.endpoint_recovered")),
+            ("alertsReminder", count("reminder")),
             ("apiRefused", sent.refused as f64),
         ],
     })

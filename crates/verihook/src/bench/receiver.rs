@@ -1,6 +1,8 @@
 //! The benchmark's receiver: verifies every signature (as a real receiver must), and
 //! records when each event arrived at each endpoint ("lane": 0 is `/hook`, the default
-//! endpoint; `/fan/N` is lane N), keyed by the request that caused it.
+//! endpoint; `/fan/N` is lane N), keyed by the request that caused it. It can be taken
+//! down (every webhook answered 503) and brought back, and counts the operator alerts
+//! posted to `/alerts` by kind.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -8,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use verihook_receiver::{Scheme, Verifier};
@@ -20,6 +23,8 @@ pub struct Arrivals {
     pub total: u64,
     pub bad_signatures: u64,
     pub last: Option<Instant>,
+    /// Operator alerts received, by their `alert` field.
+    pub alerts: HashMap<String, u64>,
 }
 
 pub struct Receiver {
@@ -38,6 +43,7 @@ struct Shared {
     /// Each endpoint (organization, lane) signs with its own secret, in its scheme.
     verifiers: Mutex<HashMap<(String, u8), Verifier>>,
     arrivals: Mutex<Arrivals>,
+    down: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -49,11 +55,13 @@ impl Receiver {
         let state = Arc::new(Shared {
             verifiers: Mutex::default(),
             arrivals: Mutex::default(),
+            down: AtomicBool::new(false),
         });
         let app = Router::new()
             .route("/hook", post(|s, h, b| receive(s, Path(0), h, b)))
             .route("/fan/{lane}", post(receive))
             .route("/dead", post(dead))
+            .route("/alerts", post(alert))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -72,6 +80,11 @@ impl Receiver {
     pub fn trust(&self, organization: &str, lane: u8, secret: &str, scheme: Scheme) {
         let verifier = Verifier::new(secret).with_scheme(scheme);
         lock(&self.state.verifiers).insert((organization.to_owned(), lane), verifier);
+    }
+
+    /// Down: every webhook is answered 503 (as by a receiver being deployed) until up again.
+    pub fn set_down(&self, down: bool) {
+        self.state.down.store(down, Ordering::SeqCst);
     }
 
     pub fn snapshot<T>(&self, f: impl FnOnce(&Arrivals) -> T) -> T {
@@ -101,6 +114,9 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
+    if state.down.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     let now = Instant::now();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let unix = std::time::SystemTime::now()
@@ -132,5 +148,18 @@ async fn receive(
 /// A dead endpoint: never answers in time.
 async fn dead() -> StatusCode {
     tokio::time::sleep(Duration::from_secs(3_600)).await;
+    StatusCode::OK
+}
+
+/// An operator alert: counted by kind (a reminder apart from the first failing alert).
+async fn alert(State(state): State<Arc<Shared>>, body: Bytes) -> StatusCode {
+    let text = std::str::from_utf8(&body).unwrap_or_default();
+    let kind = if text.contains("\"reminder\":true") {
+        "reminder"
+    } else {
+        field(text, "\"alert\":\"").unwrap_or("unknown")
+    };
+    let kind = kind.to_owned();
+    *lock(&state.arrivals).alerts.entry(kind).or_default() += 1;
     StatusCode::OK
 }

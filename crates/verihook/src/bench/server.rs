@@ -22,8 +22,13 @@ impl Drop for ServerUnderTest {
 
 impl ServerUnderTest {
     /// Starts `verihook serve` on a random port with `database_url` (a fresh SQLite file
-    /// when `None`), http and private addresses allowed so it can reach the local receiver.
-    pub fn start(database_url: Option<&str>, delivery_timeout: &str) -> Result<Self, String> {
+    /// when `None`), http and private addresses allowed so it can reach the local receiver,
+    /// and the settings of `env` besides.
+    pub fn start(
+        database_url: Option<&str>,
+        delivery_timeout: &str,
+        env: &[(&str, String)],
+    ) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let url = database_url.map_or_else(
             || format!("sqlite://{}", dir.path().join("bench.db").display()),
@@ -42,6 +47,7 @@ impl ServerUnderTest {
             // The bench drives one organization as hard as it can: no per-client limit.
             .env("VERIHOOK_RATE_LIMIT", "0")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
