@@ -24,6 +24,7 @@ pub mod metrics;
 pub use config::ServeConfig;
 
 use admission::Admission;
+use api::at_once::AtOnce;
 use api::rate_limit::RateLimiter;
 use api::{AppState, Auth};
 use delivery::{DeliveryEngine, Limits, Sender, SenderError};
@@ -141,7 +142,9 @@ impl Server {
             admission: Arc::new(Admission::new(config.max_lag, metrics.clone())),
             metrics,
             sender,
-            test_sends: Arc::default(),
+            test_sends: Arc::new(AtOnce::new(3, "test events")),
+            streams: Arc::new(AtOnce::new(5, "event streams")),
+            stopping: CancellationToken::new(),
             rate_limit: Arc::new(RateLimiter::new(config.rate_limit)),
             admin_rate_limit: Arc::new(RateLimiter::new(config.admin_rate_limit)),
         };
@@ -186,7 +189,7 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        let stop = CancellationToken::new();
+        let stop = self.state.stopping.clone();
         let engine = self.engine.map(|e| tokio::spawn(e.run(stop.clone())));
         tokio::spawn(admission::monitor(
             self.state.admission.clone(),

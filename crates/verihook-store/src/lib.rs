@@ -30,6 +30,7 @@ mod rows;
 pub mod secrets;
 mod sql;
 pub mod sqlite;
+pub mod stream;
 mod writer;
 
 use std::sync::Arc;
@@ -49,6 +50,7 @@ pub use requests::{
     AnswerWithChange, ApiKeyRecord, ApiKeys, Begun, Idempotency, IdempotencyKey, NewApiKey,
     StoredAnswer,
 };
+pub use stream::{EventStream, StreamPosition};
 
 /// The store's traits over one open database, each a handle on the same connections.
 #[derive(Clone)]
@@ -63,6 +65,7 @@ pub struct Storage {
     pub idempotency: Arc<dyn Idempotency>,
     pub alerts: Arc<dyn Alerts>,
     pub recoveries: Arc<dyn Recoveries>,
+    pub stream: Arc<dyn EventStream>,
 }
 
 impl Storage {
@@ -78,7 +81,8 @@ impl Storage {
             + ApiKeys
             + Idempotency
             + Alerts
-            + Recoveries,
+            + Recoveries
+            + EventStream,
     {
         let store = Arc::new(store);
         Self {
@@ -91,7 +95,8 @@ impl Storage {
             api_keys: store.clone(),
             idempotency: store.clone(),
             alerts: store.clone(),
-            recoveries: store,
+            recoveries: store.clone(),
+            stream: store,
         }
     }
 }

@@ -184,6 +184,58 @@ async fn two_batches_ending_one_incident_alert_once() {
     assert_eq!(recovered, 0, "the incident was already over");
 }
 
+/// An event whose transaction took its `seq` first but commits last is not skipped by a
+/// stream that read on meanwhile: the later event waits until the earlier one is settled,
+/// and both come in the order of their transactions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_never_skips_an_event_committed_late() {
+    if !verihook_testkit::postgres_available("the_stream_never_skips_an_event_committed_late").await
+    {
+        return;
+    }
+    let db = TestDatabase::postgres().await;
+    let store = postgres::open(db.url()).await.expect("opened");
+    let org = suite::organization(&store).await;
+    let c = suite::customer(&store, &org).await;
+    let start = store.stream.stream_start().await.expect("start");
+    let late = verihook_core::EventId::generate();
+    let mut session = sqlx::PgConnection::connect(db.url())
+        .await
+        .expect("connected");
+    sqlx::raw_sql(&format!(
+        "BEGIN; INSERT INTO events (id, organization_id, customer_id, event_type, \
+         occurred_at, body) VALUES ('{late}', '{}', '{}', 'customer.updated', 0, '{{}}')",
+        org.id.as_str(),
+        c.id.as_str()
+    ))
+    .execute(&mut session)
+    .await
+    .expect("late transaction begun");
+    suite::customer(&store, &org).await;
+    let org_id = &org.id;
+    let read = |store: Storage| async move {
+        store
+            .stream
+            .stream_events(org_id, start, 100)
+            .await
+            .expect("read")
+            .into_iter()
+            .map(|(_, e)| e.id)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        read(store.clone()).await.is_empty(),
+        "nothing settled while the earlier transaction runs"
+    );
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut session)
+        .await
+        .expect("committed");
+    let settled = read(store.clone()).await;
+    assert_eq!(settled.len(), 2);
+    assert_eq!(settled[0], late, "the earlier transaction's event first");
+}
+
 /// Records `outcome` while `held` runs in a transaction of its own, committed once the
 /// recording waits on one of its row locks; answers whether the outcome moved its
 /// delivery, and the held session (to read from).

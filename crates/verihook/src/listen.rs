@@ -1,6 +1,8 @@
 //! `verihook listen`: a local receiver for trying an integration. It verifies each request
 //! with `verihook-receiver`, prints the event (readably, or as JSON lines), answers 401 to
-//! anything unverified, and can fail on purpose to exercise verihook's retries.
+//! anything unverified, and can fail on purpose to exercise verihook's retries. With
+//! `--forward-to` it receives nothing itself: it forwards the organization's event stream
+//! to a local receiver (see [`crate::forward`]).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -43,6 +45,21 @@ pub struct ListenArgs {
     /// Wait this long before answering, e.g. 11s to provoke a timeout.
     #[arg(long, value_parser = verihook_server::config::parse_duration)]
     delay: Option<Duration>,
+    /// Forward every event of the organization (its event stream) to this local URL, with
+    /// exactly the headers and body of the webhook request: no tunnel needed.
+    #[arg(long, requires_all = ["api", "api_key"], value_name = "URL")]
+    forward_to: Option<String>,
+    /// With --forward-to: the verihook API, e.g. http://127.0.0.1:8080.
+    #[arg(long, value_name = "BASE")]
+    api: Option<String>,
+    /// With --forward-to: the organization's API key.
+    #[arg(
+        long,
+        env = "VERIHOOK_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    api_key: Option<String>,
 }
 
 struct Listener {
@@ -68,6 +85,15 @@ impl Listener {
 }
 
 pub async fn run(args: ListenArgs) -> Result<(), String> {
+    if let (Some(to), Some(api), Some(api_key)) = (&args.forward_to, &args.api, &args.api_key) {
+        return crate::forward::run(crate::forward::Forward {
+            to: to.clone(),
+            api: api.clone(),
+            api_key: api_key.clone(),
+            json: args.json,
+        })
+        .await;
+    }
     if !args.path.starts_with('/') {
         return Err("--path must start with /".into());
     }
@@ -135,7 +161,7 @@ async fn receive(State(state): State<Arc<Listener>>, headers: HeaderMap, body: B
         .into_response()
 }
 
-fn clock() -> String {
+pub(crate) fn clock() -> String {
     let now = time::OffsetDateTime::now_utc();
     format!("{:02}:{:02}:{:02}", now.hour(), now.minute(), now.second())
 }

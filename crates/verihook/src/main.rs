@@ -2,9 +2,11 @@
 //! logging, and hands over to the command.
 
 mod bench;
+mod forward;
 mod listen;
 mod serve;
 mod signing;
+mod trigger;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -35,6 +37,8 @@ enum Command {
     Verify(signing::VerifyArgs),
     /// Benchmark end to end: API throughput, delivery throughput and latency, memory.
     Bench(bench::BenchArgs),
+    /// Make an event of a type happen, through the API of a sandbox organization.
+    Trigger(trigger::TriggerArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Command::Sign(args) => signing::sign(args),
         Command::Verify(args) => signing::verify(args),
         Command::Bench(args) => block_on(bench::run(args)),
+        Command::Trigger(args) => block_on(trigger::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

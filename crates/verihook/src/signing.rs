@@ -15,12 +15,7 @@ pub fn parse_scheme(s: &str) -> Result<Scheme, String> {
 pub struct Secrets {
     /// The webhook secret (whsec_…); repeat it to accept any of several (a rotation's old
     /// and new secret).
-    #[arg(
-        long = "secret",
-        env = "WEBHOOK_SECRET",
-        hide_env_values = true,
-        required = true
-    )]
+    #[arg(long = "secret", env = "WEBHOOK_SECRET", hide_env_values = true)]
     secrets: Vec<String>,
 }
 

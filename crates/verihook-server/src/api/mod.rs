@@ -2,6 +2,7 @@
 //! of one resource; [`router`] merges them and adds the shared layers.
 
 mod admin;
+pub mod at_once;
 pub mod auth;
 mod customers;
 mod dashboard;
@@ -20,7 +21,7 @@ mod rotation;
 mod schemas;
 pub mod service;
 mod stats;
-pub mod test_sends;
+mod stream;
 mod views;
 mod webhook;
 
@@ -57,7 +58,12 @@ pub struct AppState {
     /// Lets changes in while deliveries keep pace.
     pub admission: Arc<Admission>,
     /// Bounds each organization's test sends running at once.
-    pub test_sends: Arc<test_sends::TestSends>,
+    pub test_sends: Arc<at_once::AtOnce>,
+    /// Bounds each organization's event streams open at once.
+    pub streams: Arc<at_once::AtOnce>,
+    /// Cancelled when the server starts to stop: event streams end then, rather than hold
+    /// the shutdown for its whole timeout.
+    pub stopping: tokio_util::sync::CancellationToken,
     /// `--rate-limit`, per organization.
     pub rate_limit: Arc<rate_limit::RateLimiter>,
     /// `--admin-rate-limit`, for the admin token.
@@ -87,6 +93,7 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(customers::router())
         .merge(events::router())
         .merge(recoveries::router())
+        .merge(stream::router())
         .merge(stats::router())
         .split_for_parts();
     utoipa::Modify::modify(&openapi::CallerAnswers, &mut doc);

@@ -220,17 +220,12 @@ impl Sender {
             check_literal(host, self.allow_private)
                 .map_err(|e| (ErrorClass::Blocked, e.to_string()))?;
         }
-        let timestamp = started_at.unix_seconds();
-        let body = Bytes::copy_from_slice(d.body.as_bytes());
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(uri)
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
-        let request = signed(request, d, timestamp, &body)
-            .header(headers::EVENT_TYPE, d.event_type)
-            .header(headers::ATTEMPT, d.attempt)
-            .body(Full::new(body))
+        let mut request = Request::builder().method(Method::POST).uri(uri);
+        for (name, value) in webhook_headers(d, started_at.unix_seconds()) {
+            request = request.header(name, value);
+        }
+        let request = request
+            .body(Full::new(Bytes::copy_from_slice(d.body.as_bytes())))
             .map_err(|e| (ErrorClass::Connect, format!("invalid request: {e}")))?;
         self.round_trip(&self.guarded, request).await
     }
@@ -290,29 +285,40 @@ impl Sender {
     }
 }
 
+/// Every header of the webhook request of `d` signed at `timestamp` (unix seconds), in the
+/// order sent; the event stream (CONTRACT §10) carries exactly these.
+pub fn webhook_headers(d: &Outgoing<'_>, timestamp: i64) -> Vec<(&'static str, String)> {
+    let mut all = vec![
+        (CONTENT_TYPE.as_str(), "application/json".to_owned()),
+        (USER_AGENT.as_str(), USER_AGENT_VALUE.to_owned()),
+    ];
+    all.extend(signature_headers(d, timestamp, d.body.as_bytes()));
+    all.push((headers::EVENT_TYPE, d.event_type.to_owned()));
+    all.push((headers::ATTEMPT, d.attempt.to_string()));
+    all
+}
+
 /// The signature headers of the endpoint's scheme: verihook's own (§3), or Standard
 /// Webhooks' (`webhook-id`, `webhook-timestamp`, `webhook-signature`). During a
 /// rotation's overlap, verihook's scheme signs `X-Webhook-Signature` with the previous
 /// secret (receivers not yet updated keep working) and `X-Webhook-Signature-Next` with
 /// the new one; Standard Webhooks lists both signatures, the new one first.
-fn signed(
-    request: hyper::http::request::Builder,
-    d: &Outgoing<'_>,
-    timestamp: i64,
-    body: &[u8],
-) -> hyper::http::request::Builder {
+fn signature_headers(d: &Outgoing<'_>, timestamp: i64, body: &[u8]) -> Vec<(&'static str, String)> {
     match d.scheme {
         SignatureScheme::Verihook => {
             let sign = |secret: &WebhookSecret| signature::sign(secret.key(), timestamp, body);
-            let request = request
-                .header(headers::TIMESTAMP, timestamp)
-                .header(headers::EVENT_ID, d.event_id);
+            let mut signed = vec![
+                (headers::TIMESTAMP, timestamp.to_string()),
+                (headers::EVENT_ID, d.event_id.to_owned()),
+            ];
             match d.previous {
-                Some(previous) => request
-                    .header(headers::SIGNATURE, sign(previous))
-                    .header(headers::SIGNATURE_NEXT, sign(d.secret)),
-                None => request.header(headers::SIGNATURE, sign(d.secret)),
+                Some(previous) => signed.extend([
+                    (headers::SIGNATURE, sign(previous)),
+                    (headers::SIGNATURE_NEXT, sign(d.secret)),
+                ]),
+                None => signed.push((headers::SIGNATURE, sign(d.secret))),
             }
+            signed
         }
         SignatureScheme::StandardWebhooks => {
             let sign = |secret: &WebhookSecret| {
@@ -327,10 +333,11 @@ fn signed(
                 Some(previous) => format!("{} {}", sign(d.secret), sign(previous)),
                 None => sign(d.secret),
             };
-            request
-                .header(standard_webhooks::headers::ID, d.event_id)
-                .header(standard_webhooks::headers::TIMESTAMP, timestamp)
-                .header(standard_webhooks::headers::SIGNATURE, signatures)
+            vec![
+                (standard_webhooks::headers::ID, d.event_id.to_owned()),
+                (standard_webhooks::headers::TIMESTAMP, timestamp.to_string()),
+                (standard_webhooks::headers::SIGNATURE, signatures),
+            ]
         }
     }
 }

@@ -16,4 +16,5 @@ mod openapi;
 mod operations;
 mod rate_limits;
 mod statuses;
+mod stream;
 mod webhook;

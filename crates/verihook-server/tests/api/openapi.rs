@@ -38,6 +38,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("patch", "/v1/customers/{id}"),
     ("post", "/v1/sandbox/customers/{id}/status"),
     ("get", "/v1/events"),
+    ("get", "/v1/events/stream"),
     ("get", "/v1/events/{event_id}"),
     ("post", "/v1/events/{event_id}/redeliver"),
     ("get", "/v1/stats/deliveries"),

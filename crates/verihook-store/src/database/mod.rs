@@ -15,6 +15,7 @@ mod pacing;
 mod probes;
 mod recoveries;
 mod requests;
+mod stream;
 
 use crate::conn::Conn;
 use crate::outbox::{AttemptOutcome, ClaimRequest, ClaimedDelivery, Lease, Recorded};
@@ -27,7 +28,7 @@ use crate::StoreError;
 use async_trait::async_trait;
 use std::future::Future;
 use std::sync::Arc;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use verihook_core::{Customer, EndpointId, Event, OrganizationId, WebhookSecret, WebhookUrl};
 
 /// What a database backend provides. Everything else is [`Database`]'s, written once.
@@ -45,6 +46,13 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// CTEs), so that, run alone, it needs no transaction. (Recording outcomes always takes
     /// one: the endpoints' health is written with them.)
     const SAVE_CHANGE: Shape;
+    /// The event stream (see [`crate::stream`]): where a stream opened now starts, the
+    /// position after an organization's event (`$1` its id, `$2` the organization), and the
+    /// settled events after a position (`$1` the organization, `$2`/`$3` the position,
+    /// `$4` how many), each with `txid` and `seq`.
+    const STREAM_START: &'static str;
+    const STREAM_POSITION: &'static str;
+    const STREAM_EVENTS: &'static str;
     /// What a claim needs alone in a batch: PostgreSQL's commits without waiting for the
     /// disk (a lost lease only sends its deliveries again, at least once as after any
     /// crash, and the attempt's durable record flushes it anyway).
@@ -87,14 +95,22 @@ pub(crate) struct Database<B> {
     pub(super) work: Arc<Notify>,
     /// Seals webhook secrets on the way in, opens them on the way out.
     pub(super) sealer: Sealer,
+    /// Bumped whenever events may have been stored (see [`crate::stream`]).
+    pub(super) stored: Arc<watch::Sender<u64>>,
 }
 
 impl<B: Backend> Database<B> {
-    pub(crate) fn new(backend: B, work: Arc<Notify>, sealer: Sealer) -> Self {
+    pub(crate) fn new(
+        backend: B,
+        work: Arc<Notify>,
+        stored: Arc<watch::Sender<u64>>,
+        sealer: Sealer,
+    ) -> Self {
         Self {
             backend,
             work,
             sealer,
+            stored,
         }
     }
 
@@ -173,8 +189,11 @@ impl<B: Backend> Database<B> {
 
     /// Deliveries were enqueued or fell due sooner: wake this process's sender (the
     /// outbox's signal; customer writes call it because enqueueing is part of them).
+    /// Called after events were stored or deliveries moved sooner: wakes the sender and
+    /// every event stream.
     pub(super) fn deliveries_due(&self) {
         self.work.notify_one();
+        events_stored(&self.stored);
     }
 }
 
@@ -279,4 +298,9 @@ pub(crate) fn claimed_deliveries(
             })
         })
         .collect()
+}
+
+/// Tells every event stream that events may have been stored.
+pub(crate) fn events_stored(stored: &watch::Sender<u64>) {
+    stored.send_modify(|n| *n = n.wrapping_add(1));
 }

@@ -93,24 +93,38 @@ pub async fn open_with(url: &str, key: Option<&SecretKey>) -> Result<Storage, St
         Box::pin(async move { Ok(options.connect().await?) })
     });
     let work = Arc::new(Notify::new());
+    let stored = Arc::new(tokio::sync::watch::Sender::new(0));
     let mut listener = PgListener::connect_with(&readers).await?;
     listener.listen(CHANNEL).await?;
     let backend = Postgres {
         readers,
         writer: Writer::spawn_tasks(write_connections, connect, recorder::<Postgres>()),
-        listener: tokio::spawn(relay_notifications(listener, node, work.clone())),
+        listener: tokio::spawn(relay_notifications(
+            listener,
+            node,
+            work.clone(),
+            stored.clone(),
+        )),
     };
-    Ok(Storage::over(Database::new(backend, work, sealer)))
+    Ok(Storage::over(Database::new(backend, work, stored, sealer)))
 }
 
-/// Turns `NOTIFY` from other nodes into a wake-up of this node's sender. This node's own
-/// writes wake its sender directly, at once; hearing them again would cost a second,
-/// empty claim for each.
-async fn relay_notifications(mut listener: PgListener, node: String, work: Arc<Notify>) {
+/// Turns `NOTIFY` from other nodes into a wake-up of this node's sender and event
+/// streams. This node's own writes wake them directly, at once; hearing them again would
+/// cost a second, empty claim for each.
+async fn relay_notifications(
+    mut listener: PgListener,
+    node: String,
+    work: Arc<Notify>,
+    stored: Arc<tokio::sync::watch::Sender<u64>>,
+) {
     loop {
         match listener.recv().await {
             Ok(notification) if notification.payload() == node => {}
-            Ok(_) => work.notify_one(),
+            Ok(_) => {
+                work.notify_one();
+                crate::database::events_stored(&stored);
+            }
             Err(e) => {
                 // The listener reconnects on the next recv; polling covers the gap.
                 tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
@@ -134,6 +148,17 @@ impl Backend for Postgres {
         "', current_setting('application_name'))"
     ));
     const SAVE_CHANGE: Shape = Shape::OneStatement;
+    // Settled: written by a transaction older than every one still running.
+    const STREAM_START: &'static str = "\
+        SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1 AS txid, \
+        9223372036854775807 AS seq";
+    const STREAM_POSITION: &'static str =
+        "SELECT txid, seq FROM events WHERE id = $1 AND organization_id = $2";
+    const STREAM_EVENTS: &'static str = "\
+        SELECT txid, seq, id, organization_id, customer_id, event_type, occurred_at, body \
+        FROM events WHERE organization_id = $1 AND (txid, seq) > ($2, $3) \
+        AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+        ORDER BY txid, seq LIMIT $4";
     const CLAIM: Shape = Shape::Relaxed;
 
     fn migrations(&self) -> usize {

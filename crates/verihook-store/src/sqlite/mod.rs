@@ -41,6 +41,7 @@ pub async fn open_with(url: &str, key: Option<&SecretKey>) -> Result<Storage, St
     Ok(Storage::over(Database::new(
         backend,
         Arc::new(Notify::new()),
+        Arc::new(tokio::sync::watch::Sender::new(0)),
         sealer,
     )))
 }
@@ -132,6 +133,14 @@ impl Backend for Sqlite {
     const LOCK_FOR_UPDATE: &'static str = "";
     const ANNOUNCE: Option<&'static str> = None;
     const SAVE_CHANGE: Shape = Shape::Several;
+    // One writer: commit order is `seq` order, and every committed event is settled.
+    const STREAM_START: &'static str =
+        "SELECT COALESCE(MAX(seq), 0) AS txid, COALESCE(MAX(seq), 0) AS seq FROM events";
+    const STREAM_POSITION: &'static str =
+        "SELECT seq AS txid, seq FROM events WHERE id = $1 AND organization_id = $2";
+    const STREAM_EVENTS: &'static str = "\
+        SELECT seq AS txid, seq, id, organization_id, customer_id, event_type, occurred_at, \
+        body FROM events WHERE organization_id = $1 AND seq > $3 ORDER BY seq LIMIT $4";
     const CLAIM: Shape = Shape::Several;
 
     fn migrations(&self) -> usize {

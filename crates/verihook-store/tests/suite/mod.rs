@@ -6,10 +6,12 @@ mod endpoints;
 mod health;
 mod recoveries;
 mod requests;
+mod stream;
 pub use endpoints::*;
 pub use health::*;
 pub use recoveries::*;
 pub use requests::*;
+pub use stream::*;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -1262,7 +1264,8 @@ macro_rules! store_suite {
             a_recovery_redelivers_each_failed_event_once_and_reports_progress,
             a_recovery_is_let_out_at_its_endpoint_s_pace,
             the_first_success_after_an_incident_recovers_its_failed_events,
-            a_probe_retries_the_newest_failed_event_and_its_success_recovers_the_rest
+            a_probe_retries_the_newest_failed_event_and_its_success_recovers_the_rest,
+            the_stream_reads_later_events_in_order_and_resumes
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {

@@ -2,6 +2,7 @@
 
 mod crash;
 mod env;
+mod local_dev;
 mod logs;
 mod nodes;
 mod recovery;

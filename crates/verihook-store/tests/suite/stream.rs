@@ -1,0 +1,67 @@
+//! The event stream's reads (CONTRACT §10).
+
+use super::{customer, organization, Backend};
+use verihook_store::Storage;
+
+async fn ids_after(
+    store: &Storage,
+    org: &verihook_core::Organization,
+    after: verihook_store::StreamPosition,
+) -> Vec<String> {
+    store
+        .stream
+        .stream_events(&org.id, after, 100)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|(_, e)| e.id.as_str().to_owned())
+        .collect()
+}
+
+/// A stream opened now sees only later events, the organization's own, in the order they
+/// were stored; it resumes after any event it was given; it is told that events came.
+pub async fn the_stream_reads_later_events_in_order_and_resumes<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = organization(&store).await;
+    let other = organization(&store).await;
+    customer(&store, &org).await;
+    let start = store.stream.stream_start().await.expect("start");
+    let mut signal = store.stream.stored_signal();
+    signal.mark_unchanged();
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        let c = customer(&store, &org).await;
+        customer(&store, &other).await;
+        made.push(c.id);
+    }
+    assert!(signal.has_changed().expect("open"), "told that events came");
+    let read = store
+        .stream
+        .stream_events(&org.id, start, 100)
+        .await
+        .expect("read");
+    let customers: Vec<_> = read.iter().map(|(_, e)| e.customer_id.clone()).collect();
+    assert_eq!(customers, made, "later events only, its own, in order");
+    let second = read[1].1.id.clone();
+    let resumed = store
+        .stream
+        .stream_position(&org.id, &second)
+        .await
+        .expect("read")
+        .expect("its event");
+    assert_eq!(resumed, read[1].0);
+    assert_eq!(
+        ids_after(&store, &org, resumed).await,
+        [read[2].1.id.as_str()]
+    );
+    assert_eq!(
+        store
+            .stream
+            .stream_position(&other.id, &second)
+            .await
+            .expect("read"),
+        None,
+        "another organization's event is no position"
+    );
+}
