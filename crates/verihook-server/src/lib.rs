@@ -15,6 +15,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod check;
 pub mod config;
 pub mod delivery;
 pub mod dev;

@@ -8,6 +8,11 @@
 //! takes only events of transactions older than every transaction still running
 //! (`pg_snapshot_xmin`), in (transaction, `seq`) order: whatever comes later has a
 //! higher transaction id. SQLite commits one transaction at a time, in `seq` order.
+//!
+//! The oldest running transaction is the whole cluster's: one left open anywhere on the
+//! PostgreSQL server (another database's included) holds every stream back until it ends,
+//! as it holds back vacuum. A stream opened now starts before the events of transactions
+//! still running, and skips those already committed among them.
 
 use crate::StoreError;
 use async_trait::async_trait;
@@ -23,8 +28,13 @@ pub struct StreamPosition {
 
 #[async_trait]
 pub trait EventStream: Send + Sync + 'static {
-    /// Where a stream opened now starts: after every event already settled.
-    async fn stream_start(&self) -> Result<StreamPosition, StoreError>;
+    /// Where a stream of the organization opened now starts: after every event already
+    /// settled; and the ids of the events it will come to that were committed already
+    /// (it skips them).
+    async fn stream_start(
+        &self,
+        organization: &OrganizationId,
+    ) -> Result<(StreamPosition, Vec<EventId>), StoreError>;
     /// Just after the organization's event `id`; `None` when it has no such event.
     async fn stream_position(
         &self,

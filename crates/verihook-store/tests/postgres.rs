@@ -197,7 +197,7 @@ async fn the_stream_never_skips_an_event_committed_late() {
     let store = postgres::open(db.url()).await.expect("opened");
     let org = suite::organization(&store).await;
     let c = suite::customer(&store, &org).await;
-    let start = store.stream.stream_start().await.expect("start");
+    let (start, already) = store.stream.stream_start(&org.id).await.expect("start");
     let late = verihook_core::EventId::generate();
     let mut session = sqlx::PgConnection::connect(db.url())
         .await
@@ -212,26 +212,27 @@ async fn the_stream_never_skips_an_event_committed_late() {
     .await
     .expect("late transaction begun");
     suite::customer(&store, &org).await;
-    let org_id = &org.id;
-    let read = |store: Storage| async move {
-        store
-            .stream
-            .stream_events(org_id, start, 100)
-            .await
-            .expect("read")
-            .into_iter()
-            .map(|(_, e)| e.id)
-            .collect::<Vec<_>>()
-    };
+    // Let the later event commit and be read if it could be: it must not.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let early = store
+        .stream
+        .stream_events(&org.id, start, 100)
+        .await
+        .expect("read");
     assert!(
-        read(store.clone()).await.is_empty(),
-        "nothing settled while the earlier transaction runs"
+        early.iter().all(|(_, e)| already.contains(&e.id)),
+        "nothing new settled while the earlier transaction runs"
     );
     sqlx::raw_sql("COMMIT")
         .execute(&mut session)
         .await
         .expect("committed");
-    let settled = read(store.clone()).await;
+    let settled: Vec<_> = suite::settled(&store, &org, start, already.len() + 2)
+        .await
+        .into_iter()
+        .map(|(_, e)| e.id)
+        .filter(|id| !already.contains(id))
+        .collect();
     assert_eq!(settled.len(), 2);
     assert_eq!(settled[0], late, "the earlier transaction's event first");
 }

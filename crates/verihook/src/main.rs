@@ -2,6 +2,7 @@
 //! logging, and hands over to the command.
 
 mod bench;
+mod check;
 mod forward;
 mod listen;
 mod serve;
@@ -39,6 +40,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Make an event of a type happen, through the API of a sandbox organization.
     Trigger(trigger::TriggerArgs),
+    /// Grade a receiver against the webhook testing checklist; exits 0 only if none fails.
+    Check(check::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => signing::verify(args),
         Command::Bench(args) => block_on(bench::run(args)),
         Command::Trigger(args) => block_on(trigger::run(args)),
+        Command::Check(args) => block_on(check::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

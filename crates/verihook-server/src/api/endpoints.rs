@@ -16,8 +16,8 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use verihook_core::endpoint::MAX_DESCRIPTION_CHARS;
 use verihook_core::{
-    Endpoint, EndpointId, EndpointPatch, EventTypes, RetryPolicy, SignatureScheme, Timestamp,
-    WebhookSecret, WebhookUrl,
+    Endpoint, EndpointId, EndpointPatch, EventTypes, OrganizationId, RetryPolicy, SignatureScheme,
+    Timestamp, WebhookSecret, WebhookUrl,
 };
 use verihook_store::EndpointRef;
 
@@ -247,14 +247,23 @@ async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<EndpointView>, ApiError> {
-    let id = endpoint_id(&id)?;
-    let endpoint = state
+    let endpoint = find(&state, &org.id, &id).await?;
+    Ok(Json(EndpointView::of(&endpoint, false)))
+}
+
+/// The organization's endpoint of the path's id, or 404.
+pub(super) async fn find(
+    state: &AppState,
+    organization: &OrganizationId,
+    id: &str,
+) -> Result<Endpoint, ApiError> {
+    let id = endpoint_id(id)?;
+    state
         .store
         .endpoints
-        .endpoint(&org.id, &id)
+        .endpoint(organization, &id)
         .await?
-        .ok_or_else(|| ApiError::not_found("endpoint"))?;
-    Ok(Json(EndpointView::of(&endpoint, false)))
+        .ok_or_else(|| ApiError::not_found("endpoint"))
 }
 
 /// `PATCH /v1/endpoints/{endpointId}`: changes the fields given. Events already queued keep

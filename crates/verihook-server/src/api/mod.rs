@@ -4,6 +4,7 @@
 mod admin;
 pub mod at_once;
 pub mod auth;
+mod check;
 mod customers;
 mod dashboard;
 mod endpoints;
@@ -94,6 +95,7 @@ pub fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(events::router())
         .merge(recoveries::router())
         .merge(stream::router())
+        .merge(check::router())
         .merge(stats::router())
         .split_for_parts();
     utoipa::Modify::modify(&openapi::CallerAnswers, &mut doc);

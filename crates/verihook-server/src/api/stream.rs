@@ -15,7 +15,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::Deserialize;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -70,9 +70,9 @@ async fn stream(
         )),
         None => query.after.map(|after| ("after", after)),
     };
-    let position = match resume {
-        Some((field, id)) => resume_after(&state, &org.id, field, &id).await?,
-        None => state.store.stream.stream_start().await?,
+    let (position, already) = match resume {
+        Some((field, id)) => (resume_after(&state, &org.id, field, &id).await?, Vec::new()),
+        None => state.store.stream.stream_start(&org.id).await?,
     };
     signing_endpoint(&state, &org.id).await?;
     let place = state.streams.start(&org.id)?;
@@ -81,6 +81,7 @@ async fn stream(
         state,
         organization: org.id,
         position,
+        already: already.into_iter().collect(),
         pending: VecDeque::new(),
         _place: place,
     };
@@ -114,7 +115,7 @@ async fn signing_endpoint(
     match webhook {
         Some(w) if w.url.is_some() && w.secret.is_some() => Ok(w),
         _ => Err(ApiError::conflict(
-            "webhook_not_set",
+            "webhook_not_configured",
             "set the webhook URL first (PUT /v1/webhook): its secret signs the stream's events",
         )),
     }
@@ -125,6 +126,9 @@ struct Reader {
     state: AppState,
     organization: OrganizationId,
     position: StreamPosition,
+    /// Events committed before the stream opened that its start does not pass yet (see
+    /// `EventStream::stream_start`): skipped when reached.
+    already: HashSet<EventId>,
     pending: VecDeque<SseEvent>,
     signal: watch::Receiver<u64>,
     /// Held for the stream's life: one of the organization's few.
@@ -174,6 +178,10 @@ impl Reader {
             return Ok(false);
         };
         for (position, event) in events {
+            if self.already.remove(&event.id) {
+                self.position = position;
+                continue;
+            }
             let Some(message) = message(&event, &endpoint) else {
                 return Ok(!self.pending.is_empty());
             };

@@ -176,8 +176,33 @@ impl Sender {
     /// Signs and POSTs a webhook, timing it and classifying what came back.
     pub async fn send_webhook(&self, webhook: Outgoing<'_>) -> AttemptResult {
         let started_at = Timestamp::now();
+        let headers = webhook_headers(&webhook, started_at.unix_seconds());
+        self.timed(
+            started_at,
+            self.post(webhook.url, &headers, webhook.body.as_bytes()),
+        )
+        .await
+    }
+
+    /// POSTs `body` to `url` with exactly `headers` (the receiver check's requests, some
+    /// signed wrongly on purpose), under the same guard as a delivery.
+    pub async fn send_request(
+        &self,
+        url: &WebhookUrl,
+        headers: &[(&'static str, String)],
+        body: &[u8],
+    ) -> AttemptResult {
+        self.timed(Timestamp::now(), self.post(url, headers, body))
+            .await
+    }
+
+    async fn timed(
+        &self,
+        started_at: Timestamp,
+        exchange: impl std::future::Future<Output = Result<(u16, Option<String>), (ErrorClass, String)>>,
+    ) -> AttemptResult {
         let clock = Instant::now();
-        let outcome = self.exchange(&webhook, started_at).await;
+        let outcome = exchange.await;
         let duration = clock.elapsed();
         match outcome {
             Ok((status, excerpt)) if (200..300).contains(&status) => AttemptResult {
@@ -204,12 +229,13 @@ impl Sender {
         }
     }
 
-    async fn exchange(
+    async fn post(
         &self,
-        d: &Outgoing<'_>,
-        started_at: Timestamp,
+        url: &WebhookUrl,
+        headers: &[(&'static str, String)],
+        body: &[u8],
     ) -> Result<(u16, Option<String>), (ErrorClass, String)> {
-        let uri = d.url.uri().clone();
+        let uri = url.uri().clone();
         if uri.scheme_str() == Some("http") && !self.allow_http {
             return Err((
                 ErrorClass::Blocked,
@@ -221,11 +247,11 @@ impl Sender {
                 .map_err(|e| (ErrorClass::Blocked, e.to_string()))?;
         }
         let mut request = Request::builder().method(Method::POST).uri(uri);
-        for (name, value) in webhook_headers(d, started_at.unix_seconds()) {
-            request = request.header(name, value);
+        for (name, value) in headers {
+            request = request.header(*name, value);
         }
         let request = request
-            .body(Full::new(Bytes::copy_from_slice(d.body.as_bytes())))
+            .body(Full::new(Bytes::copy_from_slice(body)))
             .map_err(|e| (ErrorClass::Connect, format!("invalid request: {e}")))?;
         self.round_trip(&self.guarded, request).await
     }

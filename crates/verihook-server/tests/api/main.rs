@@ -2,6 +2,7 @@
 
 mod admin;
 mod api_keys;
+mod check;
 mod customers;
 mod dashboard;
 mod delivery;

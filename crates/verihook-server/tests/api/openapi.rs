@@ -47,6 +47,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/v1/endpoints/{endpoint_id}"),
     ("patch", "/v1/endpoints/{endpoint_id}"),
     ("delete", "/v1/endpoints/{endpoint_id}"),
+    ("post", "/v1/endpoints/{endpoint_id}/check"),
     ("post", "/v1/endpoints/{endpoint_id}/rotate-secret"),
     ("post", "/v1/endpoints/{endpoint_id}/rotate-secret/complete"),
     ("post", "/v1/webhook/rotate-secret"),

@@ -143,7 +143,7 @@ async fn a_stream_needs_a_webhook_a_known_event_and_a_free_place() {
         StatusCode::CONFLICT,
     )
     .await;
-    assert_eq!(refused["error"]["code"], "webhook_not_set");
+    assert_eq!(refused["error"]["code"], "webhook_not_configured");
     let (org, _) = app
         .org_sending_to("http://127.0.0.1:9/webhooks/verification")
         .await;

@@ -46,10 +46,12 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// CTEs), so that, run alone, it needs no transaction. (Recording outcomes always takes
     /// one: the endpoints' health is written with them.)
     const SAVE_CHANGE: Shape;
-    /// The event stream (see [`crate::stream`]): where a stream opened now starts, the
-    /// position after an organization's event (`$1` its id, `$2` the organization), and the
-    /// settled events after a position (`$1` the organization, `$2`/`$3` the position,
-    /// `$4` how many), each with `txid` and `seq`.
+    /// The event stream (see [`crate::stream`]): where a stream of an organization (`$1`)
+    /// opened now starts (`txid`, `seq`, on every row) with the `id`s of the events past it
+    /// committed already (none: one row with a NULL `id`), the position after an
+    /// organization's event (`$1` its id, `$2` the organization), and the settled events
+    /// after a position (`$1` the organization, `$2`/`$3` the position, `$4` how many), each
+    /// with `txid` and `seq`.
     const STREAM_START: &'static str;
     const STREAM_POSITION: &'static str;
     const STREAM_EVENTS: &'static str;

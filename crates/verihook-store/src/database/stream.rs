@@ -17,10 +17,22 @@ fn position(row: &Row) -> Result<StreamPosition, StoreError> {
 
 #[async_trait]
 impl<B: Backend> EventStream for Database<B> {
-    async fn stream_start(&self) -> Result<StreamPosition, StoreError> {
-        self.read_one(B::STREAM_START, vec![], position)
-            .await?
-            .ok_or(StoreError::NotFound)
+    async fn stream_start(
+        &self,
+        organization: &OrganizationId,
+    ) -> Result<(StreamPosition, Vec<EventId>), StoreError> {
+        let params = vec![Value::text(organization.as_str()).into_owned()];
+        let rows = self
+            .backend
+            .read(B::STREAM_START.into(), rows::owned(params))
+            .await?;
+        let start = rows.first().map(position).transpose()?;
+        let already = rows
+            .iter()
+            .filter_map(|row| row.opt_string("id").transpose())
+            .map(|id| EventId::parse(&id?).map_err(StoreError::corrupt))
+            .collect::<Result<_, _>>()?;
+        Ok((start.ok_or(StoreError::NotFound)?, already))
     }
 
     async fn stream_position(

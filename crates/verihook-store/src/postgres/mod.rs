@@ -150,8 +150,9 @@ impl Backend for Postgres {
     const SAVE_CHANGE: Shape = Shape::OneStatement;
     // Settled: written by a transaction older than every one still running.
     const STREAM_START: &'static str = "\
-        SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1 AS txid, \
-        9223372036854775807 AS seq";
+        SELECT x.xmin - 1 AS txid, 9223372036854775807 AS seq, e.id FROM \
+        (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin) x \
+        LEFT JOIN events e ON e.organization_id = $1 AND e.txid >= x.xmin";
     const STREAM_POSITION: &'static str =
         "SELECT txid, seq FROM events WHERE id = $1 AND organization_id = $2";
     const STREAM_EVENTS: &'static str = "\

@@ -134,8 +134,9 @@ impl Backend for Sqlite {
     const ANNOUNCE: Option<&'static str> = None;
     const SAVE_CHANGE: Shape = Shape::Several;
     // One writer: commit order is `seq` order, and every committed event is settled.
-    const STREAM_START: &'static str =
-        "SELECT COALESCE(MAX(seq), 0) AS txid, COALESCE(MAX(seq), 0) AS seq FROM events";
+    const STREAM_START: &'static str = "\
+        SELECT COALESCE(MAX(seq), 0) AS txid, COALESCE(MAX(seq), 0) AS seq, NULL AS id \
+        FROM events WHERE $1 = $1";
     const STREAM_POSITION: &'static str =
         "SELECT seq AS txid, seq FROM events WHERE id = $1 AND organization_id = $2";
     const STREAM_EVENTS: &'static str = "\

@@ -406,3 +406,68 @@ fn verify_accepts_any_of_several_secrets_and_either_signature_header() {
     );
     assert!(!check(&["whsec_other"], Some(by_new.trim())));
 }
+
+fn check(url: &str, extra: &[&str]) -> (bool, Value) {
+    let output = Command::new(binary())
+        .args(["check", url, "--secret", SECRET, "--json"])
+        .args(extra)
+        .env_clear()
+        .output()
+        .expect("check runs");
+    let report = serde_json::from_slice(&output.stdout).expect("a JSON report");
+    (output.status.success(), report)
+}
+
+fn failed(report: &Value) -> Vec<String> {
+    report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["verdict"] == "FAIL")
+        .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// `verihook check` passes a correct receiver (`listen`: plain http is its one warning),
+/// and fails one that takes anything on exactly the four checks it breaks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_grades_a_receiver_against_the_checklist() {
+    let good = listen(&[]);
+    let (ok, report) = check(&good.url, &[]);
+    assert!(ok, "{report}");
+    assert_eq!(
+        (report["fail"].clone(), report["warn"].clone()),
+        (json!(0), json!(1))
+    );
+    assert_eq!(report["checks"].as_array().map(Vec::len), Some(12));
+
+    let lax = verihook_testkit::Receiver::http().await;
+    let (ok, report) = check(&lax.url, &[]);
+    assert!(!ok, "a receiver that takes anything fails");
+    assert_eq!(
+        failed(&report),
+        [
+            "a wrong signature refused",
+            "a tampered body refused",
+            "a timestamp 10 minutes old refused",
+            "a request without signature headers refused",
+        ]
+    );
+    let requests = lax.received();
+    assert!(requests
+        .iter()
+        .all(|r| r.header("x-webhook-check") == Some("true")));
+    assert!(requests
+        .iter()
+        .any(|r| String::from_utf8_lossy(&r.body).contains("\"customerId\":\"cus_check")));
+
+    let down = verihook_testkit::Receiver::http().await;
+    down.always(verihook_testkit::Reply::Status(503));
+    let (ok, report) = check(&down.url, &[]);
+    assert!(!ok);
+    assert_eq!(
+        failed(&report).len(),
+        7,
+        "five types, the unknown one, the duplicate"
+    );
+}
