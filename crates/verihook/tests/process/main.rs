@@ -11,3 +11,4 @@ mod secrets;
 mod shutdown;
 mod support;
 mod tools;
+mod wrong_receivers;
