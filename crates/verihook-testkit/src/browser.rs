@@ -129,6 +129,24 @@ impl Browser {
         result["result"]["value"].clone()
     }
 
+    /// Writes a PNG of the page as it is now to `path` (its folder made if missing).
+    pub async fn screenshot(&mut self, path: &std::path::Path) {
+        use base64::Engine;
+        let shot = self
+            .call(
+                "Page.captureScreenshot",
+                json!({ "format": "png", "captureBeyondViewport": true }),
+            )
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap_or_default())
+            .expect("a base64 PNG");
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder).expect("the screenshots' folder");
+        }
+        std::fs::write(path, png).expect("screenshot written");
+    }
+
     /// Polls `expression` until it is `true`; fails with `what` after `deadline`.
     pub async fn wait_until(&mut self, expression: &str, what: &str, deadline: Duration) {
         let end = Instant::now() + deadline;

@@ -227,3 +227,141 @@ async fn the_page_and_its_files_are_served_with_a_strict_policy() {
         );
     }
 }
+
+/// Where the end-to-end test leaves a screenshot of each view (CI lists them).
+fn screenshots() -> std::path::PathBuf {
+    std::env::var_os("VERIHOOK_SCREENSHOTS").map_or_else(
+        || {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/dashboard-screenshots")
+        },
+        std::path::PathBuf::from,
+    )
+}
+
+/// The dashboard as integrators work in it: filter events and page through them, open one
+/// with the request headers of its attempts, run a receiver check and read its report,
+/// follow the live stream, read the chart's axes, copy ids; a screenshot of each view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_page_check_and_follow_live() {
+    let Some(chromium) = browser_binary() else {
+        return;
+    };
+    let pki = TestPki::new();
+    let receiver = Receiver::https(&pki).await;
+    let app = TestApp::delivering(&pki, "").await;
+    let (org, _) = app.org_sending_to(&receiver.url).await;
+    let first = text(&app.customer(&org).await["id"]);
+    expect(
+        app.as_org(&org, Method::PATCH, &format!("/v1/customers/{first}"))
+            .json(&serde_json::json!({ "firstName": "Janet" })),
+        StatusCode::OK,
+    )
+    .await;
+    for _ in 0..25 {
+        app.customer(&org).await;
+    }
+    let mut page = logged_in(&chromium, &app, &org).await;
+    let rows = "document.querySelectorAll('#events tr.event').length";
+    page.wait_until(
+        &format!("{rows} === 25 && !document.getElementById('page-older').disabled"),
+        "a first page of 25 events, and an older one",
+        WAIT,
+    )
+    .await;
+    page.screenshot(&screenshots().join("1-events.png")).await;
+    page.eval("document.getElementById('page-older').click(); true")
+        .await;
+    page.wait_until(
+        &format!("{rows} === 2 && document.getElementById('page-info').textContent === 'page 2'"),
+        "the older page",
+        WAIT,
+    )
+    .await;
+    page.eval(
+        "document.getElementById('filter-type').value = 'customer.updated'; \
+         document.querySelector('#filters button[type=submit]').click(); true",
+    )
+    .await;
+    page.wait_until(
+        &format!(
+            "{rows} === 1 && document.querySelector('#events tr.event').cells[1].textContent \
+             === 'customer.updated'"
+        ),
+        "only the customer.updated event",
+        WAIT,
+    )
+    .await;
+    page.eval(
+        "document.getElementById('filter-status').value = 'failed'; \
+         document.querySelector('#filters button[type=submit]').click(); true",
+    )
+    .await;
+    page.wait_until(
+        &format!("{rows} === 0 && !document.getElementById('events-empty').hidden"),
+        "no failed customer.updated event",
+        WAIT,
+    )
+    .await;
+    page.eval(&format!(
+        "document.getElementById('filter-clear').click(); \
+         document.getElementById('filter-customer').value = '{first}'; \
+         document.querySelector('#filters button[type=submit]').click(); true"
+    ))
+    .await;
+    page.wait_until(
+        &format!("{rows} === 2"),
+        "the first customer's two events",
+        WAIT,
+    )
+    .await;
+    page.eval("document.querySelector('#events tr.event').click(); true")
+        .await;
+    page.wait_until(
+        "document.querySelectorAll('#attempts tr.attempt details.request').length >= 1 && \
+         document.querySelector('#attempts details.request pre').textContent \
+           .includes('X-Webhook-Timestamp: ') && \
+         document.querySelectorAll('#events button.copy').length === 2",
+        "the event's attempt with its request headers, and copy buttons",
+        WAIT,
+    )
+    .await;
+    page.screenshot(&screenshots().join("2-event.png")).await;
+
+    page.eval("document.querySelector('#endpoints button.check').click(); true")
+        .await;
+    page.wait_until(
+        "document.querySelectorAll('#check-report tr.check-line').length === 12 && \
+         document.getElementById('check-summary').textContent.startsWith('FAIL: 8 passed, 4 failed')",
+        "the receiver check's report (the test receiver takes anything: 4 failures)",
+        WAIT,
+    )
+    .await;
+    page.screenshot(&screenshots().join("3-check.png")).await;
+
+    page.wait_until(
+        "[...document.querySelectorAll('#chart text')].map((t) => t.textContent).join('|') \
+           .includes('100 %') && \
+         [...document.querySelectorAll('#chart text')].some((t) => t.textContent === 'now')",
+        "the chart's labelled axes",
+        WAIT,
+    )
+    .await;
+    page.eval("document.getElementById('live-toggle').click(); true")
+        .await;
+    page.wait_until(
+        "document.getElementById('live-status').textContent === 'live'",
+        "the live view connected",
+        WAIT,
+    )
+    .await;
+    let later = text(&app.customer(&org).await["id"]);
+    let event = app.newest_event_id(&org, Some(&later)).await;
+    page.wait_until(
+        &format!("!!document.querySelector('#live li[data-id=\"{event}\"]')"),
+        "the new event in the live view",
+        WAIT,
+    )
+    .await;
+    page.screenshot(&screenshots().join("4-live.png")).await;
+}
