@@ -1,5 +1,6 @@
 //! The dashboard end to end in headless Chromium: log in with the API key, see a delivered
-//! and a failed event, open the failed one, press Redeliver, see the new attempt.
+//! and a failed event, filter to failed events, open the failed one, press Redeliver, see
+//! the new attempt; filters, pages, the receiver check, the live view.
 //!
 //! Needs Chromium (Debian: `apt-get install chromium`). Without it the test says so and
 //! passes, unless `VERIHOOK_REQUIRE_BROWSER=1` (CI sets it), when it fails.
@@ -179,6 +180,21 @@ async fn log_in_see_events_and_redeliver_a_failed_one() {
     )
     .await;
 
+    // Filtered to failed events: the failed one alone, then opened.
+    page.eval(
+        "document.getElementById('filter-status').value = 'failed'; \
+         document.querySelector('#filters button[type=submit]').click(); true",
+    )
+    .await;
+    page.wait_until(
+        &format!(
+            "document.querySelectorAll('#events tr.event').length === 1 && \
+             !!document.querySelector('#events tr.event[data-id=\"{failed_event}\"]')"
+        ),
+        "only the failed event listed",
+        WAIT,
+    )
+    .await;
     page.eval(&format!(
         "document.querySelector('tr[data-id=\"{failed_event}\"]').click(); true"
     ))
