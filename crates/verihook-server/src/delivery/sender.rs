@@ -177,7 +177,7 @@ impl Sender {
     pub async fn send_webhook(&self, webhook: Outgoing<'_>) -> AttemptResult {
         let started_at = Timestamp::now();
         let headers = webhook_headers(&webhook, started_at.unix_seconds());
-        self.timed(
+        timed(
             started_at,
             self.post(webhook.url, &headers, webhook.body.as_bytes()),
         )
@@ -192,41 +192,7 @@ impl Sender {
         headers: &[(&'static str, String)],
         body: &[u8],
     ) -> AttemptResult {
-        self.timed(Timestamp::now(), self.post(url, headers, body))
-            .await
-    }
-
-    async fn timed(
-        &self,
-        started_at: Timestamp,
-        exchange: impl std::future::Future<Output = Result<(u16, Option<String>), (ErrorClass, String)>>,
-    ) -> AttemptResult {
-        let clock = Instant::now();
-        let outcome = exchange.await;
-        let duration = clock.elapsed();
-        match outcome {
-            Ok((status, excerpt)) if (200..300).contains(&status) => AttemptResult {
-                started_at,
-                duration,
-                status_code: Some(status),
-                failure: None,
-                response_excerpt: excerpt,
-            },
-            Ok((status, excerpt)) => AttemptResult {
-                started_at,
-                duration,
-                status_code: Some(status),
-                failure: Some((ErrorClass::Status, status_message(status))),
-                response_excerpt: excerpt,
-            },
-            Err(failure) => AttemptResult {
-                started_at,
-                duration,
-                status_code: None,
-                failure: Some(failure),
-                response_excerpt: None,
-            },
-        }
+        timed(Timestamp::now(), self.post(url, headers, body)).await
     }
 
     async fn post(
@@ -308,6 +274,39 @@ impl Sender {
             .await
             .map(|(status, _)| status)
             .map_err(|(class, message)| format!("{}: {message}", class.as_str()))
+    }
+}
+
+/// Times `exchange`, started at `started_at`, and classifies what came back.
+async fn timed(
+    started_at: Timestamp,
+    exchange: impl std::future::Future<Output = Result<(u16, Option<String>), (ErrorClass, String)>>,
+) -> AttemptResult {
+    let clock = Instant::now();
+    let outcome = exchange.await;
+    let duration = clock.elapsed();
+    match outcome {
+        Ok((status, excerpt)) if (200..300).contains(&status) => AttemptResult {
+            started_at,
+            duration,
+            status_code: Some(status),
+            failure: None,
+            response_excerpt: excerpt,
+        },
+        Ok((status, excerpt)) => AttemptResult {
+            started_at,
+            duration,
+            status_code: Some(status),
+            failure: Some((ErrorClass::Status, status_message(status))),
+            response_excerpt: excerpt,
+        },
+        Err(failure) => AttemptResult {
+            started_at,
+            duration,
+            status_code: None,
+            failure: Some(failure),
+            response_excerpt: None,
+        },
     }
 }
 

@@ -40,6 +40,15 @@ async fn logged_in(chromium: &str, app: &TestApp, org: &Org) -> Browser {
     page
 }
 
+/// Sets the events filter `field` to `value` and applies the filters.
+async fn filter(page: &mut Browser, field: &str, value: &str) {
+    page.eval(&format!(
+        "document.getElementById('{field}').value = '{value}'; \
+         document.querySelector('#filters button[type=submit]').click(); true"
+    ))
+    .await;
+}
+
 /// Keeps failed events failed, for recovering them by hand.
 async fn auto_recover_off(app: &TestApp, org: &Org) {
     let endpoints = expect(
@@ -181,11 +190,7 @@ async fn log_in_see_events_and_redeliver_a_failed_one() {
     .await;
 
     // Filtered to failed events: the failed one alone, then opened.
-    page.eval(
-        "document.getElementById('filter-status').value = 'failed'; \
-         document.querySelector('#filters button[type=submit]').click(); true",
-    )
-    .await;
+    filter(&mut page, "filter-status", "failed").await;
     page.wait_until(
         &format!(
             "document.querySelectorAll('#events tr.event').length === 1 && \
@@ -294,11 +299,7 @@ async fn filter_page_check_and_follow_live() {
         WAIT,
     )
     .await;
-    page.eval(
-        "document.getElementById('filter-type').value = 'customer.updated'; \
-         document.querySelector('#filters button[type=submit]').click(); true",
-    )
-    .await;
+    filter(&mut page, "filter-type", "customer.updated").await;
     page.wait_until(
         &format!(
             "{rows} === 1 && document.querySelector('#events tr.event').cells[1].textContent \
@@ -308,23 +309,16 @@ async fn filter_page_check_and_follow_live() {
         WAIT,
     )
     .await;
-    page.eval(
-        "document.getElementById('filter-status').value = 'failed'; \
-         document.querySelector('#filters button[type=submit]').click(); true",
-    )
-    .await;
+    filter(&mut page, "filter-status", "failed").await;
     page.wait_until(
         &format!("{rows} === 0 && !document.getElementById('events-empty').hidden"),
         "no failed customer.updated event",
         WAIT,
     )
     .await;
-    page.eval(&format!(
-        "document.getElementById('filter-clear').click(); \
-         document.getElementById('filter-customer').value = '{first}'; \
-         document.querySelector('#filters button[type=submit]').click(); true"
-    ))
-    .await;
+    page.eval("document.getElementById('filter-clear').click(); true")
+        .await;
+    filter(&mut page, "filter-customer", &first).await;
     page.wait_until(
         &format!("{rows} === 2"),
         "the first customer's two events",

@@ -5,7 +5,7 @@ use super::{
     attempt_next, claim, claim_when_due, customer, outcome, with_webhook, Backend, RecordOne,
 };
 use verihook_core::{EndpointId, OrganizationId, RecoveryId, Timestamp};
-use verihook_store::{NextStep, RecoveryRequest, StoreError};
+use verihook_store::{ClaimedDelivery, NextStep, RecoveryRequest, StoreError};
 
 fn request(org: &OrganizationId) -> RecoveryRequest {
     RecoveryRequest {
@@ -47,26 +47,12 @@ pub async fn a_recovery_redelivers_each_failed_event_once_and_reports_progress<B
     assert!(overlapping.is_completed());
     assert_eq!(release(&store).await, 5, "let out at the pace");
 
-    let mut sent = Vec::new();
-    while sent.len() < 5 {
-        sent.extend(claim_when_due(&store, claim(10)).await);
-    }
+    let sent = claim_due(&store, 5).await;
     assert!(
         sent.iter().all(|d| d.budget_used == 0 && d.attempt == 2),
         "fresh budgets"
     );
-    for (i, d) in sent.iter().enumerate() {
-        let next = if i < 3 {
-            NextStep::Delivered
-        } else {
-            NextStep::Failed
-        };
-        assert!(store
-            .outbox
-            .record_one(outcome(d, next, Some(200)))
-            .await
-            .expect("recorded"));
-    }
+    record_all(&store, &sent, |i| i >= 3).await;
     let done = store
         .recoveries
         .recovery(&org.id, &first.id)
@@ -99,6 +85,36 @@ pub async fn a_recovery_redelivers_each_failed_event_once_and_reports_progress<B
             .expect("read"),
         None
     );
+}
+
+/// At least `n` deliveries, claimed as they fall due.
+async fn claim_due(store: &verihook_store::Storage, n: usize) -> Vec<ClaimedDelivery> {
+    let mut sent = Vec::new();
+    while sent.len() < n {
+        sent.extend(claim_when_due(store, claim(100)).await);
+    }
+    sent
+}
+
+/// Records an outcome for each of `sent`: failed for the `i`-th where `fails(i)`,
+/// delivered for the others.
+async fn record_all(
+    store: &verihook_store::Storage,
+    sent: &[ClaimedDelivery],
+    fails: impl Fn(usize) -> bool,
+) {
+    for (i, d) in sent.iter().enumerate() {
+        let next = if fails(i) {
+            NextStep::Failed
+        } else {
+            NextStep::Delivered
+        };
+        assert!(store
+            .outbox
+            .record_one(outcome(d, next, Some(200)))
+            .await
+            .expect("recorded"));
+    }
 }
 
 async fn release(store: &verihook_store::Storage) -> u64 {
@@ -140,22 +156,8 @@ pub async fn a_recovery_is_let_out_at_its_endpoint_s_pace<B: Backend>() {
     let send = |n: usize, failing: usize| {
         let store = &store;
         async move {
-            let mut sent = Vec::new();
-            while sent.len() < n {
-                sent.extend(claim_when_due(store, claim(100)).await);
-            }
-            for (i, d) in sent.iter().enumerate() {
-                let next = if i < failing {
-                    NextStep::Failed
-                } else {
-                    NextStep::Delivered
-                };
-                assert!(store
-                    .outbox
-                    .record_one(outcome(d, next, Some(200)))
-                    .await
-                    .expect("recorded"));
-            }
+            let sent = claim_due(store, n).await;
+            record_all(store, &sent, |i| i < failing).await;
         }
     };
     assert!(

@@ -328,13 +328,49 @@ async fn await_deliveries(
 
 /// The figures of a run, over the organizations other than `skip_org`: each delivery (an
 /// event on one of its `lanes`) counts once.
+/// What arrived of a run's accepted changes.
+struct Measured {
+    latency: Percentiles,
+    delivered: u64,
+    lost: u64,
+    duplicates: u64,
+    delivered_per_sec: f64,
+}
+
+/// The report of a `scenario` run: what was `measured` of `sent`, and the run's own
+/// `extra` figures.
+fn report(
+    args: &BenchArgs,
+    scenario: &str,
+    mode: String,
+    sent: &Sent,
+    measured: Measured,
+    (server, receiver): (&ServerUnderTest, &Receiver),
+    extra: Vec<(&'static str, f64)>,
+) -> Report {
+    Report {
+        scenario: scenario.into(),
+        mode,
+        database: database_name(args),
+        events: measured.delivered + measured.lost,
+        api_per_sec: per_sec(sent.accepted.len() as u64, sent.elapsed),
+        delivered_per_sec: measured.delivered_per_sec,
+        latency_ms: measured.latency,
+        peak_rss_mb: server.peak_rss_mb(),
+        lost: measured.lost,
+        duplicates: measured.duplicates,
+        bad_signatures: receiver.snapshot(|a| a.bad_signatures),
+        extra,
+    }
+}
+
 fn measure(
     receiver: &Receiver,
     sent: &Sent,
     skip_org: Option<usize>,
     lanes: u8,
     began: Instant,
-) -> (Percentiles, u64, u64, u64, f64) {
+) -> Measured {
     receiver.snapshot(|a| {
         let mut latency = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
             .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()));
@@ -359,13 +395,13 @@ fn measure(
         let span = a
             .last
             .map_or(Duration::ZERO, |l| l.saturating_duration_since(began));
-        (
-            Percentiles::of(&latency),
+        Measured {
+            latency: Percentiles::of(&latency),
             delivered,
             lost,
             duplicates,
-            per_sec(delivered, span),
-        )
+            delivered_per_sec: per_sec(delivered, span),
+        }
     })
 }
 
@@ -411,8 +447,7 @@ async fn phase(args: &BenchArgs, orgs: usize, shape: Shape) -> Result<Report, St
     let peak_lag = lag.stop().await;
     let skip = (shape == Shape::DeadFirst).then_some(0);
     await_deliveries(&receiver, &sent, skip, lanes, args.drain_timeout).await;
-    let (latency, delivered, lost, duplicates, delivered_per_sec) =
-        measure(&receiver, &sent, skip, lanes, began);
+    let measured = measure(&receiver, &sent, skip, lanes, began);
     let api_accepted = sent.accepted.len() as u64;
     let mut extra = vec![
         ("apiRefused", sent.refused as f64),
@@ -431,20 +466,8 @@ async fn phase(args: &BenchArgs, orgs: usize, shape: Shape) -> Result<Report, St
     if lanes > 1 {
         extra.push(("endpointsPerEvent", f64::from(lanes)));
     }
-    Ok(Report {
-        scenario: "healthy".into(),
-        mode,
-        database: database_name(args),
-        events: delivered + lost,
-        api_per_sec: per_sec(api_accepted, sent.elapsed),
-        delivered_per_sec,
-        latency_ms: latency,
-        peak_rss_mb: server.peak_rss_mb(),
-        lost,
-        duplicates,
-        bad_signatures: receiver.snapshot(|a| a.bad_signatures),
-        extra,
-    })
+    let run = (&server, &receiver);
+    Ok(report(args, "healthy", mode, &sent, measured, run, extra))
 }
 
 /// The second half of a sustained run, when the outbox has reached its steady state:
@@ -536,25 +559,13 @@ async fn backlog(args: &BenchArgs) -> Result<Report, String> {
         receiver.trust(&org.id, 0, &secret, Scheme::Verihook);
     }
     await_deliveries(&receiver, &sent, None, 1, args.drain_timeout).await;
-    let (latency, delivered, lost, duplicates, drain_per_sec) =
-        measure(&receiver, &sent, None, 1, drain_began);
-    Ok(Report {
-        scenario: "backlog".into(),
-        mode,
-        database: database_name(args),
-        events: delivered + lost,
-        api_per_sec: per_sec(sent.accepted.len() as u64, sent.elapsed),
-        delivered_per_sec: drain_per_sec,
-        latency_ms: latency,
-        peak_rss_mb: server.peak_rss_mb(),
-        lost,
-        duplicates,
-        bad_signatures: receiver.snapshot(|a| a.bad_signatures),
-        extra: vec![
-            ("drainPerSec", drain_per_sec),
-            ("apiRefused", sent.refused as f64),
-        ],
-    })
+    let measured = measure(&receiver, &sent, None, 1, drain_began);
+    let extra = vec![
+        ("drainPerSec", measured.delivered_per_sec),
+        ("apiRefused", sent.refused as f64),
+    ];
+    let run = (&server, &receiver);
+    Ok(report(args, "backlog", mode, &sent, measured, run, extra))
 }
 
 /// The receiver goes down for `--outage` under an open loop, then comes back; every event
@@ -584,8 +595,7 @@ async fn outage(args: &BenchArgs) -> Result<Report, String> {
     bar.finish_and_clear();
     let up_at = switch.await.map_err(|e| e.to_string())?;
     await_deliveries(&receiver, &sent, None, 1, args.drain_timeout).await;
-    let (latency, delivered, lost, duplicates, delivered_per_sec) =
-        measure(&receiver, &sent, None, 1, began);
+    let measured = measure(&receiver, &sent, None, 1, began);
     // The last arrival of an event made before the receiver came back.
     let (recovered_after, alerts) = receiver.snapshot(|a| {
         let last = sent
@@ -599,33 +609,30 @@ async fn outage(args: &BenchArgs) -> Result<Report, String> {
         (last.saturating_duration_since(up_at), a.alerts.clone())
     });
     let count = |kind: &str| alerts.get(kind).copied().unwrap_or(0) as f64;
-    Ok(Report {
-        scenario: "outage".into(),
-        mode: format!(
-            "open loop, {rate}/s for {} s, receiver down {} s from {} s",
-            duration.as_secs(),
-            args.outage.as_secs(),
-            down_after.as_secs()
+    let mode = format!(
+        "open loop, {rate}/s for {} s, receiver down {} s from {} s",
+        duration.as_secs(),
+        args.outage.as_secs(),
+        down_after.as_secs()
+    );
+    let extra = vec![
+        ("outageSecs", args.outage.as_secs_f64()),
+        (
+            "lastRecoveredAfterReturnSecs",
+            recovered_after.as_secs_f64(),
         ),
-        database: database_name(args),
-        events: delivered + lost,
-        api_per_sec: per_sec(sent.accepted.len() as u64, sent.elapsed),
-        delivered_per_sec,
-        latency_ms: latency,
-        peak_rss_mb: server.peak_rss_mb(),
-        lost,
-        duplicates,
-        bad_signatures: receiver.snapshot(|a| a.bad_signatures),
-        extra: vec![
-            ("outageSecs", args.outage.as_secs_f64()),
-            (
-                "lastRecoveredAfterReturnSecs",
-                recovered_after.as_secs_f64(),
-            ),
-            ("alertsFailing", count("webhook.endpoint_failing")),
-            ("alertsRecovered", count("webhook.endpoint_recovered")),
-            ("alertsReminder", count("reminder")),
-            ("apiRefused", sent.refused as f64),
-        ],
-    })
+        ("alertsFailing", count("webhook.endpoint_failing")),
+        ("alertsRecovered", count("webhook.endpoint_recovered")),
+        ("alertsReminder", count("reminder")),
+        ("apiRefused", sent.refused as f64),
+    ];
+    Ok(report(
+        args,
+        "outage",
+        mode,
+        &sent,
+        measured,
+        (&server, &receiver),
+        extra,
+    ))
 }
