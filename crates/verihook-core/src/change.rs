@@ -16,6 +16,20 @@ pub struct CustomerChange {
     pub events: Vec<Event>,
 }
 
+impl CustomerChange {
+    /// Numbers the events on from `after` (the customer's latest sequence before the
+    /// change), in the order they are listed: the store writes the change under the
+    /// customer's row lock, so the numbers follow the order of the commits, without a
+    /// gap or a repeat.
+    fn numbered(after: u64, mut customer: Customer, mut events: Vec<Event>) -> Self {
+        for (event, sequence) in events.iter_mut().zip(after + 1..) {
+            event.sequence = sequence;
+        }
+        customer.last_sequence = after + events.len() as u64;
+        Self { customer, events }
+    }
+}
+
 impl Customer {
     /// A new customer in CREATED, with its `customer.created` event.
     pub fn create(
@@ -36,9 +50,10 @@ impl Customer {
             address: new.address,
             created_at: now,
             updated_at: now,
+            last_sequence: 0,
         };
         let events = vec![Event::customer_created(&customer, now)?];
-        Ok(CustomerChange { customer, events })
+        Ok(CustomerChange::numbered(0, customer, events))
     }
 
     /// Applies a partial update. A real change emits `customer.updated`; a customer in
@@ -95,10 +110,7 @@ impl Customer {
             next = review.customer;
             events.extend(review.events);
         }
-        Ok(CustomerChange {
-            customer: next,
-            events,
-        })
+        Ok(CustomerChange::numbered(self.last_sequence, next, events))
     }
 
     /// Moves the customer to `to` if `policy` allows it, with the events of the change:
@@ -126,10 +138,7 @@ impl Customer {
             ..self.clone()
         };
         let events = Event::for_status_change(self.status, &next, now)?;
-        Ok(CustomerChange {
-            customer: next,
-            events,
-        })
+        Ok(CustomerChange::numbered(self.last_sequence, next, events))
     }
 }
 
@@ -202,6 +211,43 @@ mod tests {
             types(&change),
             [EventType::CustomerUpdated, EventType::CustomerStatusChanged]
         );
+    }
+
+    #[test]
+    fn events_are_numbered_per_customer_in_the_listed_order() {
+        let created = created();
+        assert_eq!(created.last_sequence, 1);
+        let patch = CustomerPatch {
+            date_of_birth: Some(date!(1990 - 01 - 01)),
+            address: Some(full_address()),
+            ..Default::default()
+        };
+        let review = created
+            .apply_patch(&patch, Timestamp::now())
+            .expect("patch");
+        let numbers: Vec<u64> = review.events.iter().map(|e| e.sequence).collect();
+        assert_eq!(numbers, [2, 3], "updated, then status_changed");
+        let decided = review
+            .customer
+            .change_status(
+                CustomerStatus::Active,
+                None,
+                TransitionPolicy::Workflow,
+                Timestamp::now(),
+            )
+            .expect("workflow");
+        let numbers: Vec<u64> = decided.events.iter().map(|e| e.sequence).collect();
+        assert_eq!(
+            numbers,
+            [4, 5],
+            "status_changed, then verification.completed"
+        );
+        assert_eq!(decided.customer.last_sequence, 5);
+        let nothing = decided
+            .customer
+            .apply_patch(&CustomerPatch::default(), Timestamp::now())
+            .expect("patch");
+        assert_eq!(nothing.customer.last_sequence, 5, "no event, no number");
     }
 
     #[test]

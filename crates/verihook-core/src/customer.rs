@@ -236,6 +236,9 @@ pub struct Customer {
     pub address: Address,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The sequence number of the customer's latest event (0: none yet). Each change
+    /// numbers its events on from it (see [`crate::change`]).
+    pub last_sequence: u64,
 }
 
 impl Customer {

@@ -64,6 +64,9 @@ pub struct Event {
     pub customer_id: CustomerId,
     pub event_type: EventType,
     pub occurred_at: Timestamp,
+    /// The event's place among its customer's events: 1, 2, 3, … in the order of the
+    /// changes' commits (`X-Webhook-Sequence`). Numbered by the change that emits it.
+    pub sequence: u64,
     /// The webhook body: compact JSON, rendered once.
     pub body: String,
 }
@@ -201,6 +204,7 @@ impl Event {
             customer_id: customer.id.clone(),
             event_type,
             occurred_at: now,
+            sequence: 0,
             body,
         })
     }

@@ -7,21 +7,24 @@
 //! As the product document advises, the handler does no work beyond verifying and queueing:
 //! it answers within milliseconds, so verihook's 10 s timeout is never at risk. When the
 //! queue is full it answers 503, and verihook retries later: back-pressure without loss.
-//! A worker takes events off the queue and drops duplicates by `eventId`.
+//! A worker takes events off the queue, drops duplicates by `eventId`, and applies a
+//! customer's state only from an event newer than the last one applied for that customer
+//! (`X-Webhook-Sequence`): requests can arrive out of order, the latest change wins.
 
 use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
 use tokio::sync::mpsc;
-use verihook_receiver::axum::VerifiedEvent;
+use verihook_receiver::axum::{Sequence, VerifiedEvent};
 use verihook_receiver::dedup::{Deduplicator, MemoryDeduplicator};
+use verihook_receiver::sequence::{Freshness, SequenceGuard};
 use verihook_receiver::{Event, Verifier};
 
 #[derive(Clone)]
 struct AppState {
     verifier: Verifier,
-    queue: mpsc::Sender<Event>,
+    queue: mpsc::Sender<(Event, Option<u64>)>,
 }
 
 impl FromRef<AppState> for Verifier {
@@ -30,20 +33,34 @@ impl FromRef<AppState> for Verifier {
     }
 }
 
-async fn receive(State(state): State<AppState>, VerifiedEvent(event): VerifiedEvent) -> StatusCode {
-    match state.queue.try_send(event) {
+async fn receive(
+    State(state): State<AppState>,
+    Sequence(sequence): Sequence,
+    VerifiedEvent(event): VerifiedEvent,
+) -> StatusCode {
+    match state.queue.try_send((event, sequence)) {
         Ok(()) => StatusCode::OK,
         Err(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
-async fn process(mut queue: mpsc::Receiver<Event>) {
+async fn process(mut queue: mpsc::Receiver<(Event, Option<u64>)>) {
     let seen = MemoryDeduplicator::default();
-    while let Some(event) = queue.recv().await {
+    // In production, keep the last sequence beside the customer's state, in one transaction.
+    let latest = SequenceGuard::new();
+    while let Some((event, sequence)) = queue.recv().await {
         let id = event.event_id().unwrap_or_default().to_owned();
         if !seen.first_sighting(&id).await.unwrap_or(true) {
             println!("duplicate {id}, skipped");
             continue;
+        }
+        if let (Some(customer), Some(sequence)) = (event.customer_id(), sequence) {
+            if latest.check_and_record(customer, sequence) != Freshness::Newer {
+                println!(
+                    "{id} (sequence {sequence}) is older than {customer}'s state, not applied"
+                );
+                continue;
+            }
         }
         match &event {
             Event::VerificationCompleted { payload, .. } => {
@@ -55,7 +72,16 @@ async fn process(mut queue: mpsc::Receiver<Event>) {
             Event::VerificationRfiRequired { payload, .. } => {
                 println!(
                     "{} needs information: {}",
-                    payload.customer_id, payload.reason
+                    payload.customer_id,
+                    payload.reason.as_deref().unwrap_or("(erased)")
+                );
+            }
+            Event::CustomerDeleted { payload, .. } => {
+                // Its sequence is the customer's last: the guard keeps any late event of
+                // theirs from being applied again.
+                println!(
+                    "{} deleted: erase what you keep of them",
+                    payload.customer_id
                 );
             }
             other => println!("{} {id}", other.event_type()),

@@ -28,7 +28,8 @@
 use crate::verifier::now_unix;
 use crate::{Event, Verifier, VerifyError};
 use axum::body::Bytes;
-use axum::extract::{FromRef, FromRequest, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -36,6 +37,20 @@ use axum::Json;
 /// A request whose signature and timestamp were verified, as its typed event.
 #[derive(Debug, Clone)]
 pub struct VerifiedEvent(pub Event);
+
+/// The request's `X-Webhook-Sequence` (`None` when absent or not a number): take it
+/// beside [`VerifiedEvent`] and ask [`crate::sequence`] whether the event is the latest.
+#[derive(Debug, Clone, Copy)]
+pub struct Sequence(pub Option<u64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Sequence {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let value = header(&parts.headers, crate::headers::SEQUENCE);
+        Ok(Sequence(value.and_then(crate::sequence::parse)))
+    }
+}
 
 /// Why a request was refused.
 #[derive(Debug)]

@@ -72,9 +72,12 @@ pub struct CustomerCreated {
     pub customer_id: String,
     pub customer_type: String,
     pub status: Status,
-    pub email: String,
-    pub first_name: String,
-    pub last_name: String,
+    /// `None` once the customer's personal data is erased (see [`CustomerDeleted`]).
+    pub email: Option<String>,
+    /// `None` once erased, as `email`.
+    pub first_name: Option<String>,
+    /// `None` once erased, as `email`.
+    pub last_name: Option<String>,
     pub created_at: String,
 }
 
@@ -84,7 +87,8 @@ pub struct CustomerUpdated {
     pub customer_id: String,
     pub customer_type: String,
     pub status: Status,
-    pub email: String,
+    /// `None` once the customer's personal data is erased (see [`CustomerDeleted`]).
+    pub email: Option<String>,
     /// The names of the fields the update changed, e.g. `["email", "address"]`.
     pub changed_fields: Vec<String>,
     pub updated_at: String,
@@ -97,7 +101,8 @@ pub struct StatusChanged {
     pub previous_status: Status,
     pub new_status: Status,
     pub customer_type: String,
-    pub email: String,
+    /// `None` once the customer's personal data is erased (see [`CustomerDeleted`]).
+    pub email: Option<String>,
     pub updated_at: String,
 }
 
@@ -109,7 +114,8 @@ pub struct VerificationCompleted {
     /// ACTIVE, REJECTED or DEACTIVATED.
     pub new_status: Status,
     pub customer_type: String,
-    pub email: String,
+    /// `None` once the customer's personal data is erased (see [`CustomerDeleted`]).
+    pub email: Option<String>,
     pub completed_at: String,
 }
 
@@ -120,10 +126,22 @@ pub struct RfiRequired {
     pub previous_status: Status,
     pub new_status: Status,
     pub customer_type: String,
-    pub email: String,
-    /// What the customer must provide.
-    pub reason: String,
+    /// `None` once the customer's personal data is erased (see [`CustomerDeleted`]).
+    pub email: Option<String>,
+    /// What the customer must provide (`None` once erased, as `email`).
+    pub reason: Option<String>,
     pub updated_at: String,
+}
+
+/// `customer.deleted`: the customer's personal data was erased (the right to erasure).
+/// Every stored event of the customer now carries `null` in place of its email, names and
+/// reason, and pending or redelivered events are sent that way. Erase your own copy.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerDeleted {
+    pub customer_id: String,
+    pub customer_type: String,
+    pub deleted_at: String,
 }
 
 /// A verified webhook event.
@@ -147,6 +165,10 @@ pub enum Event {
     },
     VerificationRfiRequired {
         payload: RfiRequired,
+        metadata: Metadata,
+    },
+    CustomerDeleted {
+        payload: CustomerDeleted,
         metadata: Metadata,
     },
     /// A type this version of the crate does not know, kept whole.
@@ -189,6 +211,10 @@ impl Event {
                 payload: RfiRequired::deserialize(payload)?,
                 metadata: metadata()?,
             },
+            "customer.deleted" => Self::CustomerDeleted {
+                payload: CustomerDeleted::deserialize(payload)?,
+                metadata: metadata()?,
+            },
             _ => Self::Unknown {
                 event_type: envelope.event_type,
                 raw,
@@ -204,6 +230,7 @@ impl Event {
             Self::CustomerStatusChanged { .. } => "customer.status_changed",
             Self::VerificationCompleted { .. } => "verification.completed",
             Self::VerificationRfiRequired { .. } => "verification.rfi_required",
+            Self::CustomerDeleted { .. } => "customer.deleted",
             Self::Unknown { event_type, .. } => event_type,
         }
     }
@@ -215,7 +242,8 @@ impl Event {
             | Self::CustomerUpdated { metadata, .. }
             | Self::CustomerStatusChanged { metadata, .. }
             | Self::VerificationCompleted { metadata, .. }
-            | Self::VerificationRfiRequired { metadata, .. } => Some(metadata),
+            | Self::VerificationRfiRequired { metadata, .. }
+            | Self::CustomerDeleted { metadata, .. } => Some(metadata),
             Self::Unknown { .. } => None,
         }
     }
@@ -236,6 +264,7 @@ impl Event {
             Self::CustomerStatusChanged { payload, .. } => Some(&payload.customer_id),
             Self::VerificationCompleted { payload, .. } => Some(&payload.customer_id),
             Self::VerificationRfiRequired { payload, .. } => Some(&payload.customer_id),
+            Self::CustomerDeleted { payload, .. } => Some(&payload.customer_id),
             Self::Unknown { raw, .. } => raw["payload"]["customerId"].as_str(),
         }
     }
@@ -257,7 +286,7 @@ mod tests {
     fn the_product_document_examples_parse_into_their_types() {
         let created = Event::from_slice(&seed("customer-created")).expect("parses");
         assert!(
-            matches!(&created, Event::CustomerCreated { payload, .. } if payload.first_name == "Jane")
+            matches!(&created, Event::CustomerCreated { payload, .. } if payload.first_name.as_deref() == Some("Jane"))
         );
         let changed =
             Event::from_slice(&seed("customer-status_changed-under-review")).expect("parses");
@@ -270,7 +299,7 @@ mod tests {
         );
         let rfi = Event::from_slice(&seed("verification-rfi_required")).expect("parses");
         assert!(
-            matches!(&rfi, Event::VerificationRfiRequired { payload, .. } if payload.reason.contains("document"))
+            matches!(&rfi, Event::VerificationRfiRequired { payload, .. } if payload.reason.as_deref().is_some_and(|r| r.contains("document")))
         );
         assert_eq!(rfi.event_id(), Some("evt_rfi_101"));
         assert_eq!(rfi.customer_id(), Some("cus_1a2b3c4d5e6f"));
@@ -290,6 +319,22 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn erased_bodies_and_the_deletion_parse() {
+        let body = br#"{"type":"customer.created","payload":{"customerId":"cus_1","customerType":"INDIVIDUAL","status":"CREATED","email":null,"firstName":null,"lastName":null,"createdAt":"2025-11-05T10:30:00Z"},"metadata":{"eventId":"evt_1","occurredAt":"2025-11-05T10:30:00Z","organizationId":"org_1"}}"#;
+        match Event::from_slice(body).expect("parses") {
+            Event::CustomerCreated { payload, .. } => {
+                assert_eq!(payload.email, None);
+                assert_eq!(payload.first_name, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        let body = br#"{"type":"customer.deleted","payload":{"customerId":"cus_1","customerType":"INDIVIDUAL","deletedAt":"2025-11-06T10:30:00Z"},"metadata":{"eventId":"evt_2","occurredAt":"2025-11-06T10:30:00Z","organizationId":"org_1"}}"#;
+        let deleted = Event::from_slice(body).expect("parses");
+        assert_eq!(deleted.event_type(), "customer.deleted");
+        assert_eq!(deleted.customer_id(), Some("cus_1"));
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //!   error, so a receiver keeps working when verihook adds one.
 //! - [`dedup`] drops events already seen (deliveries are at least once): in memory with a
 //!   time-to-live, or in SQLite across restarts (feature `sqlite`).
+//! - [`sequence`] tells whether an event is newer than the last one applied for its
+//!   customer (`X-Webhook-Sequence`): latest wins, whatever order the requests arrive in.
 //! - [`axum`](crate::axum) (feature `axum`) gives handlers a verified, typed event and
 //!   answers 401 for anything else.
 //!
@@ -39,6 +41,7 @@
 pub mod axum;
 pub mod dedup;
 pub mod event;
+pub mod sequence;
 pub mod signature;
 pub mod standard_webhooks;
 mod verifier;
@@ -88,4 +91,8 @@ pub mod headers {
     pub const EVENT_ID: &str = "x-webhook-event-id";
     pub const EVENT_TYPE: &str = "x-webhook-event-type";
     pub const ATTEMPT: &str = "x-webhook-attempt";
+    /// The event's place among its customer's events: 1, 2, 3, … in the order of the
+    /// changes' commits (0 on a test event, which is about no customer). See
+    /// [`crate::sequence`].
+    pub const SEQUENCE: &str = "x-webhook-sequence";
 }

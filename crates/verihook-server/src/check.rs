@@ -80,6 +80,8 @@ pub struct Target<'a> {
 struct Sample {
     event_type: &'static str,
     id: EventId,
+    /// Numbered as a real customer's events are, one after another.
+    sequence: u64,
     body: String,
 }
 
@@ -191,6 +193,7 @@ fn signed(
             .filter(|_| std::ptr::eq(secret, target.secret)),
         scheme: target.scheme,
         attempt: 1,
+        sequence: sample.sequence,
     };
     let mut headers = webhook_headers(&outgoing, timestamp);
     headers.push((CHECK_HEADER, "true".into()));
@@ -215,9 +218,11 @@ fn samples(organization: &OrganizationId) -> Result<Vec<Sample>, DomainError> {
     events.extend(rfi.into_iter().skip(1));
     Ok(events
         .into_iter()
-        .map(|e| Sample {
+        .zip(1..)
+        .map(|(e, sequence)| Sample {
             event_type: e.event_type.as_str(),
             id: e.id,
+            sequence,
             body: e.body,
         })
         .collect())
@@ -238,6 +243,7 @@ fn unknown_type(organization: &OrganizationId) -> Result<Sample, DomainError> {
     Ok(Sample {
         event_type: "customer.check_unknown_type",
         id,
+        sequence: 1,
         body: serde_json::to_string(&body)?,
     })
 }
@@ -265,6 +271,7 @@ fn check_customer(organization: &OrganizationId, now: Timestamp) -> Result<Custo
         address: Address::default(),
         created_at: now,
         updated_at: now,
+        last_sequence: 0,
     })
 }
 

@@ -65,6 +65,21 @@ impl StoreError {
         }
     }
 
+    /// Whether another transaction held what this one needed (a row lock not free at once,
+    /// a deadlock, a serialization failure): nothing of the job was written, and running
+    /// it again once the other has committed succeeds.
+    pub(crate) fn is_conflict(&self) -> bool {
+        const LOCK_NOT_AVAILABLE: &str = "55P03";
+        const DEADLOCK: &str = "40P01";
+        const SERIALIZATION: &str = "40001";
+        match self {
+            Self::Database(sqlx::Error::Database(e)) => e
+                .code()
+                .is_some_and(|c| [LOCK_NOT_AVAILABLE, DEADLOCK, SERIALIZATION].contains(&&*c)),
+            _ => false,
+        }
+    }
+
     pub(crate) fn corrupt(what: impl std::fmt::Display) -> Self {
         Self::Corrupt(what.to_string())
     }

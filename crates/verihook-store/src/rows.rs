@@ -119,16 +119,29 @@ impl Row {
     pub(crate) fn time(&self, column: &str) -> Result<Timestamp, StoreError> {
         Ok(Timestamp::from_unix_micros(self.int(column)?))
     }
+
+    /// A count or sequence number: never negative.
+    pub(crate) fn count(&self, column: &str) -> Result<u64, StoreError> {
+        u64::try_from(self.int(column)?)
+            .map_err(|_| StoreError::corrupt(format!("{column} is negative")))
+    }
+}
+
+/// A sequence number as the databases store it (a signed 64-bit integer, which no
+/// customer's count of events comes near).
+pub(crate) fn sequence(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 pub(crate) const CUSTOMER_COLUMNS: &str = "id, organization_id, customer_type, status, \
     status_reason, email, first_name, last_name, date_of_birth, address_line1, address_line2, \
-    address_city, address_state, address_postal_code, address_country, created_at, updated_at";
+    address_city, address_state, address_postal_code, address_country, created_at, updated_at, \
+    last_sequence";
 
 /// The columns of an event, read `FROM events` (unaliased), with its delivery status, which
 /// follows from where the event is: in the outbox (pending), among the failed, or neither.
 pub(crate) const EVENT_COLUMNS: &str = concat!(
-    "seq, id, organization_id, customer_id, event_type, occurred_at, body, ",
+    "seq, id, organization_id, customer_id, event_type, occurred_at, sequence, body, ",
     "CASE WHEN EXISTS (SELECT 1 FROM failed_events f WHERE f.event_seq = events.seq) THEN 'failed' ",
     "WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq) THEN 'pending' ",
     "ELSE 'delivered' END AS delivery_status"
@@ -159,6 +172,7 @@ pub(crate) fn customer_params(c: &Customer) -> Vec<Value<'_>> {
         Value::opt_text(a.country.as_ref().map(CountryCode::as_str)),
         Value::time(c.created_at),
         Value::time(c.updated_at),
+        Value::int(sequence(c.last_sequence)),
     ]
 }
 
@@ -299,6 +313,7 @@ pub(crate) fn customer(row: &Row) -> Result<Customer, StoreError> {
         },
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
+        last_sequence: row.count("last_sequence")?,
     })
 }
 
@@ -317,6 +332,7 @@ pub(crate) fn event(row: &Row) -> Result<Event, StoreError> {
         event_type: EventType::parse(&event_type)
             .ok_or_else(|| StoreError::corrupt("events.event_type"))?,
         occurred_at: row.time("occurred_at")?,
+        sequence: row.count("sequence")?,
         body: row.string("body")?,
     })
 }

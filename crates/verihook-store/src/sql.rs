@@ -9,19 +9,20 @@ use verihook_core::DeliveryStatus;
 pub(crate) const UPSERT_CUSTOMER: &str = "\
     INSERT INTO customers (id, organization_id, customer_type, status, status_reason, email, \
     first_name, last_name, date_of_birth, address_line1, address_line2, address_city, \
-    address_state, address_postal_code, address_country, created_at, updated_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+    address_state, address_postal_code, address_country, created_at, updated_at, last_sequence) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
     ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
     status_reason = excluded.status_reason, email = excluded.email, \
     first_name = excluded.first_name, last_name = excluded.last_name, \
     date_of_birth = excluded.date_of_birth, address_line1 = excluded.address_line1, \
     address_line2 = excluded.address_line2, address_city = excluded.address_city, \
     address_state = excluded.address_state, address_postal_code = excluded.address_postal_code, \
-    address_country = excluded.address_country, updated_at = excluded.updated_at";
+    address_country = excluded.address_country, updated_at = excluded.updated_at, \
+    last_sequence = excluded.last_sequence";
 
 pub(crate) const INSERT_EVENT: &str = "\
-    INSERT INTO events (id, organization_id, customer_id, event_type, occurred_at, body) \
-    VALUES ($1, $2, $3, $4, $5, $6)";
+    INSERT INTO events (id, organization_id, customer_id, event_type, occurred_at, sequence, \
+    body) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 pub(crate) const RESCHEDULE_DELIVERY: &str = "\
     UPDATE deliveries SET due_at = $1, attempt = attempt + 1, budget_used = budget_used + 1, \
@@ -83,7 +84,8 @@ pub(crate) const OUTBOX_SIZE: &str = "SELECT COUNT(*) AS n FROM deliveries";
 /// The claimed deliveries' events and endpoints; `{pairs}` is the backend's form of the
 /// claimed `(event_seq, endpoint_seq)` pairs, as a table `p`.
 pub(crate) const CLAIMED_DETAILS: &str = "\
-    SELECT e.seq, e.id, e.organization_id, e.customer_id, e.event_type, e.occurred_at, e.body, \
+    SELECT e.seq, e.id, e.organization_id, e.customer_id, e.event_type, e.occurred_at, \
+    e.sequence, e.body, \
     en.seq AS endpoint_seq, en.id AS endpoint_id, en.url, en.secret, en.signature_scheme, \
     en.retry_schedule, en.previous_secret, en.previous_secret_expires_at FROM {pairs} \
     JOIN events e ON e.seq = p.event_seq JOIN endpoints en ON en.seq = p.endpoint_seq";

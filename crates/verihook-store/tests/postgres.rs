@@ -51,6 +51,10 @@ impl suite::Backend for Postgres {
         sqlx::raw_sql(sql).execute(&mut conn).await.expect("ran");
     }
 
+    async fn another_node(&self) -> Storage {
+        postgres::open(self.db.url()).await.expect("second node")
+    }
+
     async fn reopen(&mut self) {
         self.store = postgres::open(self.db.url()).await.expect("reopened");
     }

@@ -43,6 +43,10 @@ impl suite::Backend for Sqlite {
         sqlx::raw_sql(sql).execute(&mut conn).await.expect("ran");
     }
 
+    async fn another_node(&self) -> Storage {
+        self.store.clone()
+    }
+
     async fn reopen(&mut self) {
         self.store = sqlite::open(self.db.url()).await.expect("reopened");
     }

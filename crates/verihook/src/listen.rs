@@ -231,8 +231,12 @@ fn describe(event: &Event) -> String {
         Event::VerificationRfiRequired { payload, .. } => {
             format!(
                 "{} needs information: {}",
-                payload.customer_id, payload.reason
+                payload.customer_id,
+                payload.reason.as_deref().unwrap_or("(erased)")
             )
+        }
+        Event::CustomerDeleted { payload, .. } => {
+            format!("{} deleted (personal data erased)", payload.customer_id)
         }
         Event::Unknown { .. } => event.customer_id().unwrap_or("?").to_owned(),
     }

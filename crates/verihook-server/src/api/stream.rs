@@ -206,6 +206,7 @@ fn message(event: &Event, endpoint: &verihook_store::WebhookEndpoint) -> Option<
         previous: endpoint.previous_secret.as_ref(),
         scheme: endpoint.scheme,
         attempt: 1,
+        sequence: event.sequence,
     };
     let headers: serde_json::Map<String, serde_json::Value> =
         webhook_headers(&outgoing, Timestamp::now().unix_seconds())

@@ -99,6 +99,9 @@ pub struct EventListItem<'a> {
     customer_id: &'a str,
     #[schema(value_type = String, format = DateTime)]
     occurred_at: Timestamp,
+    /// The event's place among its customer's events (1, 2, 3, … in the order of the
+    /// changes' commits), as sent in `X-Webhook-Sequence`.
+    sequence: u64,
     /// `pending`, `delivered` or `failed`.
     #[schema(schema_with = schemas::delivery_status)]
     delivery_status: &'static str,
@@ -115,6 +118,7 @@ impl<'a> EventListItem<'a> {
             organization_id: s.event.organization_id.as_str(),
             customer_id: s.event.customer_id.as_str(),
             occurred_at: s.event.occurred_at,
+            sequence: s.event.sequence,
             delivery_status: s.delivery_status.as_str(),
             event: raw(&s.event.body),
         }
@@ -127,6 +131,8 @@ pub struct EventView<'a> {
     /// The webhook body, exactly as sent.
     #[schema(value_type = Object)]
     event: Box<RawValue>,
+    /// As sent in `X-Webhook-Sequence`: the event's place among its customer's events.
+    sequence: u64,
     /// The aggregate over its endpoints: `failed` if any failed, else `pending` if any is
     /// pending, else `delivered`.
     #[schema(schema_with = schemas::delivery_status)]
@@ -191,6 +197,7 @@ impl<'a> EventView<'a> {
     pub fn of(r: &'a EventRecord) -> Self {
         Self {
             event: raw(&r.event.body),
+            sequence: r.event.sequence,
             delivery_status: r.delivery_status.as_str(),
             deliveries: r
                 .deliveries

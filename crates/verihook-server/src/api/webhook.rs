@@ -164,6 +164,7 @@ async fn send_test(
             previous: endpoint.previous_secret.as_ref(),
             scheme: endpoint.scheme,
             attempt: 1,
+            sequence: 0,
         })
         .await;
     let (error_class, error) = match result.failure {

@@ -134,6 +134,9 @@ pub struct Outgoing<'a> {
     pub previous: Option<&'a WebhookSecret>,
     pub scheme: SignatureScheme,
     pub attempt: u32,
+    /// `X-Webhook-Sequence`: the event's place among its customer's events (0: a test
+    /// event, about no customer).
+    pub sequence: u64,
 }
 
 impl Sender {
@@ -169,6 +172,7 @@ impl Sender {
             previous: d.previous_secret.as_ref(),
             scheme: d.scheme,
             attempt: d.attempt,
+            sequence: d.event.sequence,
         })
         .await
     }
@@ -320,6 +324,7 @@ pub fn webhook_headers(d: &Outgoing<'_>, timestamp: i64) -> Vec<(&'static str, S
     all.extend(signature_headers(d, timestamp, d.body.as_bytes()));
     all.push((headers::EVENT_TYPE, d.event_type.to_owned()));
     all.push((headers::ATTEMPT, d.attempt.to_string()));
+    all.push((headers::SEQUENCE, d.sequence.to_string()));
     all
 }
 

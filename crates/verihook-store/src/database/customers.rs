@@ -11,6 +11,10 @@ use crate::writer::{Lane, Shape};
 use crate::StoreError;
 use crate::{AnswerWithChange, StoredAnswer};
 use async_trait::async_trait;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 use verihook_core::{Customer, CustomerChange, CustomerId, CustomerStatus, OrganizationId};
 
 #[async_trait]
@@ -45,31 +49,10 @@ impl<B: Backend> Customers for Database<B> {
         answer: Option<AnswerWithChange>,
     ) -> Result<CustomerChange, StoreError> {
         let organization = scope.organization().cloned();
-        let id = id.clone();
-        let sealer = self.sealer.clone();
-        let change = self
-            .write(Lane::Api, move |conn| {
-                Box::pin(async move {
-                    let params = [
-                        Value::text(id.as_str()),
-                        Value::opt_text(organization.as_ref().map(OrganizationId::as_str)),
-                    ];
-                    let select = sql::select_customer(B::LOCK_FOR_UPDATE);
-                    let rows = conn.query(&select, &params).await?;
-                    let current = rows
-                        .first()
-                        .map(rows::customer)
-                        .transpose()?
-                        .ok_or(StoreError::NotFound)?;
-                    let change = mutation(&current)?;
-                    if change.customer != current || !change.events.is_empty() {
-                        B::save_change(conn, &change.customer, &change.events).await?;
-                    }
-                    store_answer_with::<B>(conn, answer, &change, &sealer).await?;
-                    Ok(change)
-                })
-            })
-            .await?;
+        let pending = Arc::new(Mutex::new(Some((mutation, answer))));
+        let change =
+            retry_conflicts(|| self.modify_once(organization.clone(), id.clone(), pending.clone()))
+                .await?;
         if !change.events.is_empty() {
             self.deliveries_due();
         }
@@ -116,6 +99,77 @@ impl<B: Backend> Customers for Database<B> {
         Ok(Page::of(items, page.limit))
     }
 }
+
+/// A mutation and the answer to store with it, taken by the one run of the job that holds
+/// the customer's row (an earlier run that found the row locked leaves them in place).
+type Pending = Arc<Mutex<Option<(Mutation, Option<AnswerWithChange>)>>>;
+
+impl<B: Backend> Database<B> {
+    /// Locks the customer's row (failing at once when another node holds it), applies the
+    /// mutation, and stores the change with its numbered events and the answer.
+    async fn modify_once(
+        &self,
+        organization: Option<OrganizationId>,
+        id: CustomerId,
+        pending: Pending,
+    ) -> Result<CustomerChange, StoreError> {
+        let sealer = self.sealer.clone();
+        self.write(Lane::Api, move |conn| {
+            Box::pin(async move {
+                let params = [
+                    Value::text(id.as_str()),
+                    Value::opt_text(organization.as_ref().map(OrganizationId::as_str)),
+                ];
+                let select = sql::select_customer(B::LOCK_OR_FAIL);
+                let rows = conn.query(&select, &params).await?;
+                let current = rows
+                    .first()
+                    .map(rows::customer)
+                    .transpose()?
+                    .ok_or(StoreError::NotFound)?;
+                let taken = pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                let (mutation, answer) = taken.ok_or(StoreError::WriterStopped)?;
+                let change = mutation(&current)?;
+                if change.customer != current || !change.events.is_empty() {
+                    B::save_change(conn, &change.customer, &change.events).await?;
+                }
+                store_answer_with::<B>(conn, answer, &change, &sealer).await?;
+                Ok(change)
+            })
+        })
+        .await
+    }
+}
+
+/// Runs `write` again while it fails on another transaction's lock, with a growing,
+/// jittered wait, for up to [`CONFLICT_PATIENCE`]: a row another node is changing is free
+/// again within that node's next commit.
+pub(super) async fn retry_conflicts<T, F, Fut>(mut write: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let deadline = Instant::now() + CONFLICT_PATIENCE;
+    let mut wait = Duration::from_millis(1);
+    loop {
+        match write().await {
+            Err(e) if e.is_conflict() && Instant::now() + wait < deadline => {
+                // Up to as much again, at random, so that two nodes retrying do not meet.
+                let jitter = RandomState::new().hash_one(()) % 1_000;
+                let jitter = wait * u32::try_from(jitter).unwrap_or(0) / 1_000;
+                tokio::time::sleep(wait + jitter).await;
+                wait = (wait * 2).min(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How long a write waits, in all, for rows other nodes hold.
+const CONFLICT_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Stores an idempotent request's answer, rendered from the change, beside the change.
 async fn store_answer_with<B: Backend>(

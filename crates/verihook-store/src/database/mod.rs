@@ -39,6 +39,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// health a batch of outcomes moves): PostgreSQL locks it against other writers (other
     /// nodes', and this node's other connections); SQLite's single writer needs nothing.
     const LOCK_FOR_UPDATE: &'static str;
+    /// Locks the rows read, or fails at once if another transaction holds one (never
+    /// waits: a batch of several nodes' writes waiting on each other's rows would
+    /// deadlock). Empty where one writer is all there is.
+    const LOCK_OR_FAIL: &'static str;
     /// A statement that tells every node, at commit, that deliveries fell due (PostgreSQL's
     /// NOTIFY); `None` where one process is all there is.
     const ANNOUNCE: Option<&'static str>;

@@ -140,6 +140,7 @@ impl Backend for Postgres {
     /// Another node's writer may change the same customer: lock it until this batch
     /// commits.
     const LOCK_FOR_UPDATE: &'static str = " FOR UPDATE";
+    const LOCK_OR_FAIL: &'static str = " FOR UPDATE NOWAIT";
     /// Delivered to every listening node when the transaction commits (PostgreSQL folds
     /// repeats within one transaction into one), signed with the sending node's name.
     const ANNOUNCE: Option<&'static str> = Some(concat!(
@@ -156,7 +157,8 @@ impl Backend for Postgres {
     const STREAM_POSITION: &'static str =
         "SELECT txid, seq FROM events WHERE id = $1 AND organization_id = $2";
     const STREAM_EVENTS: &'static str = "\
-        SELECT txid, seq, id, organization_id, customer_id, event_type, occurred_at, body \
+        SELECT txid, seq, id, organization_id, customer_id, event_type, occurred_at, sequence, \
+        body \
         FROM events WHERE organization_id = $1 AND (txid, seq) > ($2, $3) \
         AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
         ORDER BY txid, seq LIMIT $4";

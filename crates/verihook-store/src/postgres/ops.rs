@@ -5,7 +5,7 @@ use super::channel;
 use super::conn::{bind, rows};
 use crate::database::{claimed_deliveries, Claimed};
 use crate::outbox::{AttemptOutcome, ClaimRequest, ClaimedDelivery, NextStep, Recorded};
-use crate::rows::customer_params;
+use crate::rows::{customer_params, sequence};
 use crate::{sql, StoreError};
 use sqlx::PgConnection;
 use std::collections::HashMap;
@@ -17,14 +17,14 @@ use verihook_core::{Customer, ErrorClass, Event};
 /// events and their outbox entries (one per live, enabled endpoint of the organization
 /// whose filter takes the event's type, or one parked when it has no endpoint: see
 /// `sql::PARKED`), and the wake-up of every node, in one statement
-/// (data-modifying CTEs). `$1`–`$17` are the customer, `$18`–`$23` the events' columns.
+/// (data-modifying CTEs). `$1`–`$18` are the customer, `$19`–`$25` the events' columns.
 static SAVE_CHANGE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH customer AS ({}), \
          event AS (INSERT INTO events (id, organization_id, customer_id, event_type, \
-            occurred_at, body) \
-            SELECT * FROM UNNEST($18::text[], $19::text[], $20::text[], $21::text[], \
-            $22::bigint[], $23::text[]) RETURNING seq, organization_id, event_type, occurred_at), \
+            occurred_at, sequence, body) \
+            SELECT * FROM UNNEST($19::text[], $20::text[], $21::text[], $22::text[], \
+            $23::bigint[], $24::bigint[], $25::text[]) RETURNING seq, organization_id, event_type, occurred_at), \
          delivery AS (INSERT INTO deliveries (event_seq, endpoint_seq, due_at) \
             SELECT ev.seq, en.seq, ev.occurred_at FROM event ev JOIN endpoints en \
             ON en.organization_id = ev.organization_id AND en.deleted_at IS NULL \
@@ -34,7 +34,7 @@ static SAVE_CHANGE: LazyLock<String> = LazyLock::new(|| {
                 SELECT 1 FROM endpoints en WHERE en.organization_id = ev.organization_id \
                 AND en.deleted_at IS NULL)) \
          SELECT pg_notify('{}', current_setting('application_name')) \
-         WHERE cardinality($18::text[]) > 0",
+         WHERE cardinality($19::text[]) > 0",
         sql::UPSERT_CUSTOMER,
         channel!()
     )
@@ -56,6 +56,12 @@ pub(super) async fn save_change(
             events
                 .iter()
                 .map(|e| e.occurred_at.unix_micros())
+                .collect::<Vec<i64>>(),
+        )
+        .bind(
+            events
+                .iter()
+                .map(|e| sequence(e.sequence))
                 .collect::<Vec<i64>>(),
         )
         .bind(column(|e| e.body.as_str()))

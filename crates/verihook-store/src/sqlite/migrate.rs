@@ -54,6 +54,8 @@ const MIGRATIONS: &[Migration] = &[
     migration!(11, "0011_recoveries.sql", "recoveries"),
     migration!(12, "0012_probes.sql", "probes"),
     migration!(13, "0013_recovery_pace.sql", "recovery pace"),
+    // 14 is PostgreSQL's alone (the stream's transaction ids).
+    migration!(15, "0015_customer_sequence.sql", "customer sequence"),
 ];
 
 pub(super) fn embedded() -> usize {

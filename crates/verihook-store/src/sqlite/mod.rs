@@ -131,6 +131,7 @@ fn seal_in_place(writer: &mut Connection, sealer: &Sealer) -> Result<(), StoreEr
 impl Backend for Sqlite {
     type Conn = Connection;
     const LOCK_FOR_UPDATE: &'static str = "";
+    const LOCK_OR_FAIL: &'static str = "";
     const ANNOUNCE: Option<&'static str> = None;
     const SAVE_CHANGE: Shape = Shape::Several;
     // One writer: commit order is `seq` order, and every committed event is settled.
@@ -141,7 +142,7 @@ impl Backend for Sqlite {
         "SELECT seq AS txid, seq FROM events WHERE id = $1 AND organization_id = $2";
     const STREAM_EVENTS: &'static str = "\
         SELECT seq AS txid, seq, id, organization_id, customer_id, event_type, occurred_at, \
-        body FROM events WHERE organization_id = $1 AND seq > $3 ORDER BY seq LIMIT $4";
+        sequence, body FROM events WHERE organization_id = $1 AND seq > $3 ORDER BY seq LIMIT $4";
     const CLAIM: Shape = Shape::Several;
 
     fn migrations(&self) -> usize {

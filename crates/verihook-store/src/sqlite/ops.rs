@@ -36,6 +36,7 @@ pub(super) fn save_change(
             Value::text(e.customer_id.as_str()),
             Value::text(e.event_type.as_str()),
             Value::time(e.occurred_at),
+            Value::int(rows::sequence(e.sequence)),
             Value::text(&e.body),
         ];
         execute(conn, sql::INSERT_EVENT, &event)?;

@@ -4,11 +4,13 @@
 
 mod endpoints;
 mod health;
+mod lifecycle;
 mod recoveries;
 mod requests;
 mod stream;
 pub use endpoints::*;
 pub use health::*;
+pub use lifecycle::*;
 pub use recoveries::*;
 pub use requests::*;
 pub use stream::*;
@@ -21,7 +23,7 @@ use verihook_core::country::CountryCode;
 use verihook_core::customer::{Email, Text};
 use verihook_core::{
     AddressPatch, ApiKey, Customer, CustomerChange, CustomerId, CustomerPatch, CustomerStatus,
-    CustomerType, DeliveryStatus, DomainError, ErrorClass, EventType, Mode, NewCustomer,
+    CustomerType, DeliveryStatus, DomainError, ErrorClass, Event, EventType, Mode, NewCustomer,
     Organization, Timestamp, TransitionPolicy, WebhookSecret, WebhookUrl,
 };
 use verihook_store::{
@@ -43,6 +45,9 @@ pub trait Backend: Sized {
     fn run_sql(&self, sql: &str) -> impl Future<Output = ()>;
     /// Closes the store and opens the same database again.
     fn reopen(&mut self) -> impl Future<Output = ()>;
+    /// A second node on the same database (its own connections and writer) where the
+    /// backend has several nodes; SQLite has one process, and gives the same store.
+    fn another_node(&self) -> impl Future<Output = Storage>;
     /// A database with only the first migration applied and `seed` (SQL) run on it,
     /// then opened by the store, which applies the rest.
     fn upgraded_from_first_schema(seed: &str) -> impl Future<Output = Self>;
@@ -100,26 +105,25 @@ fn decide(to: CustomerStatus) -> Mutation {
     })
 }
 
-async fn event_types(store: &Storage, id: &CustomerId) -> Vec<EventType> {
+/// The customer's events (up to 1,000), in the order they were stored.
+pub(crate) async fn events_of(store: &Storage, id: &CustomerId) -> Vec<Event> {
     let filter = EventFilter {
         customer_id: Some(id.clone()),
         ..Default::default()
     };
     let page = PageRequest {
-        limit: 100,
+        limit: 1_000,
         after: None,
     };
-    let mut types: Vec<_> = store
-        .events
-        .list_events(Scope::All, &filter, page)
-        .await
-        .expect("listed")
-        .items
-        .into_iter()
-        .map(|e| e.event.event_type)
-        .collect();
-    types.reverse();
-    types
+    let listed = store.events.list_events(Scope::All, &filter, page).await;
+    // Listed newest first.
+    let events = listed.expect("listed").items.into_iter().rev();
+    events.map(|e| e.event).collect()
+}
+
+async fn event_types(store: &Storage, id: &CustomerId) -> Vec<EventType> {
+    let events = events_of(store, id).await;
+    events.into_iter().map(|e| e.event_type).collect()
 }
 
 pub async fn is_ready<B: Backend>() {
@@ -1265,7 +1269,8 @@ macro_rules! store_suite {
             a_recovery_is_let_out_at_its_endpoint_s_pace,
             the_first_success_after_an_incident_recovers_its_failed_events,
             a_probe_retries_the_newest_failed_event_and_its_success_recovers_the_rest,
-            the_stream_reads_later_events_in_order_and_resumes
+            the_stream_reads_later_events_in_order_and_resumes,
+            sequences_run_per_customer_without_gap_or_repeat_in_commit_order
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {

@@ -39,6 +39,11 @@ async fn a_change_is_delivered_signed_with_every_header() {
     assert_eq!(got.header("x-webhook-event-id"), Some(event_id.as_str()));
     assert_eq!(got.header("x-webhook-event-type"), Some("customer.created"));
     assert_eq!(got.header("x-webhook-attempt"), Some("1"));
+    assert_eq!(
+        got.header("x-webhook-sequence"),
+        Some("1"),
+        "the customer's first"
+    );
 
     let shown = app.wait_for_status(&org, &event_id, "delivered").await;
     assert_eq!(shown["attempts"][0]["statusCode"], 200);
@@ -74,23 +79,44 @@ async fn every_event_of_a_change_arrives_and_is_marked_delivered() {
     )
     .await;
     let got = receiver.wait_for(3, WAIT).await;
-    let mut types: Vec<String> = got
+    let header =
+        |r: &verihook_testkit::Received, name| r.header(name).unwrap_or_default().to_owned();
+    let mut numbered: Vec<(String, String)> = got
         .iter()
         .map(|r| {
-            r.header("x-webhook-event-type")
-                .unwrap_or_default()
-                .to_owned()
+            (
+                header(r, "x-webhook-sequence"),
+                header(r, "x-webhook-event-type"),
+            )
         })
         .collect();
-    types.sort();
-    assert_eq!(
-        types,
-        [
-            "customer.created",
-            "customer.status_changed",
-            "verification.completed"
-        ]
-    );
+    numbered.sort();
+    let expected = [
+        ("1", "customer.created"),
+        ("2", "customer.status_changed"),
+        ("3", "verification.completed"),
+    ]
+    .map(|(n, t)| (n.to_owned(), t.to_owned()));
+    assert_eq!(numbered, expected, "numbered in the documented order");
+    let listed = app
+        .as_org(
+            &org,
+            Method::GET,
+            &format!("/v1/events?customerId={}", text(&c["id"])),
+        )
+        .send()
+        .await
+        .expect("sent")
+        .json::<Value>()
+        .await
+        .expect("JSON");
+    let sequences: Vec<&Value> = listed["data"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| &e["sequence"])
+        .collect();
+    assert_eq!(sequences, [3, 2, 1], "the event log, newest first");
     for r in &got {
         let id = r.header("x-webhook-event-id").expect("id").to_owned();
         app.wait_for_status(&org, &id, "delivered").await;
