@@ -157,12 +157,12 @@ impl fmt::Display for RetryPolicy {
     }
 }
 
-/// `500ms`, `2s`, `5m`, `1h`: a whole number and a unit.
+/// `500ms`, `2s`, `5m`, `1h`, `90d`: a whole number and a unit.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("`{s}` needs a unit: ms, s, m or h (e.g. 2s)"))?;
+        .ok_or_else(|| format!("`{s}` needs a unit: ms, s, m, h or d (e.g. 2s)"))?;
     let (number, unit) = s.split_at(split);
     let n: u64 = number
         .parse()
@@ -172,9 +172,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => 1_000,
         "m" => 60_000,
         "h" => 3_600_000,
+        "d" => 86_400_000,
         _ => {
             return Err(format!(
-                "`{s}` has unknown unit `{unit}`; use ms, s, m or h"
+                "`{s}` has unknown unit `{unit}`; use ms, s, m, h or d"
             ))
         }
     };
@@ -188,6 +189,7 @@ pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     match ms {
         0 => "0s".to_owned(),
+        _ if ms.is_multiple_of(86_400_000) => format!("{}d", ms / 86_400_000),
         _ if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
         _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
         _ if ms.is_multiple_of(1_000) => format!("{}s", ms / 1_000),

@@ -24,15 +24,17 @@ pub enum EventType {
     CustomerStatusChanged,
     VerificationCompleted,
     VerificationRfiRequired,
+    CustomerDeleted,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 5] = [
+    pub const ALL: [EventType; 6] = [
         Self::CustomerCreated,
         Self::CustomerUpdated,
         Self::CustomerStatusChanged,
         Self::VerificationCompleted,
         Self::VerificationRfiRequired,
+        Self::CustomerDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +44,7 @@ impl EventType {
             Self::CustomerStatusChanged => "customer.status_changed",
             Self::VerificationCompleted => "verification.completed",
             Self::VerificationRfiRequired => "verification.rfi_required",
+            Self::CustomerDeleted => "customer.deleted",
         }
     }
 
@@ -144,6 +147,14 @@ struct RfiPayload<'a> {
     updated_at: Timestamp,
 }
 
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeletedPayload<'a> {
+    customer_id: &'a CustomerId,
+    customer_type: &'static str,
+    deleted_at: Timestamp,
+}
+
 /// The type of the event `POST /v1/webhook/test` sends. It is not one of [`EventType`]
 /// and is never stored: a receiver sees a well-formed, signed event of a type it does not
 /// know, which it should accept (and the toolkit types as unknown).
@@ -239,6 +250,19 @@ impl Event {
         Self::render(EventType::CustomerUpdated, c, now, payload)
     }
 
+    /// `customer.deleted`, the customer's last event: its personal data is erased. It
+    /// carries none itself, and is numbered after every other event of the customer.
+    pub fn customer_deleted(c: &Customer, now: Timestamp) -> Result<Event, DomainError> {
+        let payload = DeletedPayload {
+            customer_id: &c.id,
+            customer_type: c.customer_type.as_str(),
+            deleted_at: now,
+        };
+        let mut event = Self::render(EventType::CustomerDeleted, c, now, payload)?;
+        event.sequence = c.last_sequence + 1;
+        Ok(event)
+    }
+
     /// The events of a change from `previous` to `next.status`, in the order they are sent.
     pub fn for_status_change(
         previous: CustomerStatus,
@@ -307,6 +331,6 @@ mod tests {
         for t in EventType::ALL {
             assert_eq!(EventType::parse(t.as_str()), Some(t));
         }
-        assert_eq!(EventType::parse("customer.deleted"), None);
+        assert_eq!(EventType::parse("customer.archived"), None);
     }
 }

@@ -25,6 +25,7 @@ pub mod country;
 pub mod customer;
 pub mod delivery;
 pub mod endpoint;
+pub mod erasure;
 pub mod error;
 pub mod event;
 pub mod id;

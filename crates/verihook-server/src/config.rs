@@ -104,6 +104,12 @@ pub struct ServeConfig {
     #[arg(long, env = "VERIHOOK_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// How long events (their bodies, attempts and delivery records) are kept, e.g. `90d`,
+    /// `12h`; `0` keeps everything. An expired event goes within a minute, unless it is
+    /// still to be delivered: then once its delivery ends.
+    #[arg(long, env = "VERIHOOK_RETENTION", default_value = "90d", value_parser = parse_retention)]
+    pub retention: Retention,
+
     /// Log lines on stderr: `pretty` (one readable line per record) or `json` (one JSON
     /// object per line, for log collectors). The level comes from `RUST_LOG` (default info).
     #[arg(long, env = "VERIHOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
@@ -159,6 +165,7 @@ impl ServeConfig {
             max_connections: 1024,
             shutdown_timeout: Duration::from_secs(10),
             log_format: LogFormat::Pretty,
+            retention: Retention::default(),
         }
     }
 
@@ -172,6 +179,26 @@ impl ServeConfig {
 }
 
 pub use verihook_core::delivery::parse_duration;
+
+/// `--retention`: how long events are kept; `None` keeps them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention(pub Option<Duration>);
+
+impl Default for Retention {
+    /// 90 days.
+    fn default() -> Self {
+        Self(Some(Duration::from_secs(90 * 86_400)))
+    }
+}
+
+/// `90d`, `12h`, `30s`…; `0` (or `0s`) keeps everything.
+pub fn parse_retention(s: &str) -> Result<Retention, String> {
+    if s.trim() == "0" {
+        return Ok(Retention(None));
+    }
+    let keep = parse_duration(s)?;
+    Ok(Retention((!keep.is_zero()).then_some(keep)))
+}
 
 /// `1s,2s,4s`; an empty string means no retries.
 pub fn parse_schedule(s: &str) -> Result<RetryPolicy, String> {
@@ -196,5 +223,16 @@ mod tests {
         assert_eq!(s.attempts(), 4);
         assert_eq!(parse_schedule("").map(|s| s.attempts()), Ok(1));
         assert!(parse_schedule("1s,,2s").is_err());
+    }
+
+    #[test]
+    fn retention() {
+        let days = |d: u64| Retention(Some(Duration::from_secs(d * 86_400)));
+        assert_eq!(parse_retention("90d"), Ok(days(90)));
+        assert_eq!(Retention::default(), days(90));
+        assert_eq!(parse_retention("0"), Ok(Retention(None)));
+        assert_eq!(parse_retention("0s"), Ok(Retention(None)));
+        assert!(parse_retention("90").is_err());
+        assert!(parse_retention("-1d").is_err());
     }
 }

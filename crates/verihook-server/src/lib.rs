@@ -21,6 +21,7 @@ pub mod delivery;
 pub mod dev;
 pub mod http;
 pub mod metrics;
+pub mod retention;
 
 pub use config::ServeConfig;
 
@@ -83,6 +84,8 @@ pub struct Server {
     request_timeout: std::time::Duration,
     /// Sends the operator's alerts (on delivering nodes).
     alerts: Option<delivery::alerts::AlertSender>,
+    /// How long events are kept (`None`: forever).
+    retention: Option<std::time::Duration>,
 }
 
 impl Server {
@@ -170,6 +173,7 @@ impl Server {
             },
             request_timeout: config.request_timeout,
             alerts,
+            retention: config.retention.0,
         })
     }
 
@@ -215,6 +219,14 @@ impl Server {
             self.state.store.idempotency.clone(),
             stop.clone(),
         ));
+        if let Some(keep) = self.retention {
+            tokio::spawn(retention::purge(
+                self.state.store.retention.clone(),
+                keep,
+                self.state.metrics.clone(),
+                stop.clone(),
+            ));
+        }
         let app = if self.role.serves_api() {
             api::router(self.state)
         } else {

@@ -64,6 +64,8 @@ pub struct Metrics {
     events_accepted: Counter,
     events_delivered: Counter,
     refused_for_lag: Counter,
+    events_purged: Counter,
+    customers_erased: Counter,
     change_limit: Gauge,
 }
 
@@ -96,6 +98,8 @@ impl Metrics {
             events_accepted: Counter::default(),
             events_delivered: Counter::default(),
             refused_for_lag: Counter::default(),
+            events_purged: Counter::default(),
+            customers_erased: Counter::default(),
             change_limit: Gauge::default(),
         };
         // The registry holds handles to the same metrics (they are shared counters).
@@ -173,6 +177,16 @@ impl Metrics {
             self.change_limit.clone(),
         );
         r.register(
+            "events_purged",
+            "Events deleted (with their attempts) after --retention",
+            self.events_purged.clone(),
+        );
+        r.register(
+            "customers_erased",
+            "Customers whose personal data was erased (DELETE /v1/customers/{id})",
+            self.customers_erased.clone(),
+        );
+        r.register(
             "http_requests",
             "API requests by route template, method and status",
             self.requests.clone(),
@@ -214,6 +228,14 @@ impl Metrics {
     pub fn set_change_limit(&self, limit: usize) {
         self.change_limit
             .set(i64::try_from(limit).unwrap_or(i64::MAX));
+    }
+
+    pub fn purged(&self, events: u64) {
+        self.events_purged.inc_by(events);
+    }
+
+    pub fn erased(&self) {
+        self.customers_erased.inc();
     }
 
     pub fn refused_for_lag(&self) {

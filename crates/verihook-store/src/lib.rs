@@ -21,6 +21,7 @@ pub mod alerts;
 mod conn;
 mod database;
 pub mod error;
+pub mod lifecycle;
 pub mod outbox;
 pub mod postgres;
 pub mod recoveries;
@@ -37,6 +38,7 @@ use std::sync::Arc;
 
 pub use alerts::{Alerts, PendingAlert};
 pub use error::StoreError;
+pub use lifecycle::{Eraser, Erasure, ErasureRecord, Erasures, Purged, Retention};
 pub use outbox::{
     AttemptOutcome, ClaimRequest, ClaimedDelivery, Lease, NextStep, Outbox, Recorded,
 };
@@ -66,6 +68,8 @@ pub struct Storage {
     pub alerts: Arc<dyn Alerts>,
     pub recoveries: Arc<dyn Recoveries>,
     pub stream: Arc<dyn EventStream>,
+    pub erasures: Arc<dyn Erasures>,
+    pub retention: Arc<dyn Retention>,
 }
 
 impl Storage {
@@ -82,7 +86,9 @@ impl Storage {
             + Idempotency
             + Alerts
             + Recoveries
-            + EventStream,
+            + EventStream
+            + Erasures
+            + Retention,
     {
         let store = Arc::new(store);
         Self {
@@ -96,7 +102,9 @@ impl Storage {
             idempotency: store.clone(),
             alerts: store.clone(),
             recoveries: store.clone(),
-            stream: store,
+            stream: store.clone(),
+            erasures: store.clone(),
+            retention: store,
         }
     }
 }

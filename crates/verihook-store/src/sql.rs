@@ -249,7 +249,7 @@ pub(crate) const EVENT_OWNER: &str = "\
 /// One customer within a scope (`$2` NULL: any); the backend's lock clause may follow.
 pub(crate) fn select_customer(lock: &str) -> String {
     format!(
-        "SELECT {} FROM customers WHERE id = $1 \
+        "SELECT {} FROM customers WHERE id = $1 AND deleted_at IS NULL \
          AND (CAST($2 AS TEXT) IS NULL OR organization_id = $2){lock}",
         crate::rows::CUSTOMER_COLUMNS
     )
@@ -390,8 +390,10 @@ pub(crate) const IDEMPOTENT: &str = "\
     SELECT fingerprint, status, response FROM idempotency_keys \
     WHERE scope = $1 AND idem_key = $2";
 
+/// `$5`: the customer the answer shows, if any (its erasure replaces the answer).
 pub(crate) const FINISH_IDEMPOTENT: &str = "\
-    UPDATE idempotency_keys SET status = $1, response = $2 WHERE scope = $3 AND idem_key = $4";
+    UPDATE idempotency_keys SET status = $1, response = $2, customer_id = $5 \
+    WHERE scope = $3 AND idem_key = $4";
 
 pub(crate) const ABANDON_IDEMPOTENT: &str =
     "DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2 AND status IS NULL";

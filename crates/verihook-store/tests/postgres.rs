@@ -51,6 +51,29 @@ impl suite::Backend for Postgres {
         sqlx::raw_sql(sql).execute(&mut conn).await.expect("ran");
     }
 
+    async fn stored_bytes(&self) -> Vec<u8> {
+        let mut conn = sqlx::PgConnection::connect(self.db.url())
+            .await
+            .expect("connected");
+        let tables: Vec<String> =
+            sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+                .fetch_all(&mut conn)
+                .await
+                .expect("tables");
+        let mut bytes = Vec::new();
+        for table in tables {
+            let rows: Vec<String> =
+                sqlx::query_scalar(&format!("SELECT t::text FROM \"{table}\" t"))
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("rows");
+            for row in rows {
+                bytes.extend(row.into_bytes());
+            }
+        }
+        bytes
+    }
+
     async fn another_node(&self) -> Storage {
         postgres::open(self.db.url()).await.expect("second node")
     }

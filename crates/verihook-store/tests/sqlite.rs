@@ -43,6 +43,16 @@ impl suite::Backend for Sqlite {
         sqlx::raw_sql(sql).execute(&mut conn).await.expect("ran");
     }
 
+    async fn stored_bytes(&self) -> Vec<u8> {
+        let path = self.db.url().trim_start_matches("sqlite://").to_owned();
+        let conn = rusqlite::Connection::open(&path).expect("opened");
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .expect("checkpointed");
+        let mut bytes = std::fs::read(&path).expect("read the file");
+        bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+        bytes
+    }
+
     async fn another_node(&self) -> Storage {
         self.store.clone()
     }

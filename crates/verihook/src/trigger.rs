@@ -113,6 +113,10 @@ pub async fn run(args: TriggerArgs) -> Result<(), String> {
             api.set_status(&id, "NEEDS_ADDITIONAL_INFORMATION", Some(reason))
                 .await?;
         }
+        EventType::CustomerDeleted => {
+            let path = format!("/v1/customers/{id}");
+            api.call(reqwest::Method::DELETE, &path, None).await?;
+        }
     }
     let path = format!("/v1/events?customerId={id}&limit=100");
     let events = api.call(reqwest::Method::GET, &path, None).await?;

@@ -2,13 +2,13 @@
 //! (admin, following the workflow) and by sandbox organizations (forced).
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{parse_limit, parse_param, Admitted, JsonBody, OrgAuth, QueryParams};
+use super::extract::{bearer, parse_limit, parse_param, Admitted, JsonBody, OrgAuth, QueryParams};
 use super::gate::Idempotent;
 use super::input::{customer_patch, new_customer, CustomerInput};
 use super::views::{CustomerView, PageView};
 use super::{schemas, service, AppState};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -17,13 +17,15 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use verihook_core::customer::parse_reason;
-use verihook_core::{Customer, CustomerId, CustomerStatus, Mode, Timestamp, TransitionPolicy};
-use verihook_store::{AnswerWithChange, Mutation, PageRequest, Scope};
+use verihook_core::{
+    ApiKey, Customer, CustomerId, CustomerStatus, Mode, Timestamp, TransitionPolicy,
+};
+use verihook_store::{AnswerWithChange, Eraser, Erasure, Mutation, PageRequest, Scope};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create, list))
-        .routes(routes!(show, update))
+        .routes(routes!(show, update, erase))
         .routes(routes!(sandbox_status))
 }
 
@@ -54,7 +56,7 @@ impl ToSchema for NewCustomerBody {
     }
 }
 
-fn customer_id(raw: &str) -> Result<CustomerId, ApiError> {
+pub(super) fn customer_id(raw: &str) -> Result<CustomerId, ApiError> {
     CustomerId::parse(raw).map_err(|_| ApiError::not_found("customer"))
 }
 
@@ -177,6 +179,52 @@ async fn list(
         .await?;
     let view = PageView::of(&page, CustomerView::of, |c| c.id.to_string());
     Ok(Json(view).into_response())
+}
+
+/// `DELETE /v1/customers/{id}` → 204: the right to erasure (CONTRACT §11).
+#[utoipa::path(delete, path = "/v1/customers/{id}", tag = "customers",
+    security(("organizationKey" = [])),
+    params(("id" = String, Path, description = "A customer id (`cus_…`)")),
+    responses(
+        (status = 204, description = "Erased: the customer's email, names, date of birth, address and status reason are gone from its record and from every stored body of its events (those fields are now null; pending deliveries send the erased bodies); emits customer.deleted; the customer answers 404 from now on"),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such customer in this organization (or erased already)", body = ErrorBody),
+        (status = 503, description = "Overloaded: deliveries lag beyond `--max-lag`; nothing was written, retry after `Retry-After` seconds", body = ErrorBody),
+    ))]
+async fn erase(
+    OrgAuth(org): OrgAuth,
+    _admitted: Admitted,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = customer_id(&id)?;
+    let by = Eraser::ApiKey(ApiKey::digest(bearer(&headers)?));
+    erase_customer(&state, Scope::Organization(&org.id), &id, by).await
+}
+
+/// Erases the customer in `scope`, recording `by` in the audit trail.
+pub(super) async fn erase_customer(
+    state: &AppState,
+    scope: Scope<'_>,
+    id: &CustomerId,
+    by: Eraser,
+) -> Result<Response, ApiError> {
+    let erasure = Erasure {
+        by,
+        at: Timestamp::now(),
+        // A replay of a request that showed the customer can no longer show them.
+        replay_answer: ApiError::not_found("customer").stored(),
+    };
+    state
+        .store
+        .erasures
+        .erase_customer(scope, id, erasure)
+        .await?;
+    state.metrics.accepted(1);
+    state.metrics.erased();
+    tracing::info!(customer_id = %id, "customer erased");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `PATCH /v1/customers/{id}`: a partial update (`customer.updated`); completing

@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 use verihook_core::customer::{format_date, Text};
 use verihook_core::{Address, Customer, EndpointId, ErrorClass, Timestamp};
-use verihook_store::{AttemptRecord, EventRecord, EventSummary, Page};
+use verihook_store::{AttemptRecord, ErasureRecord, EventRecord, EventSummary, Page};
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -242,6 +242,31 @@ impl<T> PageView<T> {
                 .has_more
                 .then(|| page.items.last().map(cursor))
                 .flatten(),
+        }
+    }
+}
+
+/// One erasure in the audit trail: no personal data.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErasureView<'a> {
+    #[schema(value_type = String)]
+    customer_id: &'a str,
+    #[schema(value_type = String)]
+    organization_id: &'a str,
+    /// The id of the API key that asked (`key_…`), or `admin`.
+    erased_by: &'a str,
+    #[schema(value_type = String, format = DateTime)]
+    erased_at: Timestamp,
+}
+
+impl<'a> ErasureView<'a> {
+    pub fn of(e: &'a ErasureRecord) -> Self {
+        Self {
+            customer_id: e.customer_id.as_str(),
+            organization_id: e.organization_id.as_str(),
+            erased_by: &e.erased_by,
+            erased_at: e.erased_at,
         }
     }
 }

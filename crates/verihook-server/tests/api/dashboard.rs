@@ -211,6 +211,22 @@ async fn log_in_see_events_and_redeliver_a_failed_one() {
         WAIT,
     )
     .await;
+    // Email addresses are masked until asked for.
+    page.wait_until(
+        "document.getElementById('detail-body').textContent.includes('\"j•••@example.com\"') && \
+         !document.getElementById('detail-body').textContent.includes('jane.smith@')",
+        "the email masked in the body shown",
+        WAIT,
+    )
+    .await;
+    page.eval("document.getElementById('show-emails').click(); true")
+        .await;
+    page.wait_until(
+        "document.getElementById('detail-body').textContent.includes('jane.smith@example.com')",
+        "the email shown when asked for",
+        WAIT,
+    )
+    .await;
     page.eval("document.getElementById('redeliver').click(); true")
         .await;
     page.wait_until(

@@ -127,7 +127,7 @@ async fn bad_input_names_its_field_and_changes_nothing() {
             "url",
         ),
         (
-            json!({ "url": url, "eventTypes": ["customer.deleted"] }),
+            json!({ "url": url, "eventTypes": ["customer.archived"] }),
             StatusCode::UNPROCESSABLE_ENTITY,
             "eventTypes",
         ),

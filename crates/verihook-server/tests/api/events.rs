@@ -119,7 +119,7 @@ async fn event_filters_are_validated() {
     let app = TestApp::spawn().await;
     let org = app.org("sandbox").await;
     for (path, field) in [
-        ("/v1/events?type=customer.deleted", "type"),
+        ("/v1/events?type=customer.archived", "type"),
         ("/v1/events?deliveryStatus=lost", "deliveryStatus"),
         ("/v1/events?customerId=42", "customerId"),
         ("/v1/events?after=evt_000000000000000000000000", "after"),

@@ -79,7 +79,7 @@ impl<B: Backend> Customers for Database<B> {
         page: PageRequest<CustomerId>,
     ) -> Result<Page<Customer>, StoreError> {
         let mut q = Query::new(format!(
-            "SELECT {} FROM customers WHERE organization_id = ",
+            "SELECT {} FROM customers WHERE deleted_at IS NULL AND organization_id = ",
             rows::CUSTOMER_COLUMNS
         ));
         q.bind(Value::text(organization.as_str()).into_owned());
@@ -116,17 +116,7 @@ impl<B: Backend> Database<B> {
         let sealer = self.sealer.clone();
         self.write(Lane::Api, move |conn| {
             Box::pin(async move {
-                let params = [
-                    Value::text(id.as_str()),
-                    Value::opt_text(organization.as_ref().map(OrganizationId::as_str)),
-                ];
-                let select = sql::select_customer(B::LOCK_OR_FAIL);
-                let rows = conn.query(&select, &params).await?;
-                let current = rows
-                    .first()
-                    .map(rows::customer)
-                    .transpose()?
-                    .ok_or(StoreError::NotFound)?;
+                let current = locked_customer::<B>(conn, &id, organization.as_ref()).await?;
                 let taken = pending
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -142,6 +132,23 @@ impl<B: Backend> Database<B> {
         })
         .await
     }
+}
+
+/// The customer, its row locked for this transaction (or `StoreError::is_conflict` at once
+/// while another node holds it); `NotFound` outside `organization` or when erased.
+pub(super) async fn locked_customer<B: Backend>(
+    conn: &mut B::Conn,
+    id: &CustomerId,
+    organization: Option<&OrganizationId>,
+) -> Result<Customer, StoreError> {
+    let params = [
+        Value::text(id.as_str()),
+        Value::opt_text(organization.map(OrganizationId::as_str)),
+    ];
+    let select = sql::select_customer(B::LOCK_OR_FAIL);
+    let rows = conn.query(&select, &params).await?;
+    let current = rows.first().map(rows::customer).transpose()?;
+    current.ok_or(StoreError::NotFound)
 }
 
 /// Runs `write` again while it fails on another transaction's lock, with a growing,
@@ -185,5 +192,6 @@ async fn store_answer_with<B: Backend>(
         status: answer.status,
         body: sealer.seal_answer(&(answer.render)(change))?,
     };
-    super::requests::store_answer::<B>(conn, &answer.key, &stored).await
+    let customer = Some(&change.customer.id);
+    super::requests::store_answer::<B>(conn, &answer.key, &stored, customer).await
 }

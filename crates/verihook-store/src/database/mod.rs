@@ -7,6 +7,7 @@
 mod alerts;
 mod customers;
 mod endpoints;
+mod erasures;
 mod events;
 mod health;
 mod organizations;
@@ -15,6 +16,7 @@ mod pacing;
 mod probes;
 mod recoveries;
 mod requests;
+mod retention;
 mod stream;
 
 use crate::conn::Conn;
@@ -43,6 +45,12 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// waits: a batch of several nodes' writes waiting on each other's rows would
     /// deadlock). Empty where one writer is all there is.
     const LOCK_OR_FAIL: &'static str;
+    /// Appended to a read of rows to delete: PostgreSQL locks them and passes over rows
+    /// another node has locked (two nodes' purges take different rows).
+    const LOCK_SKIP_LOCKED: &'static str;
+    /// Gives freed pages back to the file system, `(n)` pages at most (SQLite's
+    /// incremental vacuum); `None` where the database does it itself (autovacuum).
+    const RECLAIM_SPACE: Option<&'static str>;
     /// A statement that tells every node, at commit, that deliveries fell due (PostgreSQL's
     /// NOTIFY); `None` where one process is all there is.
     const ANNOUNCE: Option<&'static str>;

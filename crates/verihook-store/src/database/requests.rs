@@ -10,7 +10,7 @@ use crate::sql;
 use crate::writer::Lane;
 use crate::StoreError;
 use async_trait::async_trait;
-use verihook_core::{ApiKeyId, OrganizationId, Timestamp};
+use verihook_core::{ApiKeyId, CustomerId, OrganizationId, Timestamp};
 
 /// Stores `key` as one of `organization`'s; `NotFound` without the organization.
 pub(super) async fn insert_api_key<B: Backend>(
@@ -179,7 +179,7 @@ impl<B: Backend> Idempotency for Database<B> {
             ..answer
         };
         self.write(Lane::Api, move |conn| {
-            Box::pin(async move { store_answer::<B>(conn, &key, &sealed).await })
+            Box::pin(async move { store_answer::<B>(conn, &key, &sealed, None).await })
         })
         .await
     }
@@ -212,12 +212,14 @@ pub(super) async fn store_answer<B: Backend>(
     conn: &mut B::Conn,
     key: &IdempotencyKey,
     answer: &StoredAnswer,
+    customer: Option<&CustomerId>,
 ) -> Result<(), StoreError> {
     let params = [
         Value::int(i64::from(answer.status)),
         Value::text(&answer.body),
         Value::text(&key.scope),
         Value::text(&key.key),
+        Value::opt_text(customer.map(CustomerId::as_str)),
     ];
     conn.execute(sql::FINISH_IDEMPOTENT, &params).await?;
     Ok(())

@@ -141,6 +141,8 @@ impl Backend for Postgres {
     /// commits.
     const LOCK_FOR_UPDATE: &'static str = " FOR UPDATE";
     const LOCK_OR_FAIL: &'static str = " FOR UPDATE NOWAIT";
+    const LOCK_SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const RECLAIM_SPACE: Option<&'static str> = None;
     /// Delivered to every listening node when the transaction commits (PostgreSQL folds
     /// repeats within one transaction into one), signed with the sending node's name.
     const ANNOUNCE: Option<&'static str> = Some(concat!(

@@ -56,6 +56,8 @@ const MIGRATIONS: &[Migration] = &[
     migration!(13, "0013_recovery_pace.sql", "recovery pace"),
     // 14 is PostgreSQL's alone (the stream's transaction ids).
     migration!(15, "0015_customer_sequence.sql", "customer sequence"),
+    migration!(16, "0016_customer_erasure.sql", "customer erasure"),
+    migration!(17, "0017_retention.sql", "retention"),
 ];
 
 pub(super) fn embedded() -> usize {

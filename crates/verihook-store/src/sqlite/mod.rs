@@ -94,6 +94,7 @@ impl Sqlite {
     fn open(path: &Path, sealer: &Sealer) -> Result<Self, StoreError> {
         owner_only(path)?;
         let mut writer = conn::open(path)?;
+        incremental_vacuum(&writer)?;
         migrate::run(&mut writer)?;
         // What a write replaces is zeroed in its page (at no extra I/O), so a secret sealed
         // in place leaves no plaintext behind in the file.
@@ -111,6 +112,24 @@ impl Sqlite {
             writer: Writer::spawn_thread(writer, "verihook-sqlite-writer", recorder::<Self>())?,
         })
     }
+}
+
+/// Puts the file in incremental vacuum mode, so that the retention's purges give their
+/// pages back (`PRAGMA incremental_vacuum`) instead of leaving the file at its largest. A
+/// new file takes the mode at once; one made before needs a full VACUUM, once.
+fn incremental_vacuum(writer: &Connection) -> Result<(), StoreError> {
+    const INCREMENTAL: i64 = 2;
+    let mode: i64 = writer.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    if mode == INCREMENTAL {
+        return Ok(());
+    }
+    writer.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    let tables: i64 = writer.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    if tables > 0 {
+        tracing::info!("converting the database to incremental vacuum (once; a full VACUUM)");
+        writer.execute_batch("VACUUM")?;
+    }
+    Ok(())
 }
 
 /// Seals the plaintext secrets (see [`seal_stored`]), then empties the WAL, which still
@@ -132,6 +151,8 @@ impl Backend for Sqlite {
     type Conn = Connection;
     const LOCK_FOR_UPDATE: &'static str = "";
     const LOCK_OR_FAIL: &'static str = "";
+    const LOCK_SKIP_LOCKED: &'static str = "";
+    const RECLAIM_SPACE: Option<&'static str> = Some("PRAGMA incremental_vacuum");
     const ANNOUNCE: Option<&'static str> = None;
     const SAVE_CHANGE: Shape = Shape::Several;
     // One writer: commit order is `seq` order, and every committed event is settled.

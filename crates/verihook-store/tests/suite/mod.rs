@@ -45,6 +45,9 @@ pub trait Backend: Sized {
     fn run_sql(&self, sql: &str) -> impl Future<Output = ()>;
     /// Closes the store and opens the same database again.
     fn reopen(&mut self) -> impl Future<Output = ()>;
+    /// Every byte the database keeps of its rows: SQLite's file after a checkpoint (and
+    /// its WAL), PostgreSQL's every row of every table as text.
+    fn stored_bytes(&self) -> impl Future<Output = Vec<u8>>;
     /// A second node on the same database (its own connections and writer) where the
     /// backend has several nodes; SQLite has one process, and gives the same store.
     fn another_node(&self) -> impl Future<Output = Storage>;
@@ -1270,7 +1273,9 @@ macro_rules! store_suite {
             the_first_success_after_an_incident_recovers_its_failed_events,
             a_probe_retries_the_newest_failed_event_and_its_success_recovers_the_rest,
             the_stream_reads_later_events_in_order_and_resumes,
-            sequences_run_per_customer_without_gap_or_repeat_in_commit_order
+            sequences_run_per_customer_without_gap_or_repeat_in_commit_order,
+            an_erasure_leaves_no_personal_data_and_emits_customer_deleted,
+            expired_events_are_purged_in_batches_but_pending_ones_stay
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {

@@ -160,6 +160,7 @@ async fn trigger_emits_each_event_type() {
         "customer.status_changed",
         "verification.completed",
         "verification.rfi_required",
+        "customer.deleted",
     ] {
         let output = Command::new(binary())
             .args(["trigger", event_type, "--api", &server.base, "--json"])
@@ -189,7 +190,7 @@ async fn trigger_emits_each_event_type() {
             .is_some_and(|id| id.starts_with("evt_")));
     }
     let refused = Command::new(binary())
-        .args(["trigger", "customer.deleted", "--api", &server.base])
+        .args(["trigger", "customer.archived", "--api", &server.base])
         .args(["--api-key", &org.key])
         .env_clear()
         .output()

@@ -223,13 +223,34 @@ async function loadEvents() {
   }
 }
 
+/** `jane.smith@example.com` → `j•••@example.com`: enough to tell customers apart. */
+function maskEmail(email) {
+  const at = email.indexOf("@");
+  return at < 1 ? "•••" : `${email[0]}•••${email.slice(at)}`;
+}
+
+/** The body as sent, with email addresses masked unless asked for (personal data). */
+function shownBody(event) {
+  if ($("show-emails").checked || !event || !event.payload) return event;
+  const payload = { ...event.payload };
+  if (typeof payload.email === "string") payload.email = maskEmail(payload.email);
+  return { ...event, payload };
+}
+
+let shownRecord = null;
+
+function renderBody() {
+  if (shownRecord) $("detail-body").textContent = JSON.stringify(shownBody(shownRecord.event), null, 2);
+}
+
 async function showEvent(id) {
   selected = id;
   const record = await api("GET", `/v1/events/${encodeURIComponent(id)}`);
   $("detail").hidden = false;
   $("detail-id").textContent = id;
   statusBadge($("detail-status"), record.deliveryStatus);
-  $("detail-body").textContent = JSON.stringify(record.event, null, 2);
+  shownRecord = record;
+  renderBody();
   const body = $("attempts").tBodies[0];
   body.replaceChildren();
   for (const a of record.attempts) {
@@ -264,6 +285,7 @@ function requestHeaders(record, attempt) {
     `X-Webhook-Event-Id: ${record.event.metadata.eventId}`,
     `X-Webhook-Event-Type: ${record.event.type}`,
     `X-Webhook-Attempt: ${attempt.attempt}`,
+    `X-Webhook-Sequence: ${record.sequence}`,
     `X-Webhook-Timestamp: ${Math.floor(Date.parse(attempt.startedAt) / 1000)}`,
     "X-Webhook-Signature: (HMAC-SHA256 of the timestamp and body; not shown)",
   ];
@@ -421,6 +443,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("logout").addEventListener("click", () => logout());
   $("refresh").addEventListener("click", () => Promise.all([loadEvents(), loadEndpoints(), loadStats()]).catch(report));
   $("redeliver").addEventListener("click", () => redeliver().catch(report));
+  $("show-emails").addEventListener("change", renderBody);
   $("send-test").addEventListener("click", () => sendTest().catch((e) => { $("test-result").textContent = e.message; }));
   $("filters").addEventListener("submit", (event) => {
     event.preventDefault();
