@@ -44,6 +44,8 @@ pub struct Sent {
     pub accepted: HashMap<u64, (Instant, usize)>,
     pub refused: u64,
     pub elapsed: Duration,
+    /// How long each request took to be answered, in microseconds.
+    pub answered_micros: Vec<u64>,
 }
 
 /// How the API answered one creation.
@@ -215,7 +217,9 @@ impl Api {
 }
 
 fn record(sent: &Mutex<Sent>, index: u64, ok: bool, start: Instant, org: usize) {
+    let answered = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
     let mut sent = sent.lock().unwrap_or_else(PoisonError::into_inner);
+    sent.answered_micros.push(answered);
     if ok {
         sent.accepted.insert(index, (start, org));
     } else {
@@ -233,15 +237,17 @@ pub enum Until {
 }
 
 /// Creations by `concurrency` clients, each waiting for its answer; a client told 503
-/// waits the `Retry-After` it was given, as a well-behaved client does.
+/// waits the `Retry-After` it was given, as a well-behaved client does. Creations are
+/// numbered from `first` (a run in several slices keeps each one's number unique).
 pub async fn closed_loop(
+    first: u64,
     api: Arc<Api>,
     orgs: Arc<Vec<Org>>,
     until: Until,
     concurrency: usize,
     progress: ProgressBar,
 ) -> Sent {
-    let next = Arc::new(AtomicU64::new(0));
+    let next = Arc::new(AtomicU64::new(first));
     let sent = Arc::new(Mutex::new(Sent::default()));
     let began = Instant::now();
     let clients: Vec<_> = (0..concurrency)
@@ -257,7 +263,7 @@ pub async fn closed_loop(
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     match until {
-                        Until::Count(n) if index >= n => break,
+                        Until::Count(n) if index - first >= n => break,
                         Until::Elapsed(d) if began.elapsed() >= d => break,
                         _ => {}
                     }

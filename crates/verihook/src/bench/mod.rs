@@ -4,6 +4,7 @@
 //! events lost and duplicated. docs/performance.md has the figures and how to read them.
 
 mod load;
+mod purge;
 mod receiver;
 mod report;
 mod server;
@@ -36,6 +37,9 @@ pub enum Scenario {
     /// `--outage` (from a sixth of the way in): the time from its return to the last
     /// recovered delivery, the alerts, the duplicates. Recovery is automatic (`autoRecover`).
     Outage,
+    /// The API's latency while the retention purge deletes `--events` expired events
+    /// (1,000,000 unless told) from a SQLite file, beside the same load once it is done.
+    Purge,
 }
 
 #[derive(clap::Args)]
@@ -109,6 +113,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         }
         Scenario::Backlog => backlog(&args).await?,
         Scenario::Outage => outage(&args).await?,
+        Scenario::Purge => purge::purge(&args).await?,
     };
     eprint!("{}", report.table());
     if args.json {
@@ -261,7 +266,7 @@ async fn send(
     if let Some(duration) = args.sustain {
         let bar = ProgressBar::new_spinner();
         let until = Until::Elapsed(duration);
-        let sent = load::closed_loop(api, orgs, until, args.concurrency, bar.clone()).await;
+        let sent = load::closed_loop(0, api, orgs, until, args.concurrency, bar.clone()).await;
         bar.finish_and_clear();
         let mode = format!(
             "sustained closed loop, concurrency {}, {} s",
@@ -282,7 +287,7 @@ async fn send(
             let events = args.events.unwrap_or(default_events);
             let bar = progress(events, "sending");
             let until = Until::Count(events);
-            let sent = load::closed_loop(api, orgs, until, args.concurrency, bar.clone()).await;
+            let sent = load::closed_loop(0, api, orgs, until, args.concurrency, bar.clone()).await;
             bar.finish_and_clear();
             (
                 sent,

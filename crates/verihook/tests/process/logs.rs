@@ -86,3 +86,105 @@ fn text(v: &Value) -> String {
         .unwrap_or_else(|| panic!("a string: {v}"))
         .to_owned()
 }
+
+/// Personal data the run below uses; none of it may reach the log or an alert.
+const PERSONAL: [&str; 8] = [
+    "quentin.example@example.com",
+    "Quentin",
+    "Examplovic",
+    "renamed.person@example.org",
+    "Rosalind",
+    "Brightwater",
+    "Passport of Quentin",
+    "1987-06-05",
+];
+
+/// A full run at debug level (customers created, changed, refused, decided, erased; events
+/// delivered, retried, failed, redelivered; an incident alerted): the JSON log and the
+/// alerts hold no email address, name, date of birth or status reason that it used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_run_logs_and_alerts_no_personal_data() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log_path = dir.path().join("server.log");
+    let alerts = Receiver::http().await;
+    let receiver = Receiver::http().await;
+    // The first event's two attempts fail (it fails for good: an incident), then 200s.
+    receiver.script(std::iter::repeat_n(Reply::Status(500), 2));
+    let mut vars = base_vars(&dir.path().join("personal.db"), ADMIN);
+    vars.extend([
+        ("VERIHOOK_LOG_FORMAT", "json".into()),
+        ("RUST_LOG", "debug".into()),
+        ("VERIHOOK_ALLOW_PRIVATE_NETWORKS", "true".into()),
+        ("VERIHOOK_RETRY_SCHEDULE", "50ms".into()),
+        ("VERIHOOK_ALERT_WEBHOOK_URL", alerts.url.clone()),
+    ]);
+    let mut server = start_logging_to(&vars, std::fs::File::create(&log_path).expect("log"));
+    let client = reqwest::Client::new();
+    wait_ready(&client, &server.base).await;
+    let base = server.base.clone();
+    let org = org_sending_to(&client, &base, ADMIN, &receiver.url).await;
+    let send = |method: reqwest::Method, path: &str| {
+        client
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&org.key)
+    };
+    let created = call(send(reqwest::Method::POST, "/v1/customers").json(&json!({
+        "type": "INDIVIDUAL", "email": PERSONAL[0], "firstName": PERSONAL[1], "lastName": PERSONAL[2]
+    })))
+    .await;
+    let id = text(&created["id"]);
+    let customer = format!("/v1/customers/{id}");
+    let failed = receiver.wait_for(2, Duration::from_secs(15)).await;
+    alerts.wait_for(1, Duration::from_secs(15)).await;
+    let refused = send(reqwest::Method::PATCH, &customer)
+        .json(&json!({ "email": format!("{} nope", PERSONAL[3]) }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(refused.status(), 422);
+    call(send(reqwest::Method::PATCH, &customer).json(&json!({
+        "email": PERSONAL[3], "firstName": PERSONAL[4], "lastName": PERSONAL[5],
+        "dateOfBirth": PERSONAL[7],
+        "address": { "line1": "1 Main St", "city": "Berlin", "postalCode": "10115", "country": "DE" }
+    })))
+    .await;
+    let status = format!("/v1/sandbox/customers/{id}/status");
+    call(send(reqwest::Method::POST, &status).json(&json!({
+        "status": "NEEDS_ADDITIONAL_INFORMATION", "reason": PERSONAL[6]
+    })))
+    .await;
+    receiver.wait_for(5, Duration::from_secs(15)).await;
+    let event = failed[0]
+        .header("x-webhook-event-id")
+        .expect("event id")
+        .to_owned();
+    call(send(
+        reqwest::Method::POST,
+        &format!("/v1/events/{event}/redeliver"),
+    ))
+    .await;
+    let erased = send(reqwest::Method::DELETE, &customer)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(erased.status(), 204);
+    receiver.wait_for(8, Duration::from_secs(15)).await;
+    assert!(terminate_and_wait(&mut server).success());
+
+    let log = std::fs::read_to_string(&log_path).expect("log read");
+    assert!(
+        log.contains("customer erased"),
+        "the erasure is logged, by id"
+    );
+    let sent_alerts: Vec<String> = alerts
+        .received()
+        .iter()
+        .map(|a| String::from_utf8_lossy(&a.body).into_owned())
+        .collect();
+    for value in PERSONAL {
+        assert!(!log.contains(value), "the log holds {value:?}");
+        for alert in &sent_alerts {
+            assert!(!alert.contains(value), "an alert holds {value:?}: {alert}");
+        }
+    }
+}
