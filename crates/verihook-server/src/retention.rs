@@ -1,7 +1,8 @@
 //! Retention (CONTRACT §11): events older than `--retention` are deleted with their
 //! attempts and delivery records, within a minute of expiring, in small batches that leave
 //! the writer to the API and the deliveries between them. Every node runs it; on
-//! PostgreSQL the nodes' batches take different rows.
+//! PostgreSQL the nodes' batches take different rows, and a day whose events have all
+//! expired (and been delivered or failed) goes whole, by dropping its partitions.
 
 use crate::metrics::Metrics;
 use std::sync::Arc;
@@ -35,7 +36,13 @@ pub async fn purge(
             () = stop.cancelled() => return,
             () = tokio::time::sleep(every(keep)) => {}
         }
-        let before = Timestamp::now().saturating_sub(keep);
+        let now = Timestamp::now();
+        let before = now.saturating_sub(keep);
+        // Whole expired days first (PostgreSQL's partitions), then what is left row by row.
+        match store.maintain(before, midnight(now)).await {
+            Ok(dropped) => metrics.purged(dropped.events),
+            Err(e) => tracing::warn!(error = %e, "could not maintain the event partitions"),
+        }
         let purged = purge_round(&*store, before, &metrics, &stop).await;
         if purged > 0 {
             tracing::info!(events = purged, "expired events purged");
@@ -44,6 +51,13 @@ pub async fn purge(
             }
         }
     }
+}
+
+/// The start of `now`'s day, UTC: a partition holds one day's events.
+fn midnight(now: Timestamp) -> Timestamp {
+    const DAY: i64 = 86_400_000_000;
+    let micros = now.unix_micros();
+    Timestamp::from_unix_micros(micros - micros.rem_euclid(DAY))
 }
 
 /// Purges batch after batch until a batch comes back short; the events purged.

@@ -80,6 +80,16 @@ pub trait Retention: Send + Sync + 'static {
     /// Deletes at most `batch` expired events (occurred before `before`, none with a
     /// delivery still in the outbox) with their attempts and failure records.
     async fn purge_expired(&self, before: Timestamp, batch: u32) -> Result<Purged, StoreError>;
+    /// Where the event tables are partitioned (PostgreSQL, by ranges of events of one
+    /// day): keeps a range ready for new events, moves new events on to it once the
+    /// current range holds one that occurred before `cut_before` (the server passes
+    /// midnight UTC), and drops every range whose events all occurred before `before`
+    /// and none of which is still in the outbox. What it dropped; nothing elsewhere.
+    async fn maintain(
+        &self,
+        before: Timestamp,
+        cut_before: Timestamp,
+    ) -> Result<Purged, StoreError>;
     /// Gives the space of purged rows back where the backend needs telling (SQLite's
     /// incremental vacuum, at most `pages` pages); nothing elsewhere.
     async fn reclaim_space(&self, pages: u32) -> Result<(), StoreError>;

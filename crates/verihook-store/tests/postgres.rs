@@ -316,3 +316,115 @@ async fn wait_for_a_lock_wait(url: &str) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// The partition (by `seq`) a stored event is in.
+async fn partition_of(db: &TestDatabase, event: &verihook_core::EventId) -> String {
+    let mut conn = sqlx::PgConnection::connect(db.url())
+        .await
+        .expect("connected");
+    sqlx::query_scalar("SELECT tableoid::regclass::text FROM events WHERE id = $1")
+        .bind(event.as_str())
+        .fetch_one(&mut conn)
+        .await
+        .expect("stored")
+}
+
+/// New events go to a range of the day's; past the day's cut, to the next range. A range
+/// whose events have all expired is dropped whole with its attempts, but not while one of
+/// its events is still in the outbox; later ranges are untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_days_are_dropped_whole_once_delivered() {
+    use verihook_core::Timestamp;
+    use verihook_store::{NextStep, Purged, Scope};
+    if !verihook_testkit::postgres_available("expired_days_are_dropped_whole_once_delivered").await
+    {
+        return;
+    }
+    let db = TestDatabase::postgres().await;
+    let store = postgres::open(db.url()).await.expect("opened");
+    let org = suite::with_webhook(&store).await;
+    suite::customer(&store, &org).await;
+    suite::customer(&store, &org).await;
+    let first = store
+        .outbox
+        .claim(suite::claim(1))
+        .await
+        .expect("claimed")
+        .remove(0);
+    let done = suite::outcome(&first, NextStep::Delivered, Some(200));
+    assert!(store.outbox.record_one(done).await.expect("recorded"));
+    let (long_ago, soon) = (
+        Timestamp::from_unix_micros(0),
+        Timestamp::from_unix_micros(Timestamp::now().unix_micros() + 1_000_000),
+    );
+    let cut = store
+        .retention
+        .maintain(long_ago, soon)
+        .await
+        .expect("cut over");
+    assert_eq!(cut, Purged::default(), "nothing expired");
+    suite::customer(&store, &org).await;
+    let all = verihook_store::EventFilter::default();
+    let page = verihook_store::PageRequest {
+        limit: 10,
+        after: None,
+    };
+    let listed = store.events.list_events(Scope::All, &all, page);
+    let events = listed.await.expect("listed").items;
+    let (newest, oldest) = (&events[0].event.id, &events[2].event.id);
+    let (new_range, old_range) = (
+        partition_of(&db, newest).await,
+        partition_of(&db, oldest).await,
+    );
+    assert_ne!(
+        new_range, old_range,
+        "the next day's events go to the next range"
+    );
+
+    let kept = store
+        .retention
+        .maintain(soon, long_ago)
+        .await
+        .expect("maintained");
+    assert_eq!(
+        kept,
+        Purged::default(),
+        "one of its events is still in the outbox"
+    );
+    let second = store
+        .outbox
+        .claim(suite::claim(1))
+        .await
+        .expect("claimed")
+        .remove(0);
+    assert_eq!(partition_of(&db, &second.event.id).await, old_range);
+    let done = suite::outcome(&second, NextStep::Delivered, Some(200));
+    assert!(store.outbox.record_one(done).await.expect("recorded"));
+    let dropped = store
+        .retention
+        .maintain(soon, long_ago)
+        .await
+        .expect("maintained");
+    assert_eq!(
+        dropped,
+        Purged {
+            events: 2,
+            attempts: 2
+        }
+    );
+    for gone in [&first.event.id, &second.event.id] {
+        let read = store.events.event(Scope::All, gone).await.expect("read");
+        assert!(read.is_none(), "{gone} went with its range");
+    }
+    let kept = store.events.event(Scope::All, newest).await.expect("read");
+    assert!(kept.is_some(), "the next range is untouched");
+    let mut conn = sqlx::PgConnection::connect(db.url())
+        .await
+        .expect("connected");
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(&old_range)
+        .fetch_one(&mut conn)
+        .await
+        .expect("asked");
+    assert!(!exists, "{old_range} was dropped");
+}

@@ -51,6 +51,16 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Gives freed pages back to the file system, `(n)` pages at most (SQLite's
     /// incremental vacuum); `None` where the database does it itself (autovacuum).
     const RECLAIM_SPACE: Option<&'static str>;
+    /// Keeps the partitions of the event tables where the backend has them (PostgreSQL:
+    /// see `postgres::partitions`), dropping the wholly expired; nothing elsewhere.
+    fn maintain_partitions(
+        &self,
+        before: verihook_core::Timestamp,
+        cut_before: verihook_core::Timestamp,
+    ) -> impl Future<Output = Result<crate::lifecycle::Purged, StoreError>> + Send {
+        let _ = (before, cut_before);
+        std::future::ready(Ok(crate::lifecycle::Purged::default()))
+    }
     /// A statement that tells every node, at commit, that deliveries fell due (PostgreSQL's
     /// NOTIFY); `None` where one process is all there is.
     const ANNOUNCE: Option<&'static str>;

@@ -51,6 +51,14 @@ impl<B: Backend> Retention for Database<B> {
         .await
     }
 
+    async fn maintain(
+        &self,
+        before: Timestamp,
+        cut_before: Timestamp,
+    ) -> Result<Purged, StoreError> {
+        self.backend.maintain_partitions(before, cut_before).await
+    }
+
     async fn reclaim_space(&self, pages: u32) -> Result<(), StoreError> {
         let Some(reclaim) = B::RECLAIM_SPACE else {
             return Ok(());

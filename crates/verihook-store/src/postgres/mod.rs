@@ -10,6 +10,7 @@
 
 mod conn;
 mod ops;
+mod partitions;
 
 use crate::database::{recorder, Backend, Database};
 use crate::rows::{Row, Value};
@@ -176,6 +177,14 @@ impl Backend for Postgres {
 
     fn writer(&self) -> &Writer<PgConnection> {
         &self.writer
+    }
+
+    async fn maintain_partitions(
+        &self,
+        before: verihook_core::Timestamp,
+        cut_before: verihook_core::Timestamp,
+    ) -> Result<crate::lifecycle::Purged, StoreError> {
+        partitions::maintain(&self.readers, before, cut_before).await
     }
 
     fn save_change<'c>(
