@@ -1,7 +1,7 @@
 //! Retention (CONTRACT §11): events older than `--retention` are deleted with their
 //! attempts and delivery records, within a minute of expiring, in small batches that leave
 //! the writer to the API and the deliveries between them. Every node runs it; on
-//! PostgreSQL the nodes' batches take different rows, and a day whose events have all
+//! PostgreSQL the nodes' batches take different rows, and a week whose events have all
 //! expired (and been delivered or failed) goes whole, by dropping its partitions.
 
 use crate::metrics::Metrics;
@@ -38,8 +38,8 @@ pub async fn purge(
         }
         let now = Timestamp::now();
         let before = now.saturating_sub(keep);
-        // Whole expired days first (PostgreSQL's partitions), then what is left row by row.
-        match store.maintain(before, midnight(now)).await {
+        // Whole expired weeks first (PostgreSQL's partitions), then what is left row by row.
+        match store.maintain(before, week_start(now)).await {
             Ok(dropped) => metrics.purged(dropped.events),
             Err(e) => tracing::warn!(error = %e, "could not maintain the event partitions"),
         }
@@ -53,11 +53,17 @@ pub async fn purge(
     }
 }
 
-/// The start of `now`'s day, UTC: a partition holds one day's events.
-fn midnight(now: Timestamp) -> Timestamp {
+/// The start of `now`'s week (Monday 00:00 UTC): a partition holds one week's events. A
+/// day per partition was measured first: 90 of them (a 90-day retention) cost the
+/// delivery path's planning enough to raise PostgreSQL's p99 by two thirds; 14 cost
+/// nothing measurable (docs/performance.md).
+fn week_start(now: Timestamp) -> Timestamp {
     const DAY: i64 = 86_400_000_000;
     let micros = now.unix_micros();
-    Timestamp::from_unix_micros(micros - micros.rem_euclid(DAY))
+    let days = micros.div_euclid(DAY);
+    // 1970-01-01 was a Thursday: three days after a Monday.
+    let since_monday = (days + 3).rem_euclid(7);
+    Timestamp::from_unix_micros((days - since_monday) * DAY)
 }
 
 /// Purges batch after batch until a batch comes back short; the events purged.
@@ -86,4 +92,21 @@ async fn purge_round(
         tokio::time::sleep(started.elapsed() * REST_FACTOR).await;
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weeks_start_on_monday_utc() {
+        // Wednesday 2026-12-02 21:58 UTC.
+        let now = Timestamp::from_unix_micros(1_796_248_680_000_000);
+        // Monday 2026-11-30 00:00 UTC.
+        assert_eq!(
+            week_start(now),
+            Timestamp::from_unix_micros(1_795_996_800_000_000)
+        );
+        assert_eq!(week_start(week_start(now)), week_start(now));
+    }
 }

@@ -81,9 +81,9 @@ pub trait Retention: Send + Sync + 'static {
     /// delivery still in the outbox) with their attempts and failure records.
     async fn purge_expired(&self, before: Timestamp, batch: u32) -> Result<Purged, StoreError>;
     /// Where the event tables are partitioned (PostgreSQL, by ranges of events of one
-    /// day): keeps a range ready for new events, moves new events on to it once the
+    /// week): keeps a range ready for new events, moves new events on to it once the
     /// current range holds one that occurred before `cut_before` (the server passes
-    /// midnight UTC), and drops every range whose events all occurred before `before`
+    /// the start of the week, Monday 00:00 UTC), and drops every range whose events all occurred before `before`
     /// and none of which is still in the outbox. What it dropped; nothing elsewhere.
     async fn maintain(
         &self,

@@ -1,14 +1,14 @@
 -- Events and their attempts, partitioned (CONTRACT §11): by ranges of the event's `seq`,
--- the same ranges for both tables, each range holding one day's events (the store cuts
--- over to the next range at midnight UTC, or when a range is full). Every lookup of the
--- hot path is by `seq` and reads one partition; a day whose every event has expired and
+-- the same ranges for both tables, each range holding one week's events (the store cuts
+-- over to the next range on Monday 00:00 UTC, or when a range is full). Every lookup of the
+-- hot path is by `seq` and reads one partition; a week whose every event has expired and
 -- been delivered is dropped whole (`DROP TABLE`, no row by row deletion, no vacuum), and
--- the rows of the day at the cut-off are deleted in batches as on SQLite. Partitions are
+-- the rows of the week at the cut-off are deleted in batches as on SQLite. Partitions are
 -- named `events_<from>_<to>` and `attempts_<from>_<to>`; a default partition takes
 -- anything no range does, so no insert can fail for want of one.
 --
 -- This migration moves the rows there are into one partition below the sequence's next
--- value, and opens the first day's range above it.
+-- value, and opens the first week's range above it.
 
 ALTER TABLE events RENAME TO events_before_partitioning;
 ALTER INDEX events_pkey RENAME TO events_before_partitioning_pkey;
@@ -51,11 +51,11 @@ CREATE TABLE attempts (
 CREATE TABLE events_default PARTITION OF events DEFAULT;
 CREATE TABLE attempts_default PARTITION OF attempts DEFAULT;
 
--- One partition for what there is, then today's range: 2^27 values wide.
+-- One partition for what there is, then this week's range: 2^32 values wide.
 DO $$
 DECLARE
     next_seq BIGINT;
-    width CONSTANT BIGINT := 134217728;
+    width CONSTANT BIGINT := 4294967296;
 BEGIN
     SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END INTO next_seq
         FROM events_seq_seq;

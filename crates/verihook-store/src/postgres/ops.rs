@@ -141,7 +141,8 @@ pub(super) async fn claim(
 /// where a redelivery was asked for meanwhile), mark finally failed events, log the
 /// attempts. Answers the leases whose deliveries moved, and whether each was requeued; a
 /// lost lease moves and logs nothing, even beside the outcome of the lease that replaced
-/// it in the same batch.
+/// it in the same batch. A failed event's organization is its endpoint's: reading it from
+/// `events` would make this generic plan open every partition of that table, each time.
 const RECORD: &str = "\
     WITH input AS (SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], \
         $5::bool[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], \
@@ -165,8 +166,8 @@ const RECORD: &str = "\
         UNION ALL SELECT event_seq, endpoint_seq, lease_token, FALSE FROM rescheduled \
         UNION ALL SELECT event_seq, endpoint_seq, lease_token, TRUE FROM requeued), \
     failed AS (INSERT INTO failed_events (event_seq, endpoint_seq, organization_id) \
-        SELECT e.seq, f.endpoint_seq, e.organization_id FROM events e \
-        JOIN finished f ON f.event_seq = e.seq \
+        SELECT f.event_seq, f.endpoint_seq, en.organization_id FROM finished f \
+        JOIN endpoints en ON en.seq = f.endpoint_seq \
         JOIN input i ON i.event_seq = f.event_seq AND i.endpoint_seq = f.endpoint_seq \
         AND i.lease_token = f.lease_token \
         WHERE i.failed ON CONFLICT (event_seq, endpoint_seq) DO NOTHING), \

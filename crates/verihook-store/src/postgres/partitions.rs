@@ -4,8 +4,8 @@
 //! Each retention round, one node (an advisory lock) keeps them:
 //! - the range after the one taking new events exists, so inserts never fall to the
 //!   default partition;
-//! - once the range taking new events holds one from before `cut_before` (midnight UTC, so
-//!   a range holds one day), the sequence jumps to the next range. The jump holds a lock
+//! - once the range taking new events holds one from before `cut_before` (the start of the
+//!   week, UTC, so a range holds one week), the sequence jumps to the next range. The jump holds a lock
 //!   that new inserts wait on for its few statements, so the sequence only ever moves
 //!   forward;
 //! - a range below the current one whose newest event occurred before the retention's
@@ -18,9 +18,9 @@ use crate::StoreError;
 use sqlx::{Executor, PgConnection, PgPool, Row};
 use verihook_core::Timestamp;
 
-/// The width of a range: far more than a day's events at any rate the node can take; a
-/// range that fills up before its day ends hands over to the next on its own.
-const WIDTH: i64 = 1 << 27;
+/// The width of a range: more than a week's events at most rates; a range that fills up
+/// before its week ends hands over to the next on its own.
+const WIDTH: i64 = 1 << 32;
 /// Serializes maintenance across nodes: the others skip the round.
 const ADVISORY_LOCK: i64 = 0x7665_7269_686f_6f6b;
 
