@@ -65,6 +65,22 @@ impl StoreError {
         }
     }
 
+    /// Whether the database's disk (or its quota) is full: the write did not happen, and
+    /// one made once space is freed will.
+    pub fn is_storage_full(&self) -> bool {
+        // PostgreSQL's class 53, insufficient resources: disk full, out of memory, too
+        // many connections.
+        const DISK_FULL: &str = "53100";
+        match self {
+            Self::CommitFailed(e) | Self::RecordFailed(e) => e.is_storage_full(),
+            Self::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            Self::Database(sqlx::Error::Database(e)) => e.code().is_some_and(|c| c == DISK_FULL),
+            _ => false,
+        }
+    }
+
     /// Whether another transaction held what this one needed (a row lock not free at once,
     /// a deadlock, a serialization failure): nothing of the job was written, and running
     /// it again once the other has committed succeeds.

@@ -191,6 +191,17 @@ impl From<StoreError> for ApiError {
             StoreError::WriterStopped => {
                 Self::unavailable("the database is unavailable; nothing was written, retry")
             }
+            e if e.is_storage_full() => {
+                tracing::error!(error = %e, "the database's disk is full");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_full",
+                    "the database's disk is full: nothing was written; retry after \
+                     Retry-After seconds (the operator has been told in the log)"
+                        .to_owned(),
+                )
+                .retrying_after(5)
+            }
             e if e.is_unavailable() => {
                 tracing::warn!(error = %e, "database unavailable");
                 Self::unavailable(
