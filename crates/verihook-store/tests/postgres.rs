@@ -318,13 +318,10 @@ async fn wait_for_a_lock_wait(url: &str) {
 }
 
 /// The partition (by `seq`) a stored event is in.
-async fn partition_of(db: &TestDatabase, event: &verihook_core::EventId) -> String {
-    let mut conn = sqlx::PgConnection::connect(db.url())
-        .await
-        .expect("connected");
+async fn partition_of(conn: &mut sqlx::PgConnection, event: &verihook_core::EventId) -> String {
     sqlx::query_scalar("SELECT tableoid::regclass::text FROM events WHERE id = $1")
         .bind(event.as_str())
-        .fetch_one(&mut conn)
+        .fetch_one(conn)
         .await
         .expect("stored")
 }
@@ -342,6 +339,9 @@ async fn expired_days_are_dropped_whole_once_delivered() {
     }
     let db = TestDatabase::postgres().await;
     let store = postgres::open(db.url()).await.expect("opened");
+    let mut conn = sqlx::PgConnection::connect(db.url())
+        .await
+        .expect("connected");
     let org = suite::with_webhook(&store).await;
     suite::customer(&store, &org).await;
     suite::customer(&store, &org).await;
@@ -372,10 +372,8 @@ async fn expired_days_are_dropped_whole_once_delivered() {
     let listed = store.events.list_events(Scope::All, &all, page);
     let events = listed.await.expect("listed").items;
     let (newest, oldest) = (&events[0].event.id, &events[2].event.id);
-    let (new_range, old_range) = (
-        partition_of(&db, newest).await,
-        partition_of(&db, oldest).await,
-    );
+    let new_range = partition_of(&mut conn, newest).await;
+    let old_range = partition_of(&mut conn, oldest).await;
     assert_ne!(
         new_range, old_range,
         "the next day's events go to the next range"
@@ -397,7 +395,7 @@ async fn expired_days_are_dropped_whole_once_delivered() {
         .await
         .expect("claimed")
         .remove(0);
-    assert_eq!(partition_of(&db, &second.event.id).await, old_range);
+    assert_eq!(partition_of(&mut conn, &second.event.id).await, old_range);
     let done = suite::outcome(&second, NextStep::Delivered, Some(200));
     assert!(store.outbox.record_one(done).await.expect("recorded"));
     let dropped = store
@@ -418,9 +416,6 @@ async fn expired_days_are_dropped_whole_once_delivered() {
     }
     let kept = store.events.event(Scope::All, newest).await.expect("read");
     assert!(kept.is_some(), "the next range is untouched");
-    let mut conn = sqlx::PgConnection::connect(db.url())
-        .await
-        .expect("connected");
     let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
         .bind(&old_range)
         .fetch_one(&mut conn)

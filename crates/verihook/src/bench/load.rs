@@ -46,6 +46,8 @@ pub struct Sent {
     pub elapsed: Duration,
     /// How long each request took to be answered, in microseconds.
     pub answered_micros: Vec<u64>,
+    /// A closed loop's first number not handed out: where a following slice starts.
+    pub next_index: u64,
 }
 
 /// How the API answered one creation.
@@ -282,7 +284,9 @@ pub async fn closed_loop(
     for client in clients {
         let _ = client.await;
     }
-    finish(sent, began)
+    let mut sent = finish(sent, began);
+    sent.next_index = next.load(Ordering::Relaxed);
+    sent
 }
 
 /// Creations at `rate` per second for `duration`, each started at its scheduled time

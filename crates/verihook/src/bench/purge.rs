@@ -49,10 +49,11 @@ pub async fn purge(args: &BenchArgs) -> Result<Report, String> {
     let orgs = Arc::new(orgs);
     let began = Instant::now();
     let mut during = Vec::new();
-    let mut numbered = 0;
+    let mut next = 0;
     let purge_secs = loop {
-        during.push(slice(numbered, &api, &orgs, args.concurrency).await);
-        numbered += taken(&during, args.concurrency);
+        let sent = slice(next, &api, &orgs, args.concurrency).await;
+        next = sent.next_index;
+        during.push(sent);
         let purged = purged(&server.base).await.unwrap_or(0);
         if purged >= expired {
             break began.elapsed().as_secs_f64();
@@ -65,8 +66,9 @@ pub async fn purge(args: &BenchArgs) -> Result<Report, String> {
     };
     let mut after = Vec::new();
     for _ in 0..during.len().min(6) {
-        after.push(slice(numbered, &api, &orgs, args.concurrency).await);
-        numbered += taken(&after, args.concurrency);
+        let sent = slice(next, &api, &orgs, args.concurrency).await;
+        next = sent.next_index;
+        after.push(sent);
     }
     let sent = merged(during.iter().chain(&after));
     await_deliveries(&receiver, &sent, None, 1, args.drain_timeout).await;
@@ -133,14 +135,6 @@ fn seed_expired(path: &std::path::Path, expired: u64) -> Result<(), String> {
 async fn slice(first: u64, api: &Arc<Api>, orgs: &Arc<Vec<load::Org>>, concurrency: usize) -> Sent {
     let (api, orgs, until) = (api.clone(), orgs.clone(), Until::Elapsed(SLICE));
     load::closed_loop(first, api, orgs, until, concurrency, ProgressBar::hidden()).await
-}
-
-/// The numbers the last slice took: one per request, and one more at most per client
-/// (taken, then left when the slice's time was up).
-fn taken(slices: &[Sent], concurrency: usize) -> u64 {
-    slices
-        .last()
-        .map_or(0, |s| (s.answered_micros.len() + concurrency) as u64)
 }
 
 /// `verihook_events_purged_total` from the server's metrics.
