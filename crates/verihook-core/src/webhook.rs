@@ -37,6 +37,11 @@ impl WebhookUrl {
             return Err(InvalidWebhookUrl::TooLong);
         }
         let url = Url::parse(s).map_err(|_| InvalidWebhookUrl::Malformed)?;
+        // Parsing may lengthen it (percent-encoding, punycode): the form stored must read
+        // back too (found by fuzzing).
+        if url.as_str().len() > MAX_URL_LEN {
+            return Err(InvalidWebhookUrl::TooLong);
+        }
         match url.scheme() {
             "https" => {}
             "http" if allow_http => {}
@@ -148,6 +153,18 @@ mod tests {
         assert_eq!(
             WebhookUrl::parse("ftp://example.com/x", true),
             Err(InvalidWebhookUrl::NotHttps)
+        );
+    }
+
+    #[test]
+    fn a_url_that_parsing_lengthens_past_the_limit_is_refused() {
+        // 2,000 characters, each percent-encoded to three: 6,000 once parsed, too long to
+        // be read back from storage.
+        let url = format!("https://example.com/{}", "é".repeat(1_000));
+        assert!(url.len() <= MAX_URL_LEN);
+        assert_eq!(
+            WebhookUrl::parse(&url, false),
+            Err(InvalidWebhookUrl::TooLong)
         );
     }
 

@@ -11,7 +11,9 @@ pub struct ServeConfig {
     #[arg(long, env = "VERIHOOK_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// `sqlite://PATH` (embedded, created if missing) or `postgres://…`.
+    /// `sqlite://PATH` (embedded, created if missing) or `postgres://…`. Several
+    /// PostgreSQL servers, tried in order, as libpq takes them:
+    /// `postgres://user@db1:5432,db2:5432/verihook?target_session_attrs=read-write`.
     #[arg(
         long,
         env = "VERIHOOK_DATABASE_URL",

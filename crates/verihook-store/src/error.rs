@@ -57,6 +57,9 @@ impl StoreError {
         match self {
             Self::WriterStopped | Self::Timeout(_) => true,
             Self::CommitFailed(e) | Self::RecordFailed(e) => e.is_unavailable(),
+            Self::Database(sqlx::Error::Database(e)) => {
+                e.code().is_some_and(|code| server_unavailable(&code))
+            }
             Self::Database(e) => matches!(
                 e,
                 sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
@@ -99,4 +102,12 @@ impl StoreError {
     pub(crate) fn corrupt(what: impl std::fmt::Display) -> Self {
         Self::Corrupt(what.to_string())
     }
+}
+
+/// PostgreSQL's answers of a server that cannot take the write now, though another (or
+/// this one, soon) can: a connection failure (class 08), a shutdown or a server still
+/// starting (57P01–57P03), a standby (25006: read-only transaction, as a failover leaves a
+/// demoted primary).
+fn server_unavailable(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "25006")
 }

@@ -296,6 +296,10 @@ impl<C: Conn> Writer<C> {
 /// is not held by writes that cannot finish.
 pub(crate) const WRITE_DEADLINE: Duration = Duration::from_secs(5);
 
+/// How long a batch may wait on the database before its connection is given up: a server
+/// cut off by the network drops packets, and TCP alone would wait many minutes to say so.
+const BATCH_DEADLINE: Duration = Duration::from_secs(10);
+
 /// The reply of a job whose writes gave `result`: that result if the batch commits,
 /// otherwise the commit's error.
 fn reply_after_commit<T: Send + 'static>(
@@ -316,10 +320,18 @@ async fn run_task<C: Conn>(mut conn: C, connect: Connect<C>, runner: Runner<C>) 
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // The queues are locked only while waiting for a batch, not while running it.
     while runner.queues.lock().await.next_batch(&mut batch).await {
-        if run_and_answer(&mut conn, &mut batch, runner.record)
-            .await
-            .is_err()
-        {
+        let ran = tokio::time::timeout(
+            BATCH_DEADLINE,
+            run_and_answer(&mut conn, &mut batch, runner.record),
+        )
+        .await;
+        if !matches!(ran, Ok(Ok(()))) {
+            if ran.is_err() {
+                // Its callers were answered `Timeout` already; the batch may or may not
+                // have committed, and its outcomes are sent again when their leases end.
+                tracing::error!("a batch got no answer from the database; reconnecting");
+                batch.clear();
+            }
             conn = reconnect(&connect).await;
         }
     }

@@ -12,7 +12,7 @@ pub mod log;
 mod private_postgres;
 
 pub use database::{postgres_available, postgres_selected, postgres_server, TestDatabase};
-pub use private_postgres::PrivatePostgres;
+pub use private_postgres::{PostgresSetup, PrivatePostgres};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -174,6 +174,22 @@ impl Receiver {
         Self::start(Some(pki.acceptor()), "https://localhost", 0).await
     }
 
+    /// An HTTPS receiver that fails every other TLS handshake (the connection is closed
+    /// as the client's hello arrives) and closes each connection after its answer, so
+    /// that every request needs a handshake of its own.
+    pub async fn https_failing_half_the_handshakes(pki: &TestPki) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let state = Arc::new(State::default());
+        let task = tokio::spawn(flaky_tls_loop(listener, pki.acceptor(), state.clone()));
+        Self {
+            url: format!("https://localhost:{port}/webhooks/verification"),
+            port,
+            state,
+            task,
+        }
+    }
+
     /// A plain HTTP receiver (for `--allow-http` set-ups).
     pub async fn http() -> Self {
         Self::start(None, "http://127.0.0.1", 0).await
@@ -184,8 +200,22 @@ impl Receiver {
         Self::start(None, "http://127.0.0.1", port).await
     }
 
+    /// A plain HTTP receiver on `address` (one a test's network namespace reaches).
+    pub async fn http_at(address: std::net::Ipv4Addr) -> Self {
+        Self::start_at(address, None, &format!("http://{address}"), 0).await
+    }
+
     async fn start(tls: Option<TlsAcceptor>, origin: &str, port: u16) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
+        Self::start_at(std::net::Ipv4Addr::LOCALHOST, tls, origin, port).await
+    }
+
+    async fn start_at(
+        address: std::net::Ipv4Addr,
+        tls: Option<TlsAcceptor>,
+        origin: &str,
+        port: u16,
+    ) -> Self {
+        let listener = TcpListener::bind((address, port)).await.expect("bind");
         let port = listener.local_addr().expect("address").port();
         let state = Arc::new(State::default());
         let task = tokio::spawn(accept_loop(listener, tls, state.clone()));
@@ -228,6 +258,30 @@ impl Receiver {
             );
             let _ = tokio::time::timeout(left, notified).await;
         }
+    }
+}
+
+async fn flaky_tls_loop(listener: TcpListener, tls: TlsAcceptor, state: Arc<State>) {
+    let mut n = 0u64;
+    while let Ok((tcp, _)) = listener.accept().await {
+        n += 1;
+        let fail = n.is_multiple_of(2);
+        let (tls, state) = (tls.clone(), state.clone());
+        tokio::spawn(async move {
+            if fail {
+                // The hello arrives, and the connection ends: the client's handshake fails.
+                let mut tcp = tcp;
+                let mut hello = [0u8; 64];
+                let _ = tokio::io::AsyncReadExt::read(&mut tcp, &mut hello).await;
+                return;
+            }
+            let service = service_fn(move |req| handle(state.clone(), req));
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.keep_alive(false);
+            if let Ok(stream) = tls.accept(tcp).await {
+                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+            }
+        });
     }
 }
 

@@ -10,20 +10,35 @@ pub struct PrivatePostgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     pub port: u16,
+    /// Server options beyond the port and socket (`-c name=value …`).
+    settings: String,
+}
+
+/// What a private server is for, beyond a plain database.
+#[derive(Debug, Clone, Default)]
+pub struct PostgresSetup {
+    /// A primary whose commits wait for a synchronous standby (`synchronous_standby_names`
+    /// `*`, `synchronous_commit` on): no commit it answers is lost when it dies.
+    pub synchronous_primary: bool,
+    /// Also listens on this address and trusts clients of its /24 (a test's network
+    /// namespace reaches it there).
+    pub also_listen: Option<std::net::Ipv4Addr>,
 }
 
 impl PrivatePostgres {
     /// Initializes and starts a server; `None` (with a note) where PostgreSQL's binaries
     /// are not installed.
     pub fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, &PostgresSetup::default())
+    }
+
+    /// [`PrivatePostgres::start`] for a purpose (see [`PostgresSetup`]).
+    pub fn start_with(test: &str, setup: &PostgresSetup) -> Option<Self> {
         let Some(bin) = binaries() else {
             eprintln!("{test}: skipped (no PostgreSQL binaries under /usr/lib/postgresql)");
             return None;
         };
-        let dir = tempfile::tempdir().expect("temp dir");
-        if is_root() {
-            run("chown", &["-R", "postgres", path(dir.path())], None);
-        }
+        let dir = owned_tempdir();
         let data = dir.path().join("data");
         let initdb = bin.join("initdb");
         run(
@@ -39,13 +54,73 @@ impl PrivatePostgres {
             ],
             Some(dir.path()),
         );
+        let mut settings = String::from("-c listen_addresses=127.0.0.1");
+        if let Some(address) = setup.also_listen {
+            settings = format!("-c listen_addresses=127.0.0.1,{address}");
+            let [a, b, c, _] = address.octets();
+            let rule = format!("host all all {a}.{b}.{c}.0/24 trust\n");
+            let hba = data.join("pg_hba.conf");
+            let mut text = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+            text.push_str(&rule);
+            std::fs::write(&hba, text).expect("pg_hba.conf written");
+        }
+        if setup.synchronous_primary {
+            // Given on the command line, not in the data directory: a standby copies that,
+            // and once promoted it must not wait for a standby of its own.
+            settings.push_str(
+                " -c wal_level=replica -c max_wal_senders=4 \
+                 -c synchronous_standby_names='*' -c synchronous_commit=on",
+            );
+        }
         let server = Self {
             port: free_port(),
             dir,
             bin,
+            settings,
         };
         server.resume();
         Some(server)
+    }
+
+    /// A streaming standby of `primary` (a base backup with its recovery settings), on a
+    /// port of its own, started and connected to the primary.
+    pub fn standby_of(primary: &Self) -> Self {
+        let dir = owned_tempdir();
+        let data = dir.path().join("data");
+        let basebackup = primary.bin.join("pg_basebackup");
+        let port = primary.port.to_string();
+        run(
+            path(&basebackup),
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-D",
+                path(&data),
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+            ],
+            Some(dir.path()),
+        );
+        let server = Self {
+            port: free_port(),
+            dir,
+            bin: primary.bin.clone(),
+            settings: "-c listen_addresses=127.0.0.1 -c hot_standby=on".into(),
+        };
+        server.resume();
+        server
+    }
+
+    /// Promotes this standby to a primary, waiting until it takes writes.
+    pub fn promote(&self) {
+        self.pg_ctl(&["promote", "-w", "-t", "30"]);
     }
 
     /// `postgres://…` of database `postgres` on this server.
@@ -56,9 +131,10 @@ impl PrivatePostgres {
     /// Starts the server (again) on its port, waiting until it accepts connections.
     pub fn resume(&self) {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {} -k {} -c fsync=off {}",
             self.port,
-            path(self.dir.path())
+            path(self.dir.path()),
+            self.settings
         );
         let log = self.dir.path().join("server.log");
         self.pg_ctl(&["start", "-w", "-t", "30", "-o", &options, "-l", path(&log)]);
@@ -88,6 +164,15 @@ impl Drop for PrivatePostgres {
         )
         .output();
     }
+}
+
+/// A temporary directory the server's user owns.
+fn owned_tempdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    if is_root() {
+        run("chown", &["-R", "postgres", path(dir.path())], None);
+    }
+    dir
 }
 
 /// The newest installed server's `bin` directory.

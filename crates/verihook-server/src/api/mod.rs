@@ -13,7 +13,7 @@ mod events;
 mod extract;
 pub mod gate;
 mod health;
-mod input;
+pub mod input;
 mod metrics;
 mod openapi;
 pub mod rate_limit;

@@ -9,6 +9,7 @@
 //! LISTENs and wakes its sender, with polling as the fallback.
 
 mod conn;
+mod hosts;
 mod ops;
 mod partitions;
 
@@ -17,11 +18,11 @@ use crate::rows::{Row, Value};
 use crate::secrets::{seal_stored, Sealer, SecretKey};
 use crate::writer::{Connect, Shape, Writer};
 use crate::{ClaimRequest, ClaimedDelivery, Storage, StoreError};
+use hosts::Hosts;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions, PgConnection};
+use sqlx::{Connection, PgConnection};
 use std::future::Future;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -31,6 +32,9 @@ use verihook_core::id::random_token;
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 const READERS: u32 = 8;
+/// How long a read may wait for its answer: a server cut off by the network never says
+/// no, and the caller is better answered 503 than kept waiting.
+const READ_DEADLINE: Duration = Duration::from_secs(10);
 /// Batches in flight at once, each on its own connection.
 const WRITERS: usize = 4;
 
@@ -66,21 +70,31 @@ pub async fn open_with(url: &str, key: Option<&SecretKey>) -> Result<Storage, St
     // Every connection of this node carries its name: the wake-ups it sends say who sent
     // them (see `relay_notifications`), and operators see which node a backend serves.
     let node = format!("verihook-{}", &random_token()[..12]);
-    let options = PgConnectOptions::from_str(url)?.application_name(&node);
+    let hosts = Hosts::parse(url)?.map(|o| o.application_name(&node));
+    let (first, chosen) = hosts.connect().await?;
+    let _ = first.close().await;
     let readers = PgPoolOptions::new()
         .max_connections(READERS)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options.clone())
+        .connect_with(chosen)
         .await?;
     MIGRATOR.run(&readers).await?;
     // Every write is a lookup by key. A prepared statement's generic plan is made once,
     // often while the outbox is a few pages, and a sequential scan of it planned then
     // stays while the churn's dead rows make it long: measured, a claim's cost drifted
     // from 0.06 to 0.2 ms within a run. The writers' connections rule scans out.
-    let options = options.options([("enable_seqscan", "off")]);
+    // A node cut off from the database mid-batch leaves its transaction open, and its row
+    // locks would hold other nodes' writes until TCP gives up (many minutes): the server
+    // ends a writer's transaction that waits on its client longer than a batch may take.
+    let writing = |o: PgConnectOptions| {
+        o.options([
+            ("enable_seqscan", "off"),
+            ("idle_in_transaction_session_timeout", "10s"),
+        ])
+    };
     let mut write_connections: Vec<PgConnection> = Vec::with_capacity(WRITERS);
     for _ in 0..WRITERS {
-        write_connections.push(options.connect().await?);
+        write_connections.push(hosts.connect_with(writing).await?.0);
     }
     let sealer = Sealer::new(key);
     if let Some(conn) = write_connections.first_mut() {
@@ -89,10 +103,7 @@ pub async fn open_with(url: &str, key: Option<&SecretKey>) -> Result<Storage, St
             tracing::info!(sealed, "webhook secrets sealed with the secret key");
         }
     }
-    let connect: Connect<PgConnection> = Arc::new(move || {
-        let options = options.clone();
-        Box::pin(async move { Ok(options.connect().await?) })
-    });
+    let connect = reconnect_to_primary(hosts, readers.clone(), writing);
     let work = Arc::new(Notify::new());
     let stored = Arc::new(tokio::sync::watch::Sender::new(0));
     let mut listener = PgListener::connect_with(&readers).await?;
@@ -108,6 +119,32 @@ pub async fn open_with(url: &str, key: Option<&SecretKey>) -> Result<Storage, St
         )),
     };
     Ok(Storage::over(Database::new(backend, work, stored, sealer)))
+}
+
+/// How a writer reconnects: to the first host that takes writes now. When that is not
+/// the host the readers use (a failover), their pool follows: its new connections go
+/// there, and those to the old host fail and are dropped.
+fn reconnect_to_primary(
+    hosts: Hosts,
+    readers: PgPool,
+    writing: fn(PgConnectOptions) -> PgConnectOptions,
+) -> Connect<PgConnection> {
+    Arc::new(move || {
+        let (hosts, readers) = (hosts.clone(), readers.clone());
+        Box::pin(async move {
+            let (conn, chosen) = hosts.connect_with(writing).await?;
+            let current = readers.connect_options();
+            if (current.get_host(), current.get_port()) != (chosen.get_host(), chosen.get_port()) {
+                tracing::warn!(
+                    host = chosen.get_host(),
+                    port = chosen.get_port(),
+                    "the database's primary moved; reads follow"
+                );
+                readers.set_connect_options(chosen);
+            }
+            Ok(conn)
+        })
+    })
 }
 
 /// Turns `NOTIFY` from other nodes into a wake-up of this node's sender and event
@@ -172,7 +209,13 @@ impl Backend for Postgres {
     }
 
     async fn read(&self, sql: String, params: Vec<Value<'static>>) -> Result<Vec<Row>, StoreError> {
-        conn::rows(&conn::bind(&sql, &params).fetch_all(&self.readers).await?)
+        let rows = tokio::time::timeout(
+            READ_DEADLINE,
+            conn::bind(&sql, &params).fetch_all(&self.readers),
+        )
+        .await
+        .map_err(|_| StoreError::Timeout(READ_DEADLINE))??;
+        conn::rows(&rows)
     }
 
     fn writer(&self) -> &Writer<PgConnection> {

@@ -8,6 +8,7 @@ mod purge;
 mod receiver;
 mod report;
 mod server;
+mod soak;
 
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -37,6 +38,11 @@ pub enum Scenario {
     /// `--outage` (from a sixth of the way in): the time from its return to the last
     /// recovered delivery, the alerts, the duplicates. Recovery is automatic (`autoRecover`).
     Outage,
+    /// An open loop (500/s for 30 min unless told) to three endpoints per organization,
+    /// the receiver answering 503 to one request in ten; `--nodes 2` on PostgreSQL. Lost
+    /// and duplicates, each node's memory and the change→receipt p50/p99 of the first and
+    /// the last five minutes (a fifth of a shorter run each).
+    Soak,
     /// The API's latency while the retention purge deletes `--events` expired events
     /// (1,000,000 unless told) from a SQLite file, beside the same load once it is done.
     Purge,
@@ -80,6 +86,10 @@ pub struct BenchArgs {
     /// Outage: how long the receiver is down.
     #[arg(long, default_value = "30s", value_parser = verihook_server::config::parse_duration)]
     outage: Duration,
+    /// Soak: `verihook serve` nodes sharing the database (more than one needs PostgreSQL);
+    /// the load goes to the first, deliveries are shared.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
     /// Print one JSON object as the last line.
     #[arg(long)]
     json: bool,
@@ -114,6 +124,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         Scenario::Backlog => backlog(&args).await?,
         Scenario::Outage => outage(&args).await?,
         Scenario::Purge => purge::purge(&args).await?,
+        Scenario::Soak => soak::soak(&args).await?,
     };
     eprint!("{}", report.table());
     if args.json {
@@ -369,6 +380,17 @@ fn report(
     }
 }
 
+/// Change→receipt latencies in microseconds, from 1 µs to an hour.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
+        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
+}
+
+fn record_latency(histogram: &mut Histogram<u64>, sent: Instant, arrived: Instant) {
+    let us = arrived.saturating_duration_since(sent).as_micros();
+    let _ = histogram.record(u64::try_from(us).unwrap_or(u64::MAX).max(1));
+}
+
 fn measure(
     receiver: &Receiver,
     sent: &Sent,
@@ -377,8 +399,7 @@ fn measure(
     began: Instant,
 ) -> Measured {
     receiver.snapshot(|a| {
-        let mut latency = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
-            .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()));
+        let mut latency = latency_histogram();
         let (mut delivered, mut lost) = (0u64, 0u64);
         for (index, (start, org)) in &sent.accepted {
             if Some(*org) == skip_org {
@@ -388,8 +409,7 @@ fn measure(
                 match a.first.get(&(*index, lane)) {
                     Some(arrived) => {
                         delivered += 1;
-                        let us = arrived.saturating_duration_since(*start).as_micros();
-                        let _ = latency.record(u64::try_from(us).unwrap_or(u64::MAX).max(1));
+                        record_latency(&mut latency, *start, *arrived);
                     }
                     None => lost += 1,
                 }

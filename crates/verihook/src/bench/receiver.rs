@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use verihook_receiver::{Scheme, Verifier};
@@ -44,6 +44,9 @@ struct Shared {
     verifiers: Mutex<HashMap<(String, u8), Verifier>>,
     arrivals: Mutex<Arrivals>,
     down: AtomicBool,
+    /// Answer 503 to one request in this many (0: never), as a flaky receiver does.
+    flaky: AtomicU64,
+    requests: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -56,6 +59,8 @@ impl Receiver {
             verifiers: Mutex::default(),
             arrivals: Mutex::default(),
             down: AtomicBool::new(false),
+            flaky: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
         });
         let app = Router::new()
             .route("/hook", post(|s, h, b| receive(s, Path(0), h, b)))
@@ -87,6 +92,11 @@ impl Receiver {
         self.state.down.store(down, Ordering::SeqCst);
     }
 
+    /// Flaky: one webhook in `one_in` is answered 503 (0: none).
+    pub fn set_flaky(&self, one_in: u64) {
+        self.state.flaky.store(one_in, Ordering::SeqCst);
+    }
+
     pub fn snapshot<T>(&self, f: impl FnOnce(&Arrivals) -> T) -> T {
         f(&lock(&self.state.arrivals))
     }
@@ -115,6 +125,10 @@ async fn receive(
     body: Bytes,
 ) -> StatusCode {
     if state.down.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let flaky = state.flaky.load(Ordering::Relaxed);
+    if flaky > 0 && state.requests.fetch_add(1, Ordering::Relaxed) % flaky == 0 {
         return StatusCode::SERVICE_UNAVAILABLE;
     }
     let now = Instant::now();

@@ -82,11 +82,20 @@ impl ServerUnderTest {
 
     /// The server process's peak resident set (VmHWM), in MB, when it is our child.
     pub fn peak_rss_mb(&self) -> Option<f64> {
+        self.memory_mb("VmHWM:")
+    }
+
+    /// The server process's resident set now (VmRSS), in MB, when it is our child.
+    pub fn rss_mb(&self) -> Option<f64> {
+        self.memory_mb("VmRSS:")
+    }
+
+    fn memory_mb(&self, field: &str) -> Option<f64> {
         let pid = self.child.as_ref()?.id();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         let kb: f64 = status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .find_map(|l| l.strip_prefix(field))?
             .trim()
             .trim_end_matches("kB")
             .trim()

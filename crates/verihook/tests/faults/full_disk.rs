@@ -3,9 +3,8 @@
 //! their outcomes cannot be recorded either) with `Retry-After`, never 500; nothing it
 //! acknowledged is lost, and once space returns it takes changes again by itself.
 
-use crate::harness::{self, await_deliveries, check, steady_load};
+use crate::harness::{self, await_deliveries, check, run, steady_load};
 use crate::support::{base_vars, org_sending_to, start, wait_ready};
-use std::process::Command;
 use std::time::{Duration, Instant};
 use verihook_testkit::Receiver;
 
@@ -34,21 +33,6 @@ impl Drop for SmallDisk {
         if let Some(path) = self.dir.path().to_str() {
             let _ = run("umount", &["-l", path]);
         }
-    }
-}
-
-fn run(program: &str, args: &[&str]) -> Result<(), String> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{program}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{program} {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ))
     }
 }
 

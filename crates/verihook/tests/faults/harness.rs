@@ -5,6 +5,23 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use verihook_testkit::Received;
 
+/// Runs `program args`; `Err` with its stderr when it fails.
+pub fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
 /// Whether the long forms run (by hand): longer loads, larger faults.
 pub fn long() -> bool {
     std::env::var("VERIHOOK_FAULTS_LONG").is_ok_and(|v| v == "1")
@@ -66,6 +83,37 @@ pub async fn steady_load(base: &str, key: &str, rate: u32, duration: Duration) -
     sent
 }
 
+/// [`steady_load`] in the background, so that a fault can strike while it runs.
+pub fn spawn_load(
+    base: &str,
+    key: &str,
+    rate: u32,
+    duration: Duration,
+) -> tokio::task::JoinHandle<Sent> {
+    let (base, key) = (base.to_owned(), key.to_owned());
+    tokio::spawn(async move { steady_load(&base, &key, rate, duration).await })
+}
+
+impl Sent {
+    /// Two loads' answers as one.
+    pub fn merge(mut self, other: Sent) -> Sent {
+        self.acknowledged.extend(other.acknowledged);
+        self.refused.extend(other.refused);
+        self
+    }
+
+    /// How long after `fault` the API acknowledged a change again (the first 2xx answer
+    /// given after it).
+    pub fn recovered_after(&self, fault: Instant) -> Option<Duration> {
+        self.acknowledged
+            .iter()
+            .map(|(_, at)| *at)
+            .filter(|at| *at > fault)
+            .min()
+            .map(|at| at.saturating_duration_since(fault))
+    }
+}
+
 async fn record(sent: &Mutex<Sent>, answer: reqwest::Result<reqwest::Response>) {
     let at = Instant::now();
     let Ok(response) = answer else {
@@ -113,8 +161,22 @@ pub struct Report {
     pub delivered: usize,
     pub lost: Vec<String>,
     pub duplicates: usize,
-    /// The longest stretch between two deliveries while the load ran.
+    /// The longest stretch between two deliveries while the load ran, and when it began.
     pub longest_gap: Duration,
+    pub gap_began: Option<Instant>,
+}
+
+impl Report {
+    /// When the longest gap began, relative to `fault` (negative: before it), in seconds.
+    pub fn gap_after(&self, fault: Instant) -> Option<f64> {
+        self.gap_began.map(|at| {
+            if at >= fault {
+                (at - fault).as_secs_f64()
+            } else {
+                -(fault - at).as_secs_f64()
+            }
+        })
+    }
 }
 
 impl std::fmt::Display for Report {
@@ -134,20 +196,31 @@ impl std::fmt::Display for Report {
 /// Every acknowledged customer's `customer.created` among what arrived (2xx answers of
 /// the receiver only count).
 pub fn check(sent: &Sent, received: &[Received]) -> Report {
+    check_arrivals(
+        sent,
+        received.iter().map(|r| (r.status, r.body.as_ref(), r.at)),
+    )
+}
+
+/// [`check`] over arrivals as (status answered, body, when).
+pub fn check_arrivals<'a>(
+    sent: &Sent,
+    received: impl Iterator<Item = (u16, &'a [u8], Instant)>,
+) -> Report {
     let mut arrivals: HashMap<String, usize> = HashMap::new();
     let mut times: Vec<Instant> = Vec::new();
-    for r in received.iter().filter(|r| (200..300).contains(&r.status)) {
-        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+    for (_, body, at) in received.filter(|(status, _, _)| (200..300).contains(status)) {
+        let body: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
         if body["type"] == "customer.created" {
             let customer = body["payload"]["customerId"].as_str().unwrap_or_default();
             *arrivals.entry(customer.to_owned()).or_default() += 1;
-            times.push(r.at);
+            times.push(at);
         }
     }
     times.sort();
-    let longest_gap = times
+    let (longest_gap, gap_began) = times
         .windows(2)
-        .map(|w| w[1].saturating_duration_since(w[0]))
+        .map(|w| (w[1].saturating_duration_since(w[0]), Some(w[0])))
         .max()
         .unwrap_or_default();
     let lost: Vec<String> = sent
@@ -162,6 +235,7 @@ pub fn check(sent: &Sent, received: &[Received]) -> Report {
         lost,
         duplicates: arrivals.values().map(|n| n - 1).sum(),
         longest_gap,
+        gap_began,
     }
 }
 

@@ -4,8 +4,12 @@
 //! here (CI) and in a long form by hand (`VERIHOOK_FAULTS_LONG=1`); the figures of the
 //! long runs are in docs/reliability.md.
 
+mod failover;
 mod full_disk;
 mod harness;
+mod misbehaving;
+mod netns;
+mod partition;
 #[path = "../process/support.rs"]
 #[allow(dead_code)]
 mod support;

@@ -46,8 +46,16 @@ pub fn start(vars: &[(&str, String)]) -> Running {
 
 /// [`start`] with the server's log (stderr) going to `log`.
 pub fn start_logging_to(vars: &[(&str, String)], log: impl Into<Stdio>) -> Running {
-    let mut child = Command::new(binary())
-        .arg("serve")
+    start_within(&[], vars, log)
+}
+
+/// [`start_logging_to`], the server run by the command `wrapper` (e.g. `ip netns exec NS`).
+pub fn start_within(wrapper: &[&str], vars: &[(&str, String)], log: impl Into<Stdio>) -> Running {
+    let program = binary();
+    let mut line: Vec<&str> = wrapper.to_vec();
+    line.extend([program.as_str(), "serve"]);
+    let mut child = Command::new(line[0])
+        .args(&line[1..])
         .env_clear()
         .envs(vars.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
