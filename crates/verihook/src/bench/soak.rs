@@ -96,9 +96,16 @@ async fn sample_memory(nodes: Arc<Vec<ServerUnderTest>>, duration: Duration) -> 
     let read = || -> Vec<f64> { nodes.iter().map(|n| n.rss_mb().unwrap_or(0.0)).collect() };
     let mut start = None;
     let mut last = read();
+    let mut minutes = 0;
     while began.elapsed() < duration {
         tokio::time::sleep(SAMPLE_EVERY.min(duration.saturating_sub(began.elapsed()))).await;
         last = read();
+        // The curve, not only its ends: a cache filling up levels off, a leak does not.
+        if began.elapsed() >= Duration::from_secs(60 * (minutes + 1)) {
+            minutes += 1;
+            let mb: Vec<String> = last.iter().map(|m| format!("{m:.1}")).collect();
+            eprintln!("soak: minute {minutes}, RSS MB per node: {}", mb.join(" "));
+        }
         if start.is_none() && began.elapsed() >= settle {
             start = Some(last.clone());
         }
