@@ -67,6 +67,7 @@ pub struct Metrics {
     events_purged: Counter,
     customers_erased: Counter,
     change_limit: Gauge,
+    database_memory: Gauge,
 }
 
 /// 1 ms to ~65 s: from a receiver on the same host to the delivery timeout and beyond.
@@ -101,6 +102,7 @@ impl Metrics {
             events_purged: Counter::default(),
             customers_erased: Counter::default(),
             change_limit: Gauge::default(),
+            database_memory: Gauge::default(),
         };
         // The registry holds handles to the same metrics (they are shared counters).
         let mut registry = Registry::with_prefix("verihook");
@@ -177,6 +179,12 @@ impl Metrics {
             self.change_limit.clone(),
         );
         r.register(
+            "database_memory_bytes",
+            "Memory the embedded database (SQLite) holds in this process: page caches, \
+             prepared statements; 0 on PostgreSQL, which runs in processes of its own",
+            self.database_memory.clone(),
+        );
+        r.register(
             "events_purged",
             "Events deleted (with their attempts) after --retention",
             self.events_purged.clone(),
@@ -228,6 +236,11 @@ impl Metrics {
     pub fn set_change_limit(&self, limit: usize) {
         self.change_limit
             .set(i64::try_from(limit).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_database_memory(&self, bytes: u64) {
+        self.database_memory
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     pub fn purged(&self, events: u64) {

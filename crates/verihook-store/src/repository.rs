@@ -163,6 +163,9 @@ impl<T> Page<T> {
 #[async_trait]
 pub trait Health: Send + Sync + 'static {
     async fn ready(&self) -> Result<(), StoreError>;
+    /// Bytes the database holds in this process (SQLite's page caches and statements), for
+    /// `/metrics`: what tells a growing cache from a leak. `None` on PostgreSQL.
+    fn memory_in_process(&self) -> Option<u64>;
 }
 
 /// Organizations, their API keys (as digests) and their default endpoint (the URL of

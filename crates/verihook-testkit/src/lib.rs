@@ -27,7 +27,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio_rustls::TlsAcceptor;
 
@@ -263,45 +263,43 @@ impl Receiver {
 
 async fn flaky_tls_loop(listener: TcpListener, tls: TlsAcceptor, state: Arc<State>) {
     let mut n = 0u64;
-    while let Ok((tcp, _)) = listener.accept().await {
+    while let Ok((mut tcp, _)) = listener.accept().await {
         n += 1;
         let fail = n.is_multiple_of(2);
         let (tls, state) = (tls.clone(), state.clone());
         tokio::spawn(async move {
             if fail {
                 // The hello arrives, and the connection ends: the client's handshake fails.
-                let mut tcp = tcp;
                 let mut hello = [0u8; 64];
                 let _ = tokio::io::AsyncReadExt::read(&mut tcp, &mut hello).await;
                 return;
             }
-            let service = service_fn(move |req| handle(state.clone(), req));
-            let mut http = hyper::server::conn::http1::Builder::new();
-            http.keep_alive(false);
-            if let Ok(stream) = tls.accept(tcp).await {
-                let _ = http.serve_connection(TokioIo::new(stream), service).await;
-            }
+            // One request per connection: every delivery makes a new handshake.
+            serve_one(tcp, Some(tls), state, false).await;
         });
     }
 }
 
 async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, state: Arc<State>) {
     while let Ok((tcp, _)) = listener.accept().await {
-        let (tls, state) = (tls.clone(), state.clone());
-        tokio::spawn(async move {
-            let service = service_fn(move |req| handle(state.clone(), req));
-            let http = hyper::server::conn::http1::Builder::new();
-            match tls {
-                Some(acceptor) => {
-                    if let Ok(stream) = acceptor.accept(tcp).await {
-                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
-                    }
-                }
-                None => {
-                    let _ = http.serve_connection(TokioIo::new(tcp), service).await;
-                }
+        tokio::spawn(serve_one(tcp, tls.clone(), state.clone(), true));
+    }
+}
+
+/// Serves one accepted connection, over TLS when given an acceptor.
+async fn serve_one(tcp: TcpStream, tls: Option<TlsAcceptor>, state: Arc<State>, keep_alive: bool) {
+    let service = service_fn(move |req| handle(state.clone(), req));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.keep_alive(keep_alive);
+    match tls {
+        Some(acceptor) => {
+            if let Ok(stream) = acceptor.accept(tcp).await {
+                let _ = http.serve_connection(TokioIo::new(stream), service).await;
             }
-        });
+        }
+        None => {
+            let _ = http.serve_connection(TokioIo::new(tcp), service).await;
+        }
     }
 }
 

@@ -22,6 +22,9 @@ pub fn router() -> OpenApiRouter<AppState> {
             content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
     ))]
 async fn metrics(State(state): State<AppState>) -> Response {
+    if let Some(bytes) = state.store.health.memory_in_process() {
+        state.metrics.set_database_memory(bytes);
+    }
     let text = state.metrics.render();
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
 }

@@ -101,6 +101,28 @@ async fn a_pending_event_shows_in_the_outbox_gauge() {
     scrape_until(&app, &["verihook_deliveries_pending 2"]).await;
 }
 
+/// What SQLite holds in the process is on `/metrics` (it is what tells its page caches,
+/// which fill up to their limit, from a leak); PostgreSQL's memory is its own processes'.
+#[tokio::test]
+async fn metrics_show_the_memory_the_embedded_database_holds() {
+    let app = TestApp::spawn().await;
+    let org = app.org("sandbox").await;
+    app.customer(&org).await;
+    let text = scrape_until(&app, &["verihook_database_memory_bytes "]).await;
+    let bytes: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("verihook_database_memory_bytes "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a number of bytes");
+    if verihook_testkit::postgres_selected() {
+        assert_eq!(bytes, 0);
+    } else {
+        // The schema and a page cache at least; under the caches' limits (32 MiB for the
+        // writer, 2 MiB for each reader) and the statements.
+        assert!((100_000..64 << 20).contains(&bytes), "{bytes}");
+    }
+}
+
 #[tokio::test]
 async fn a_test_event_is_signed_sent_and_reported() {
     let pki = TestPki::new();

@@ -84,6 +84,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// How many migrations this build embeds.
     fn migrations(&self) -> usize;
+    /// Bytes the database holds in this process's memory (an embedded database's page
+    /// caches and statements); `None` where it runs in processes of its own.
+    fn memory_in_process(&self) -> Option<u64> {
+        None
+    }
     /// Runs a read on the reader pool.
     fn read(
         &self,
@@ -274,6 +279,10 @@ impl<B: Backend> Health for Database<B> {
             Box::pin(async { Ok(()) })
         })
         .await
+    }
+
+    fn memory_in_process(&self) -> Option<u64> {
+        self.backend.memory_in_process()
     }
 }
 

@@ -88,13 +88,8 @@ impl Hosts {
     }
 
     /// A connection to the first host, in order, that answers and meets the session
-    /// attributes, with that host's options (for the pools).
-    pub async fn connect(&self) -> Result<(PgConnection, PgConnectOptions), StoreError> {
-        self.connect_with(|o| o).await
-    }
-
-    /// [`Hosts::connect`], each host's options passed through `f` for this connection;
-    /// the options returned are the host's own.
+    /// attributes, made with that host's options passed through `f`; and the host's own
+    /// options (for the pools).
     pub async fn connect_with(
         &self,
         f: impl Fn(PgConnectOptions) -> PgConnectOptions,

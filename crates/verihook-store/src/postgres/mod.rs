@@ -21,7 +21,7 @@ use crate::{ClaimRequest, ClaimedDelivery, Storage, StoreError};
 use hosts::Hosts;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
-use sqlx::{Connection, PgConnection};
+use sqlx::PgConnection;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,14 +71,6 @@ pub async fn open_with(url: &str, key: Option<&SecretKey>) -> Result<Storage, St
     // them (see `relay_notifications`), and operators see which node a backend serves.
     let node = format!("verihook-{}", &random_token()[..12]);
     let hosts = Hosts::parse(url)?.map(|o| o.application_name(&node));
-    let (first, chosen) = hosts.connect().await?;
-    let _ = first.close().await;
-    let readers = PgPoolOptions::new()
-        .max_connections(READERS)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(chosen)
-        .await?;
-    MIGRATOR.run(&readers).await?;
     // Every write is a lookup by key. A prepared statement's generic plan is made once,
     // often while the outbox is a few pages, and a sequential scan of it planned then
     // stays while the churn's dead rows make it long: measured, a claim's cost drifted
@@ -92,8 +84,18 @@ pub async fn open_with(url: &str, key: Option<&SecretKey>) -> Result<Storage, St
             ("idle_in_transaction_session_timeout", "10s"),
         ])
     };
+    // The first writer chooses the host (the first that takes writes); the readers and
+    // the other writers go where it went.
+    let (first, chosen) = hosts.connect_with(writing).await?;
+    let readers = PgPoolOptions::new()
+        .max_connections(READERS)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(chosen)
+        .await?;
+    MIGRATOR.run(&readers).await?;
     let mut write_connections: Vec<PgConnection> = Vec::with_capacity(WRITERS);
-    for _ in 0..WRITERS {
+    write_connections.push(first);
+    for _ in 1..WRITERS {
         write_connections.push(hosts.connect_with(writing).await?.0);
     }
     let sealer = Sealer::new(key);

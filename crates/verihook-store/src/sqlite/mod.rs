@@ -170,6 +170,15 @@ impl Backend for Sqlite {
         migrate::embedded()
     }
 
+    #[allow(unsafe_code)]
+    fn memory_in_process(&self) -> Option<u64> {
+        // SQLite counts every allocation it makes (SQLITE_DEFAULT_MEMSTATUS is on in the
+        // bundled build), over all connections of the process.
+        // SAFETY: reads a counter SQLite keeps under its own mutex; no pointer is involved.
+        let used = unsafe { rusqlite::ffi::sqlite3_memory_used() };
+        u64::try_from(used).ok()
+    }
+
     fn read(
         &self,
         sql: String,

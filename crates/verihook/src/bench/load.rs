@@ -332,15 +332,3 @@ fn finish(sent: Arc<Mutex<Sent>>, began: Instant) -> Sent {
     sent.elapsed = began.elapsed();
     sent
 }
-
-/// CPU time this process (the load generator and the receiver) has used so far, from
-/// `/proc/self/stat` (user + system, in clock ticks of 10 ms).
-pub fn own_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name may hold spaces; the fields after it are fixed.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let total = ticks(11)? + ticks(12)?;
-    Some(Duration::from_millis(total * 10))
-}

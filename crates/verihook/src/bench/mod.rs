@@ -3,6 +3,7 @@
 //! requests/s, delivered events/s, change→receipt latency, the server's peak memory, and
 //! events lost and duplicated. docs/performance.md has the figures and how to read them.
 
+mod cpu;
 mod load;
 mod purge;
 mod receiver;
@@ -10,6 +11,7 @@ mod report;
 mod server;
 mod soak;
 
+use cpu::CpuSample;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use load::{Api, Org, Sent, Until};
@@ -90,12 +92,24 @@ pub struct BenchArgs {
     /// the load goes to the first, deliveries are shared.
     #[arg(long, default_value_t = 1)]
     nodes: usize,
+    /// Put the server on core 0 and the bench (load and receiver) on core 1, with
+    /// `taskset`: the server's throughput then comes from one core whatever the bench
+    /// costs. A PostgreSQL server is left where it runs.
+    #[arg(long, conflicts_with = "target")]
+    pin: bool,
     /// Print one JSON object as the last line.
     #[arg(long)]
     json: bool,
 }
 
+/// The cores `--pin` uses.
+const SERVER_CORE: u32 = 0;
+const BENCH_CORE: u32 = 1;
+
 pub async fn run(args: BenchArgs) -> Result<(), String> {
+    if args.pin {
+        server::pin_this_process(BENCH_CORE)?;
+    }
     let report = match args.scenario {
         Scenario::Healthy => phase(&args, args.organizations, Shape::Plain).await?,
         Scenario::FanOut => {
@@ -143,7 +157,10 @@ fn server(
 ) -> Result<ServerUnderTest, String> {
     match (&args.target, &args.admin_token) {
         (Some(base), Some(token)) => Ok(ServerUnderTest::target(base.clone(), token.clone())),
-        _ => ServerUnderTest::start(args.database_url.as_deref(), delivery_timeout, env),
+        _ => {
+            let core = args.pin.then_some(SERVER_CORE);
+            ServerUnderTest::start_on(args.database_url.as_deref(), delivery_timeout, env, core)
+        }
     }
 }
 
@@ -463,28 +480,20 @@ async fn phase(args: &BenchArgs, orgs: usize, shape: Shape) -> Result<Report, St
     let orgs = Arc::new(organizations(&api, &receiver, orgs, shape, true).await?);
     let lanes = shape.lanes();
     let began = Instant::now();
-    let cpu_before = load::own_cpu();
+    let postgres = database_name(args) == "postgres";
+    let cpu_before = CpuSample::now(server.pid(), postgres);
     let lag = LagWatch::start(api.clone());
     let (sent, mode) = send(args, api, orgs, 5_000).await;
-    let cpu = load::own_cpu()
-        .zip(cpu_before)
-        .map(|(after, before)| after.saturating_sub(before));
     let peak_lag = lag.stop().await;
     let skip = (shape == Shape::DeadFirst).then_some(0);
     await_deliveries(&receiver, &sent, skip, lanes, args.drain_timeout).await;
+    let cpu = CpuSample::now(server.pid(), postgres).since(&cpu_before);
     let measured = measure(&receiver, &sent, skip, lanes, began);
-    let api_accepted = sent.accepted.len() as u64;
     let mut extra = vec![
         ("apiRefused", sent.refused as f64),
         ("peakOutboxLagMs", peak_lag.as_secs_f64() * 1_000.0),
     ];
-    if let Some(cpu) = cpu {
-        let requests = (api_accepted + sent.refused).max(1);
-        extra.push((
-            "benchCpuUsPerRequest",
-            cpu.as_secs_f64() * 1e6 / requests as f64,
-        ));
-    }
+    extra.extend(cpu.per_event(measured.delivered));
     if let Some(duration) = args.sustain {
         extra.extend(second_half(&receiver, &sent, skip, began, duration));
     }

@@ -139,15 +139,8 @@ async fn slice(first: u64, api: &Arc<Api>, orgs: &Arc<Vec<load::Org>>, concurren
 
 /// `verihook_events_purged_total` from the server's metrics.
 async fn purged(base: &str) -> Option<u64> {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("verihook_events_purged_total "))
-        .and_then(|n| n.trim().parse().ok())
+    let n = super::server::metric(base, "verihook_events_purged_total").await?;
+    Some(n as u64)
 }
 
 /// The API's answer times over `slices`.

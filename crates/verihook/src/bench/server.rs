@@ -29,6 +29,17 @@ impl ServerUnderTest {
         delivery_timeout: &str,
         env: &[(&str, String)],
     ) -> Result<Self, String> {
+        Self::start_on(database_url, delivery_timeout, env, None)
+    }
+
+    /// [`ServerUnderTest::start`], on `core` alone when given (`taskset`, which execs
+    /// the server: the child's pid is the server's).
+    pub fn start_on(
+        database_url: Option<&str>,
+        delivery_timeout: &str,
+        env: &[(&str, String)],
+        core: Option<u32>,
+    ) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let url = database_url.map_or_else(
             || format!("sqlite://{}", dir.path().join("bench.db").display()),
@@ -36,7 +47,15 @@ impl ServerUnderTest {
         );
         let admin_token = format!("bench-{}", std::process::id());
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let mut child = Command::new(exe)
+        let mut command = match core {
+            Some(core) => {
+                let mut taskset = Command::new("taskset");
+                taskset.arg("-c").arg(core.to_string()).arg(exe);
+                taskset
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
             .arg("serve")
             .env("VERIHOOK_LISTEN", "127.0.0.1:0")
             .env("VERIHOOK_DATABASE_URL", &url)
@@ -80,6 +99,11 @@ impl ServerUnderTest {
         }
     }
 
+    /// The server's process id, when it is our child.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The server process's peak resident set (VmHWM), in MB, when it is our child.
     pub fn peak_rss_mb(&self) -> Option<f64> {
         self.memory_mb("VmHWM:")
@@ -103,4 +127,50 @@ impl ServerUnderTest {
             .ok()?;
         Some(kb / 1024.0)
     }
+}
+
+/// Moves every thread of this process onto `core` (`taskset -a -p`); threads made later
+/// inherit it from the thread that makes them.
+pub fn pin_this_process(core: u32) -> Result<(), String> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if cores <= core as usize {
+        return Err(format!(
+            "--pin needs {} cores; this machine lets us use {cores}",
+            core + 1
+        ));
+    }
+    let out = Command::new("taskset")
+        .args([
+            "-a",
+            "-p",
+            "-c",
+            &core.to_string(),
+            &std::process::id().to_string(),
+        ])
+        .output()
+        .map_err(|e| format!("--pin needs taskset (util-linux): {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "taskset failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// One sample's value from the server's `/metrics` (`name` with no labels), or `None`
+/// when it does not answer or has no such line.
+pub async fn metric(base: &str, name: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))?
+        .trim()
+        .parse()
+        .ok()
 }

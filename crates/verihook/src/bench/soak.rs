@@ -103,8 +103,17 @@ async fn sample_memory(nodes: Arc<Vec<ServerUnderTest>>, duration: Duration) -> 
         // The curve, not only its ends: a cache filling up levels off, a leak does not.
         if began.elapsed() >= Duration::from_secs(60 * (minutes + 1)) {
             minutes += 1;
-            let mb: Vec<String> = last.iter().map(|m| format!("{m:.1}")).collect();
-            eprintln!("soak: minute {minutes}, RSS MB per node: {}", mb.join(" "));
+            let mut each = Vec::new();
+            for (node, rss) in nodes.iter().zip(&last) {
+                each.push(match database_memory_mb(&node.base).await {
+                    Some(db) => format!("{rss:.1} (SQLite {db:.1})"),
+                    None => format!("{rss:.1}"),
+                });
+            }
+            eprintln!(
+                "soak: minute {minutes}, RSS MB per node: {}",
+                each.join(" ")
+            );
         }
         if start.is_none() && began.elapsed() >= settle {
             start = Some(last.clone());
@@ -112,6 +121,14 @@ async fn sample_memory(nodes: Arc<Vec<ServerUnderTest>>, duration: Duration) -> 
     }
     let start = start.unwrap_or_else(|| last.clone());
     start.into_iter().zip(last).collect()
+}
+
+/// What the node's embedded SQLite holds (`verihook_database_memory_bytes`), in MB: the
+/// part of its memory that is page caches, which grow with the file up to their limit.
+/// `None` on PostgreSQL (the gauge reads 0) or when `/metrics` does not answer.
+async fn database_memory_mb(base: &str) -> Option<f64> {
+    let bytes = super::server::metric(base, "verihook_database_memory_bytes").await?;
+    (bytes > 0.0).then_some(bytes / 1_048_576.0)
 }
 
 /// The change→receipt latency of the changes sent within `[from, from + window)`, over

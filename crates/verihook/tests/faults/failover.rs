@@ -4,13 +4,11 @@
 //! committed on the standby too, so none is lost; the nodes find the new primary by
 //! themselves and take changes again.
 
-use crate::harness::{self, await_deliveries, check, spawn_load};
-use crate::support::{org_sending_to, start, vars_for, wait_ready};
+use crate::harness::{self, await_deliveries, check, node_vars, spawn_load, ADMIN};
+use crate::support::{org_sending_to, start, wait_ready};
 use sqlx::Connection;
 use std::time::{Duration, Instant};
 use verihook_testkit::{PostgresSetup, PrivatePostgres, Receiver};
-
-const ADMIN: &str = "faults-admin";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_primary_fails_over_to_its_synchronous_standby_and_loses_nothing() {
@@ -37,11 +35,7 @@ async fn a_killed_primary_fails_over_to_its_synchronous_standby_and_loses_nothin
         primary.port, standby.port
     );
     let receiver = Receiver::http().await;
-    let mut vars = vars_for(url, ADMIN);
-    vars.extend([
-        ("VERIHOOK_ALLOW_PRIVATE_NETWORKS", "true".into()),
-        ("VERIHOOK_RATE_LIMIT", "0".into()),
-    ]);
+    let vars = node_vars(url);
     let (a, b) = (start(&vars), start(&vars));
     let client = reqwest::Client::new();
     wait_ready(&client, &a.base).await;

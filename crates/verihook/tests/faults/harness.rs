@@ -5,6 +5,21 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use verihook_testkit::Received;
 
+/// The admin token of every scenario's nodes.
+pub const ADMIN: &str = "faults-admin";
+
+/// A node's settings for a scenario on `database_url`: receivers on loopback or the
+/// scenario's own links are allowed, and no rate limit stands between the load and what
+/// is under fault.
+pub fn node_vars(database_url: String) -> Vec<(&'static str, String)> {
+    let mut vars = crate::support::vars_for(database_url, ADMIN);
+    vars.extend([
+        ("VERIHOOK_ALLOW_PRIVATE_NETWORKS", "true".into()),
+        ("VERIHOOK_RATE_LIMIT", "0".into()),
+    ]);
+    vars
+}
+
 /// Runs `program args`; `Err` with its stderr when it fails.
 pub fn run(program: &str, args: &[&str]) -> Result<(), String> {
     let out = std::process::Command::new(program)

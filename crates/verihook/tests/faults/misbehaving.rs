@@ -5,16 +5,15 @@
 //! every endpoint (retries), no attempt outlasts the delivery timeout, the node's memory
 //! stays flat, and the healthy endpoint's deliveries keep their pace.
 
-use crate::harness::{self, await_deliveries, check, check_arrivals, steady_load, Sent};
+use crate::harness::{self, await_deliveries, check, check_arrivals, steady_load, Sent, ADMIN};
 use crate::support::{base_vars, org_sending_to, start, wait_ready};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use verihook_testkit::{Receiver, TestPki};
 
-const ADMIN: &str = "faults-admin";
 const TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,8 +85,33 @@ impl Misbehaving {
         }
     }
 
-    fn log(&self) -> std::sync::MutexGuard<'_, Log> {
-        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    fn log(&self) -> MutexGuard<'_, Log> {
+        lock(&self.log)
+    }
+}
+
+fn lock(log: &Mutex<Log>) -> MutexGuard<'_, Log> {
+    log.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What one exchange writes to the log.
+struct Entry<'a> {
+    log: &'a Mutex<Log>,
+    body: Vec<u8>,
+    began: Instant,
+}
+
+impl Entry<'_> {
+    /// The status line went out.
+    fn answered(&self, status: u16) {
+        lock(self.log)
+            .answered
+            .push((status, self.body.clone(), Instant::now()));
+    }
+
+    /// The sender gave up on the exchange (closed its end).
+    fn held(&self, how: Misbehaviour) {
+        lock(self.log).held.push((how, self.began.elapsed()));
     }
 }
 
@@ -96,18 +120,7 @@ async fn exchange(mut tcp: TcpStream, how: Misbehaviour, log: &Mutex<Log>) {
         return;
     };
     let began = Instant::now();
-    let answered = |status: u16| {
-        log.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .answered
-            .push((status, body.clone(), Instant::now()));
-    };
-    let held = |how| {
-        log.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .held
-            .push((how, began.elapsed()));
-    };
+    let entry = Entry { log, body, began };
     match how {
         Misbehaviour::Ok | Misbehaviour::Error => {
             let status = if how == Misbehaviour::Ok { 200 } else { 500 };
@@ -115,18 +128,18 @@ async fn exchange(mut tcp: TcpStream, how: Misbehaviour, log: &Mutex<Log>) {
                 "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
             );
             if tcp.write_all(head.as_bytes()).await.is_ok() {
-                answered(status);
+                entry.answered(status);
             }
         }
         Misbehaviour::NoAnswer => {
             until_closed(&mut tcp).await;
-            held(how);
+            entry.held(how);
         }
         Misbehaviour::ResetMidAnswer => {
             // The status line is out: a sender that takes it has delivered.
             let partial = b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"recei";
             if tcp.write_all(partial).await.is_ok() {
-                answered(200);
+                entry.answered(200);
             }
             // Closing with a zero linger sends RST instead of FIN (and, being zero, never
             // blocks the drop, which is why tokio deprecates the setter in general).
@@ -140,15 +153,15 @@ async fn exchange(mut tcp: TcpStream, how: Misbehaviour, log: &Mutex<Log>) {
             head.extend_from_slice(b"\r\ncontent-length: 2\r\n\r\n{}");
             // A 200 all the same: a sender that reads its status has delivered.
             if tcp.write_all(&head).await.is_ok() {
-                answered(200);
+                entry.answered(200);
             }
             until_closed(&mut tcp).await;
-            held(how);
+            entry.held(how);
         }
         Misbehaviour::EndlessBody => {
             let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
             if tcp.write_all(head).await.is_ok() {
-                answered(200);
+                entry.answered(200);
             }
             let chunk = format!("{:x}\r\n{}\r\n", 16_384, "a".repeat(16_384));
             while tcp.write_all(chunk.as_bytes()).await.is_ok() {
@@ -156,7 +169,7 @@ async fn exchange(mut tcp: TcpStream, how: Misbehaviour, log: &Mutex<Log>) {
                     break;
                 }
             }
-            held(how);
+            entry.held(how);
         }
     }
 }

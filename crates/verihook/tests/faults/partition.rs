@@ -4,14 +4,12 @@
 //! claimed, B delivers once A's leases run out; B's own changes flow throughout; when
 //! the link returns, A takes changes again by itself.
 
-use crate::harness::{self, await_deliveries, check, steady_load};
+use crate::harness::{self, await_deliveries, check, node_vars, steady_load, ADMIN};
 use crate::netns::Namespace;
-use crate::support::{org_sending_to, start, start_within, vars_for, wait_ready};
+use crate::support::{org_sending_to, start, start_within, wait_ready};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use verihook_testkit::{PostgresSetup, PrivatePostgres, Receiver, Reply};
-
-const ADMIN: &str = "faults-admin";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cut_off_from_postgresql_answers_503_and_the_other_takes_over() {
@@ -55,11 +53,9 @@ async fn a_node_cut_off_from_postgresql_answers_503_and_the_other_takes_over() {
     let receiver = Receiver::http_at(ns.host_api).await;
     receiver.always(Reply::Delay(Duration::from_millis(200), 200));
     let node = |database: String, listen: String| {
-        let mut vars = vars_for(database, ADMIN);
+        let mut vars = node_vars(database);
         vars.extend([
             ("VERIHOOK_LISTEN", listen),
-            ("VERIHOOK_ALLOW_PRIVATE_NETWORKS", "true".into()),
-            ("VERIHOOK_RATE_LIMIT", "0".into()),
             ("VERIHOOK_DELIVERY_TIMEOUT", "2s".into()),
         ]);
         vars
