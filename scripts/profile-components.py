@@ -24,17 +24,18 @@ import sys
 # The step of an event's path, by the frame nearest the leaf that matches (first pattern
 # of that frame wins).
 STEPS = [
-    ("writer: save change", r"ops::save_change|Backend>::save_change|customers.*save"),
-    ("writer: claim", r"ops::claim\b|::claim::|Backend>::claim"),
-    ("writer: record", r"ops::record\b|::record_outcomes|Backend>::record"),
-    ("writer: batch, commit", r"verihook_store::writer|sqlite3_step|rusqlite::transaction"),
+    ("writer: save change", r"ops::save_change|insert_customer_answering|update_customer|Backend>::save_change"),
+    ("writer: claim", r"ops::claim\b|Outbox for .*>::claim|Backend>::claim"),
+    ("writer: record", r"ops::record\b|recorder::boxed|record_outcomes|Backend>::record"),
+    ("writer: commit", r"verihook_store::writer::commit"),
+    ("writer: savepoints, queue", r"verihook_store::writer"),
+    ("store: reads", r"verihook_store::sqlite::conn::Readers|verihook_store::database|verihook_store::postgres"),
     ("API: handler", r"verihook_server::api::"),
     ("API: HTTP server", r"verihook_server::http|hyper::server|hyper_util::server|axum::"),
     ("delivery: sign", r"verihook_receiver::|verihook_core::signature"),
     ("delivery: send", r"verihook_server::delivery::sender|hyper::client|hyper_util::client"),
     ("delivery: engine", r"verihook_server::delivery"),
-    ("store: reads", r"verihook_store::sqlite::conn::Readers|verihook_store::database"),
-    ("runtime", r"tokio::runtime|std::sys::.*thread|start_thread"),
+    ("runtime (no frame of ours)", r"tokio::runtime|std::sys::.*thread|start_thread"),
 ]
 
 # What the CPU did, by the frame nearest the leaf that matches.
@@ -117,6 +118,18 @@ def perf(directory, events):
             print(f"  {step:<26}{kind:<30}{n / total:7.1%} {unit(n)}")
 
 
+# Plain functions (not async state machines, whose inclusive counts fold into cycles)
+# whose inclusive instructions callgrind gives per event.
+CALLGRIND_FUNCTIONS = [
+    ("writer: save change", "verihook_store::sqlite::ops::save_change"),
+    ("writer: claim", "verihook_store::sqlite::ops::claim"),
+    ("writer: record", "verihook_store::sqlite::ops::record"),
+    ("writer: commit", "verihook_store::writer::commit::{{closure}}"),
+    ("delivery: one attempt", "verihook_server::delivery::engine::DeliveryEngine::deliver::{{closure}}"),
+    ("delivery: HTTP exchange", "verihook_server::delivery::sender::Sender::round_trip::{{closure}}"),
+]
+
+
 def callgrind(directory, events):
     out = subprocess.run(
         ["callgrind_annotate", "--inclusive=yes", "--threshold=100",
@@ -124,20 +137,25 @@ def callgrind(directory, events):
         capture_output=True, text=True, check=True,
     ).stdout
     total = None
-    inclusive = []
+    inclusive = {}
     for line in out.splitlines():
-        m = re.match(r"\s*([\d,]+)\s+(?:\([^)]*\)\s+)?PROGRAM TOTALS", line)
-        if m:
-            total = int(m.group(1).replace(",", ""))
-        m = re.match(r"\s*([\d,]+)\s+(?:\([^)]*\)\s+)?\S*:(.*)", line)
-        if m and "PROGRAM TOTALS" not in line:
-            inclusive.append((int(m.group(1).replace(",", "")), m.group(2).strip()))
-    print(f"{events} events delivered; instructions per event: {total / events:,.0f}")
-    print("\ninclusive instructions per event under each step's first function")
-    for step, pattern in STEPS:
-        best = next(((n, f) for n, f in inclusive if re.search(pattern, f)), None)
-        if best:
-            print(f"  {step:<26}{best[0] / events:>12,.0f}  {best[1][:90]}")
+        m = re.match(r"\s*([\d,]+)\s+\([^)]*\)\s+(.*)", line)
+        if not m:
+            continue
+        count, rest = int(m.group(1).replace(",", "")), m.group(2)
+        if rest.startswith("PROGRAM TOTALS"):
+            total = count
+            continue
+        # "file:function [object]": the function, without its object.
+        function = re.sub(r"\s*\[[^\]]*\]$", "", rest.split(":", 1)[-1]).strip()
+        inclusive[function] = max(inclusive.get(function, 0), count)
+    print(f"{events} events delivered; instructions per event (start-up included): "
+          f"{total / events:,.0f}")
+    print("\ninclusive instructions per event")
+    for step, function in CALLGRIND_FUNCTIONS:
+        n = inclusive.get(function)
+        if n is not None:
+            print(f"  {step:<26}{n / events:>12,.0f}  {function}")
 
 
 if __name__ == "__main__":

@@ -10,10 +10,11 @@
 # ~50× slower), a fresh SQLite file. Prints the report of scripts/profile-components.py
 # (CPU by component) and leaves the raw profile in the printed directory.
 # Needs: a release build (cargo build --release; it keeps debug symbols), perf or valgrind.
+# VERIHOOK_BIN=path profiles another build (to compare two).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:?usage: scripts/profile.sh perf|callgrind [EVENTS] [DATABASE_URL]}
-bin=$PWD/target/release/verihook
+bin=${VERIHOOK_BIN:-$PWD/target/release/verihook}
 dir=$(mktemp -d)
 if [[ $mode == callgrind ]]; then events=${2:-2000}; else events=${2:-50000}; fi
 export VERIHOOK_DATABASE_URL=${3:-sqlite://$dir/profile.db}
