@@ -28,7 +28,7 @@ pub use config::ServeConfig;
 use admission::Admission;
 use api::at_once::AtOnce;
 use api::rate_limit::RateLimiter;
-use api::{AppState, Auth};
+use api::{AppState, Auth, Shared};
 use delivery::{DeliveryEngine, Limits, Sender, SenderError};
 use metrics::Metrics;
 use std::future::Future;
@@ -139,7 +139,7 @@ impl Server {
             (None, true) => Some(dev::admin_token()),
             (None, false) => None,
         };
-        let state = AppState {
+        let state = AppState::new(Shared {
             store,
             auth: Arc::new(Auth::new(admin_token.as_deref())),
             allow_http: config.allows_http(),
@@ -151,7 +151,7 @@ impl Server {
             stopping: CancellationToken::new(),
             rate_limit: Arc::new(RateLimiter::new(config.rate_limit)),
             admin_rate_limit: Arc::new(RateLimiter::new(config.admin_rate_limit)),
-        };
+        });
         let dev = match (config.dev, admin_token) {
             (true, Some(token)) => Some(
                 dev::DevSandbox::create(&state, token)
