@@ -39,12 +39,14 @@ fn time_symbols(millis: u64) -> String {
         .collect()
 }
 
+/// Milliseconds since 1970, by the clock every timestamp of the project reads.
+fn now_millis() -> u64 {
+    u64::try_from(crate::Timestamp::now().unix_micros() / 1_000).unwrap_or(0)
+}
+
 /// The body of a new id: the time now, then random symbols.
 fn time_ordered_symbols() -> String {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let mut body = time_symbols(millis);
+    let mut body = time_symbols(now_millis());
     body.push_str(&random_symbols(RANDOM_LEN - TIME_LEN));
     body
 }
@@ -213,13 +215,9 @@ mod tests {
 
     #[test]
     fn ids_sort_as_their_creation_times_do() {
-        let millis = || {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-            u64::try_from(now.expect("after 1970").as_millis()).expect("fits")
-        };
-        let before = time_symbols(millis());
+        let before = time_symbols(now_millis());
         let id = EventId::generate();
-        let after = time_symbols(millis());
+        let after = time_symbols(now_millis());
         let stamp = &id.as_str()[4..4 + TIME_LEN];
         assert!(before.as_str() <= stamp && stamp <= after.as_str(), "{id}");
         assert!(time_symbols(1) < time_symbols(2));

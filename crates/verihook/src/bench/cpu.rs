@@ -8,23 +8,16 @@
 
 use std::time::Duration;
 
-/// One reading of the three clocks; a part that cannot be read is `None`.
+/// The three parts' CPU time: one reading, or what each used between two. A part that
+/// cannot be read is `None`.
 #[derive(Debug, Clone, Copy)]
-pub struct CpuSample {
+pub struct CpuTimes {
     server: Option<Duration>,
     database: Option<Duration>,
     bench: Option<Duration>,
 }
 
-/// What each part used between two readings.
-#[derive(Debug, Clone, Copy)]
-pub struct CpuUsed {
-    pub server: Option<Duration>,
-    pub database: Option<Duration>,
-    pub bench: Option<Duration>,
-}
-
-impl CpuSample {
+impl CpuTimes {
     /// Reads the server's process (when it is ours: `server_pid`), the PostgreSQL
     /// processes (when the run's database is PostgreSQL) and this process.
     pub fn now(server_pid: Option<u32>, postgres: bool) -> Self {
@@ -35,18 +28,16 @@ impl CpuSample {
         }
     }
 
-    /// What each part used since `before`.
-    pub fn since(&self, before: &CpuSample) -> CpuUsed {
+    /// What each part used since the reading `before`.
+    pub fn since(&self, before: &CpuTimes) -> CpuTimes {
         let used = |a: Option<Duration>, b: Option<Duration>| Some(a?.saturating_sub(b?));
-        CpuUsed {
+        CpuTimes {
             server: used(self.server, before.server),
             database: used(self.database, before.database),
             bench: used(self.bench, before.bench),
         }
     }
-}
 
-impl CpuUsed {
     /// The report's figures: each part's microseconds per delivered event, and the
     /// events one fully used server core delivers per second.
     pub fn per_event(&self, delivered: u64) -> Vec<(&'static str, f64)> {

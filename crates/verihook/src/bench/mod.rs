@@ -11,7 +11,7 @@ mod report;
 mod server;
 mod soak;
 
-use cpu::CpuSample;
+use cpu::CpuTimes;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use load::{Api, Org, Sent, Until};
@@ -481,13 +481,13 @@ async fn phase(args: &BenchArgs, orgs: usize, shape: Shape) -> Result<Report, St
     let lanes = shape.lanes();
     let began = Instant::now();
     let postgres = database_name(args) == "postgres";
-    let cpu_before = CpuSample::now(server.pid(), postgres);
+    let cpu_before = CpuTimes::now(server.pid(), postgres);
     let lag = LagWatch::start(api.clone());
     let (sent, mode) = send(args, api, orgs, 5_000).await;
     let peak_lag = lag.stop().await;
     let skip = (shape == Shape::DeadFirst).then_some(0);
     await_deliveries(&receiver, &sent, skip, lanes, args.drain_timeout).await;
-    let cpu = CpuSample::now(server.pid(), postgres).since(&cpu_before);
+    let cpu = CpuTimes::now(server.pid(), postgres).since(&cpu_before);
     let measured = measure(&receiver, &sent, skip, lanes, began);
     let mut extra = vec![
         ("apiRefused", sent.refused as f64),
