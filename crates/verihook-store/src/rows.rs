@@ -26,6 +26,30 @@ pub(crate) enum Value<'a> {
 }
 
 impl<'a> Value<'a> {
+    /// The value of an `Int` (`None` for another kind).
+    pub(crate) fn as_int(&self) -> Option<i64> {
+        match self {
+            Self::Int(v) => *v,
+            _ => None,
+        }
+    }
+
+    /// The value of a `Text` (`None` for another kind).
+    pub(crate) fn as_text(&self) -> Option<&str> {
+        match self {
+            Self::Text(t) => t.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The value of `Bytes` (`None` for another kind).
+    pub(crate) fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Self::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
     pub(crate) fn int(v: i64) -> Self {
         Self::Int(Some(v))
     }

@@ -6,19 +6,38 @@ use crate::rows::Value;
 use std::fmt::Write;
 use verihook_core::DeliveryStatus;
 
-pub(crate) const UPSERT_CUSTOMER: &str = "\
-    INSERT INTO customers (id, organization_id, customer_type, status, status_reason, email, \
-    first_name, last_name, date_of_birth, address_line1, address_line2, address_city, \
-    address_state, address_postal_code, address_country, created_at, updated_at, last_sequence) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
-    ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
-    status_reason = excluded.status_reason, email = excluded.email, \
-    first_name = excluded.first_name, last_name = excluded.last_name, \
-    date_of_birth = excluded.date_of_birth, address_line1 = excluded.address_line1, \
-    address_line2 = excluded.address_line2, address_city = excluded.address_city, \
-    address_state = excluded.address_state, address_postal_code = excluded.address_postal_code, \
-    address_country = excluded.address_country, updated_at = excluded.updated_at, \
-    last_sequence = excluded.last_sequence";
+/// A customer row's columns, in the order [`crate::rows::customer_params`] gives them.
+macro_rules! customer_columns {
+    () => {
+        "INSERT INTO customers (id, organization_id, customer_type, status, status_reason, \
+         email, first_name, last_name, date_of_birth, address_line1, address_line2, \
+         address_city, address_state, address_postal_code, address_country, created_at, \
+         updated_at, last_sequence) "
+    };
+}
+pub(crate) use customer_columns;
+
+/// A stored customer changes in every column but its identity and order.
+macro_rules! customer_upserted {
+    () => {
+        " ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
+         status_reason = excluded.status_reason, email = excluded.email, \
+         first_name = excluded.first_name, last_name = excluded.last_name, \
+         date_of_birth = excluded.date_of_birth, address_line1 = excluded.address_line1, \
+         address_line2 = excluded.address_line2, address_city = excluded.address_city, \
+         address_state = excluded.address_state, \
+         address_postal_code = excluded.address_postal_code, \
+         address_country = excluded.address_country, updated_at = excluded.updated_at, \
+         last_sequence = excluded.last_sequence"
+    };
+}
+pub(crate) use customer_upserted;
+
+pub(crate) const UPSERT_CUSTOMER: &str = concat!(
+    customer_columns!(),
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+    customer_upserted!()
+);
 
 pub(crate) const INSERT_EVENT: &str = "\
     INSERT INTO events (id, organization_id, customer_id, event_type, occurred_at, sequence, \

@@ -8,11 +8,14 @@
 //! leaves the others untouched; if the commit fails, every caller of the batch gets an
 //! error and nothing of theirs was written.
 //!
-//! Recorded attempt outcomes are the one kind of write merged across callers: every
-//! outcome waiting in a batch goes to the backend's `record` in one call (on PostgreSQL one
-//! statement), inside one savepoint, and each caller is answered with its own part. So the
-//! delivery engine sends each outcome here as it comes, and this is the only queue (and the
-//! only reply channel) on the record path.
+//! Two kinds of write are merged across callers, each into one call of the backend (on
+//! PostgreSQL one statement) inside one savepoint, each caller answered with its own part:
+//! - recorded attempt outcomes, so the delivery engine sends each outcome here as it comes,
+//!   and this is the only queue (and the only reply channel) on the record path;
+//! - new customers with their events and outbox entries: on PostgreSQL a statement per
+//!   customer cost a round trip and the executor's set-up of its data-modifying CTEs
+//!   each time. If the merged statement fails, each customer is saved again alone in its
+//!   own savepoint, so one bad change is refused to its caller only.
 //!
 //! Where the runner lives is the one difference between backends:
 //! - PostgreSQL: [`Writer::spawn_tasks`], a tokio task per connection, several batches in
@@ -33,6 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Mutex};
+use verihook_core::CustomerChange;
 
 const MAX_BATCH: usize = 512;
 const QUEUE: usize = 4_096;
@@ -44,19 +48,26 @@ type Job<C> = Box<dyn for<'c> FnOnce(&'c mut C) -> BoxFuture<'c, (bool, Reply)> 
 /// The backend's recording of attempt outcomes (see `Backend::record`).
 pub(crate) type RecordFn<C> =
     for<'c> fn(&'c mut C, &'c [AttemptOutcome]) -> BoxFuture<'c, Result<Vec<Recorded>, StoreError>>;
+/// The backend's storing of customer changes (see `Backend::save_changes`).
+pub(crate) type SaveFn<C> =
+    for<'c> fn(&'c mut C, &'c [CustomerChange]) -> BoxFuture<'c, Result<(), StoreError>>;
 
-/// How the backend records attempt outcomes, and whether that is one statement.
-pub(crate) struct Recorder<C> {
-    pub(crate) run: RecordFn<C>,
-    pub(crate) shape: Shape,
+/// The writes merged across callers, as the backend runs them.
+pub(crate) struct Merged<C> {
+    /// Attempt outcomes: always in a transaction (the endpoints' health goes with them).
+    pub(crate) record: RecordFn<C>,
+    /// New customers with their events and outbox entries.
+    pub(crate) save: SaveFn<C>,
+    /// What one customer's save needs when it runs alone in a batch.
+    pub(crate) save_alone: Shape,
 }
 
-impl<C> Clone for Recorder<C> {
+impl<C> Clone for Merged<C> {
     fn clone(&self) -> Self {
         *self
     }
 }
-impl<C> Copy for Recorder<C> {}
+impl<C> Copy for Merged<C> {}
 
 /// What a job's writes need when it runs alone in a batch (at low rates most batches are
 /// one job, and on a server each statement saved is a round trip). In a batch of several,
@@ -72,12 +83,15 @@ pub(crate) enum Shape {
     Several,
 }
 type RecordReply = oneshot::Sender<Result<Vec<Recorded>, StoreError>>;
+type SaveReply = oneshot::Sender<Result<(), StoreError>>;
 
-/// What a queue holds: a job, outcomes to record (merged with the batch's others), or a
-/// wake-up for a runner waiting on the API lane (see [`Lane`]).
+/// What a queue holds: a job, outcomes to record or a new customer to save (each merged
+/// with the batch's others of its kind), or a wake-up for a runner waiting on the API lane
+/// (see [`Lane`]).
 enum Work<C> {
     Job(Job<C>, Shape),
     Record(Vec<AttemptOutcome>, RecordReply),
+    Save(Box<CustomerChange>, SaveReply),
     Wake,
 }
 
@@ -111,7 +125,7 @@ struct Queues<C> {
 /// What a runner needs besides its connection.
 struct Runner<C> {
     queues: Arc<Mutex<Queues<C>>>,
-    record: Recorder<C>,
+    merged: Merged<C>,
 }
 
 fn channels<C>() -> (Writer<C>, Queues<C>) {
@@ -192,17 +206,13 @@ impl<C> Queues<C> {
 
 impl<C: Conn> Writer<C> {
     /// One tokio task per connection, all taking batches from one queue.
-    pub(crate) fn spawn_tasks(
-        connections: Vec<C>,
-        connect: Connect<C>,
-        record: Recorder<C>,
-    ) -> Self {
+    pub(crate) fn spawn_tasks(connections: Vec<C>, connect: Connect<C>, merged: Merged<C>) -> Self {
         let (writer, queues) = channels();
         let queues = Arc::new(Mutex::new(queues));
         for connection in connections {
             let runner = Runner {
                 queues: queues.clone(),
-                record,
+                merged,
             };
             tokio::spawn(run_task(connection, connect.clone(), runner));
         }
@@ -213,12 +223,12 @@ impl<C: Conn> Writer<C> {
     pub(crate) fn spawn_thread(
         connection: C,
         name: &str,
-        record: Recorder<C>,
+        merged: Merged<C>,
     ) -> Result<Self, StoreError> {
         let (writer, queues) = channels();
         std::thread::Builder::new()
             .name(name.into())
-            .spawn(move || run_thread(connection, queues, record))
+            .spawn(move || run_thread(connection, queues, merged))
             .map_err(|e| StoreError::Config(format!("cannot start the writer thread: {e}")))?;
         Ok(writer)
     }
@@ -255,6 +265,20 @@ impl<C: Conn> Writer<C> {
         };
         // Unlike a job, outcomes are still recorded after their caller gave up: late is
         // better than sending those attempts again.
+        tokio::time::timeout(WRITE_DEADLINE, answered)
+            .await
+            .map_err(|_| StoreError::Timeout(WRITE_DEADLINE))?
+    }
+
+    /// Stores a new customer with its events in the next batch, in one statement with the
+    /// batch's other new customers where the backend can; answers once that is committed.
+    pub(crate) async fn save(&self, change: CustomerChange) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let answered = async {
+            self.send(Lane::Api, Work::Save(Box::new(change), tx)).await?;
+            rx.await.map_err(|_| StoreError::WriterStopped)?
+        };
+        // A caller that gave up closed its reply: its save is dropped unrun (see `write`).
         tokio::time::timeout(WRITE_DEADLINE, answered)
             .await
             .map_err(|_| StoreError::Timeout(WRITE_DEADLINE))?
@@ -322,7 +346,7 @@ async fn run_task<C: Conn>(mut conn: C, connect: Connect<C>, runner: Runner<C>) 
     while runner.queues.lock().await.next_batch(&mut batch).await {
         let ran = tokio::time::timeout(
             BATCH_DEADLINE,
-            run_and_answer(&mut conn, &mut batch, runner.record),
+            run_and_answer(&mut conn, &mut batch, runner.merged),
         )
         .await;
         if !matches!(ran, Ok(Ok(()))) {
@@ -338,11 +362,11 @@ async fn run_task<C: Conn>(mut conn: C, connect: Connect<C>, runner: Runner<C>) 
     tracing::debug!("writer stopped: every store handle is gone");
 }
 
-fn run_thread<C: Conn>(mut conn: C, mut queues: Queues<C>, record: Recorder<C>) {
+fn run_thread<C: Conn>(mut conn: C, mut queues: Queues<C>, merged: Merged<C>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queues.blocking_next_batch(&mut batch) {
         let size = batch.len();
-        let ran = run_and_answer(&mut conn, &mut batch, record).now_or_never();
+        let ran = run_and_answer(&mut conn, &mut batch, merged).now_or_never();
         if ran.is_none() {
             // A synchronous connection never waits; dropping the work answers each
             // caller with an error, and nothing of theirs was committed.
@@ -358,10 +382,10 @@ fn run_thread<C: Conn>(mut conn: C, mut queues: Queues<C>, record: Recorder<C>) 
 async fn run_and_answer<C: Conn>(
     conn: &mut C,
     batch: &mut Vec<Work<C>>,
-    record: Recorder<C>,
+    merged: Merged<C>,
 ) -> Result<(), ()> {
     let size = batch.len();
-    match run_batch(conn, batch, record).await {
+    match run_batch(conn, batch, merged).await {
         Ok((replies, commit)) => {
             if let Err(e) = &commit {
                 tracing::error!(error = %e, size, "batch commit failed");
@@ -397,16 +421,73 @@ async fn reconnect<C>(connect: &Connect<C>) -> C {
 }
 
 /// Each job runs in its own savepoint, so that a failed job is undone without touching the
-/// rest; the batch's outcomes to record run together in one more. The savepoint commands
-/// between two jobs go in one round trip: on a server, round trips are what a batch costs.
+/// rest; the batch's outcomes to record run together in one more, and so do its new
+/// customers. The savepoint commands between two jobs go in one round trip: on a server,
+/// round trips are what a batch costs.
 #[tracing::instrument(level = "debug", skip_all, fields(size = batch.len()))]
 async fn run_batch<C: Conn>(
     conn: &mut C,
     batch: &mut Vec<Work<C>>,
-    record: Recorder<C>,
+    merged: Merged<C>,
 ) -> Result<BatchOutcome, StoreError> {
-    let mut replies = Vec::with_capacity(batch.len());
+    let Sorted { mut jobs, saves } = sort(batch, merged);
+    let saves = match <[_; 1]>::try_from(saves) {
+        Ok([(change, caller)]) => {
+            jobs.push((save_job(merged.save, change, caller), merged.save_alone));
+            Vec::new()
+        }
+        Err(saves) => saves,
+    };
+    if saves.is_empty() {
+        match jobs.len() {
+            // Only wake-ups: the work they announced went with an earlier batch.
+            0 => return Ok((Vec::new(), Ok(()))),
+            1 => {
+                let (job, shape) = jobs.remove(0);
+                return run_alone(conn, job, shape).await;
+            }
+            _ => {}
+        }
+    }
+    let mut replies = Vec::with_capacity(jobs.len() + 1);
+    let mut savepoint = Savepoint::first::<C>();
+    if !saves.is_empty() {
+        conn.batch(savepoint.before).await?;
+        let (changes, callers): (Vec<_>, Vec<_>) = saves.into_iter().unzip();
+        let saved = (merged.save)(conn, &changes).await;
+        savepoint = Savepoint::next(saved.is_ok());
+        match saved {
+            Ok(()) => replies.push(answer_savers(callers)),
+            // One bad change fails the statement of all: each runs alone, so that only
+            // its own caller hears of it.
+            Err(e) => {
+                tracing::debug!(error = %e, "merged save failed; saving one by one");
+                for (change, caller) in changes.into_iter().zip(callers) {
+                    jobs.push((save_job(merged.save, change, caller), Shape::Several));
+                }
+            }
+        }
+    }
+    for (job, _) in jobs {
+        conn.batch(savepoint.before).await?;
+        let (succeeded, reply) = job(conn).await;
+        savepoint = Savepoint::next(succeeded);
+        replies.push(reply);
+    }
+    conn.batch(savepoint.last).await?;
+    Ok((replies, commit(conn).await))
+}
+
+/// A batch's work by how it runs: jobs (the merged outcomes to record being one), and the
+/// new customers to save, whose callers still wait.
+struct Sorted<C> {
+    jobs: Vec<(Job<C>, Shape)>,
+    saves: Vec<(CustomerChange, SaveReply)>,
+}
+
+fn sort<C: Conn>(batch: &mut Vec<Work<C>>, merged: Merged<C>) -> Sorted<C> {
     let mut jobs = Vec::with_capacity(batch.len());
+    let mut saves = Vec::new();
     let mut outcomes = Vec::new();
     let mut recorders = Vec::new();
     for work in batch.drain(..) {
@@ -416,48 +497,73 @@ async fn run_batch<C: Conn>(
                 recorders.push((mine.len(), reply));
                 outcomes.extend(mine);
             }
+            // Its caller gave up (its deadline passed): a write that was never answered
+            // must not happen later behind its back.
+            Work::Save(_, caller) if caller.is_closed() => {}
+            Work::Save(change, caller) => saves.push((*change, caller)),
             Work::Wake => {}
         }
     }
     if !recorders.is_empty() {
-        let outcomes = std::mem::take(&mut outcomes);
+        let record = merged.record;
         let job: Job<C> = Box::new(move |conn: &mut C| {
             Box::pin(async move {
-                let result = (record.run)(conn, &outcomes).await;
+                let result = record(conn, &outcomes).await;
                 (result.is_ok(), answer_recorders(result, recorders))
             })
         });
-        jobs.push((job, record.shape));
+        jobs.push((job, Shape::Several));
     }
-    match jobs.len() {
-        // Only wake-ups: the work they announced went with an earlier batch.
-        0 => return Ok((Vec::new(), Ok(()))),
-        1 => {
-            let (job, shape) = jobs.remove(0);
-            return run_alone(conn, job, shape).await;
+    Sorted { jobs, saves }
+}
+
+/// The savepoint commands before the next job and after the last, given how the job
+/// before went.
+struct Savepoint {
+    before: &'static str,
+    last: &'static str,
+}
+
+impl Savepoint {
+    /// Opens the batch's transaction and the first job's savepoint.
+    fn first<C: Conn>() -> Self {
+        Self {
+            before: C::BEGIN_BATCH,
+            last: "RELEASE SAVEPOINT job",
         }
-        _ => {}
     }
-    let mut before_job = C::BEGIN_BATCH;
-    let mut after_last = "RELEASE SAVEPOINT job";
-    for (job, _) in jobs {
-        conn.batch(before_job).await?;
-        let (succeeded, reply) = job(conn).await;
-        (before_job, after_last) = if succeeded {
-            (
-                "RELEASE SAVEPOINT job; SAVEPOINT job",
-                "RELEASE SAVEPOINT job",
-            )
-        } else {
-            (
-                "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; SAVEPOINT job",
-                "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job",
-            )
-        };
-        replies.push(reply);
+
+    fn next(succeeded: bool) -> Self {
+        match succeeded {
+            true => Self {
+                before: "RELEASE SAVEPOINT job; SAVEPOINT job",
+                last: "RELEASE SAVEPOINT job",
+            },
+            false => Self {
+                before: "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; SAVEPOINT job",
+                last: "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job",
+            },
+        }
     }
-    conn.batch(after_last).await?;
-    Ok((replies, commit(conn).await))
+}
+
+/// One customer's save as a job of its own.
+fn save_job<C: Conn>(save: SaveFn<C>, change: CustomerChange, caller: SaveReply) -> Job<C> {
+    Box::new(move |conn: &mut C| {
+        Box::pin(async move {
+            let result = save(conn, std::slice::from_ref(&change)).await;
+            (result.is_ok(), reply_after_commit(result, caller))
+        })
+    })
+}
+
+/// After the commit, every caller of a merged save hears its fate.
+fn answer_savers(callers: Vec<SaveReply>) -> Reply {
+    Box::new(move |commit| {
+        for caller in callers {
+            let _ = caller.send(commit.clone().map_err(StoreError::CommitFailed));
+        }
+    })
 }
 
 /// A batch of one job needs no savepoint: the transaction is the job's, and a job of one

@@ -44,6 +44,11 @@ impl suite::Backend for Postgres {
         .expect("trigger created");
     }
 
+    async fn refuse_customer(&self, id: &str) {
+        let check = format!("ALTER TABLE customers ADD CONSTRAINT refused CHECK (id <> '{id}')");
+        self.run_sql(&check).await;
+    }
+
     async fn run_sql(&self, sql: &str) {
         let mut conn = sqlx::PgConnection::connect(self.db.url())
             .await

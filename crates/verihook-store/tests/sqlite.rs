@@ -36,6 +36,14 @@ impl suite::Backend for Sqlite {
         .expect("trigger created");
     }
 
+    async fn refuse_customer(&self, id: &str) {
+        let trigger = format!(
+            "CREATE TRIGGER refused BEFORE INSERT ON customers WHEN NEW.id = '{id}' \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+        );
+        self.run_sql(&trigger).await;
+    }
+
     async fn run_sql(&self, sql: &str) {
         let mut conn = sqlx::SqliteConnection::connect(self.db.url())
             .await

@@ -1,5 +1,5 @@
 //! [`Customers`], written once for every backend: each write stores the customer with its
-//! events and their outbox entries (the backend's `save_change`).
+//! events and their outbox entries (the backend's `save_changes`).
 
 use super::{Backend, Database};
 use crate::conn::Conn;
@@ -7,7 +7,7 @@ use crate::repository::{Customers, Mutation, Page, PageRequest, Scope};
 use crate::rows::{self, Value};
 use crate::secrets::Sealer;
 use crate::sql::{self, Query};
-use crate::writer::{Lane, Shape};
+use crate::writer::Lane;
 use crate::StoreError;
 use crate::{AnswerWithChange, StoredAnswer};
 use async_trait::async_trait;
@@ -24,19 +24,20 @@ impl<B: Backend> Customers for Database<B> {
         change: CustomerChange,
         answer: Option<AnswerWithChange>,
     ) -> Result<(), StoreError> {
-        // With an answer to store it is two statements, which need a transaction.
-        let shape = match answer {
-            None => B::SAVE_CHANGE,
-            Some(_) => Shape::Several,
-        };
-        let sealer = self.sealer.clone();
-        self.write_shaped(Lane::Api, shape, move |conn| {
-            Box::pin(async move {
-                B::save_change(conn, &change.customer, &change.events).await?;
-                store_answer_with::<B>(conn, answer, &change, &sealer).await
-            })
-        })
-        .await?;
+        match answer {
+            // Merged with the batch's other new customers.
+            None => self.backend.writer().save(change).await?,
+            Some(answer) => {
+                let sealer = self.sealer.clone();
+                self.write(Lane::Api, move |conn| {
+                    Box::pin(async move {
+                        B::save_changes(conn, &[(&change.customer, &change.events)]).await?;
+                        store_answer_with::<B>(conn, Some(answer), &change, &sealer).await
+                    })
+                })
+                .await?;
+            }
+        }
         self.deliveries_due();
         Ok(())
     }
@@ -124,7 +125,7 @@ impl<B: Backend> Database<B> {
                 let (mutation, answer) = taken.ok_or(StoreError::WriterStopped)?;
                 let change = mutation(&current)?;
                 if change.customer != current || !change.events.is_empty() {
-                    B::save_change(conn, &change.customer, &change.events).await?;
+                    B::save_changes(conn, &[(&change.customer, &change.events)]).await?;
                 }
                 store_answer_with::<B>(conn, answer, &change, &sealer).await?;
                 Ok(change)

@@ -125,7 +125,7 @@ async fn store_deletion<B: Backend>(
         updated_at: erasure.at,
         ..current.clone()
     };
-    B::save_change(conn, &next, std::slice::from_ref(&deleted)).await?;
+    B::save_changes(conn, &[(&next, std::slice::from_ref(&deleted))]).await?;
     Ok(deleted)
 }
 

@@ -25,13 +25,15 @@ use crate::repository::Health;
 use crate::rows::{self, Row, Value};
 use crate::secrets::Sealer;
 use crate::sql::{self, Query};
-use crate::writer::{Lane, Recorder, Shape, Writer};
+use crate::writer::{Lane, Merged, Shape, Writer};
 use crate::StoreError;
 use async_trait::async_trait;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::{watch, Notify};
-use verihook_core::{Customer, EndpointId, Event, OrganizationId, WebhookSecret, WebhookUrl};
+use verihook_core::{
+    Customer, CustomerChange, EndpointId, Event, OrganizationId, WebhookSecret, WebhookUrl,
+};
 
 /// What a database backend provides. Everything else is [`Database`]'s, written once.
 pub(crate) trait Backend: Send + Sync + 'static {
@@ -64,7 +66,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// A statement that tells every node, at commit, that deliveries fell due (PostgreSQL's
     /// NOTIFY); `None` where one process is all there is.
     const ANNOUNCE: Option<&'static str>;
-    /// Whether [`Backend::save_change`] is one statement (PostgreSQL's data-modifying
+    /// Whether [`Backend::save_changes`] is one statement (PostgreSQL's data-modifying
     /// CTEs), so that, run alone, it needs no transaction. (Recording outcomes always takes
     /// one: the endpoints' health is written with them.)
     const SAVE_CHANGE: Shape;
@@ -97,12 +99,12 @@ pub(crate) trait Backend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Row>, StoreError>> + Send;
     fn writer(&self) -> &Writer<Self::Conn>;
 
-    /// Stores a customer (inserted, or updated in every column but its identity and
-    /// order), its events and their outbox entries.
-    fn save_change<'c>(
+    /// Stores customers (each inserted, or updated in every column but its identity and
+    /// order), their events and the events' outbox entries. The writer hands it every new
+    /// customer of a batch at once (see [`crate::writer`]): no customer appears twice.
+    fn save_changes<'c>(
         conn: &'c mut Self::Conn,
-        customer: &'c Customer,
-        events: &'c [Event],
+        changes: &'c [Change<'c>],
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'c;
     /// Claims due deliveries under a new lease (see [`Outbox::claim`]).
     fn claim<'c>(
@@ -115,6 +117,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
         outcomes: &'c [AttemptOutcome],
     ) -> impl Future<Output = Result<Vec<Recorded>, StoreError>> + Send + 'c;
 }
+
+/// A customer as it is to be stored, with the events its change made.
+pub(crate) type Change<'a> = (&'a Customer, &'a [Event]);
 
 /// The repositories and the outbox over one backend.
 pub(crate) struct Database<B> {
@@ -228,9 +233,10 @@ impl<B: Backend> Database<B> {
 
 type BoxFuture<'a, T> = futures_util::future::BoxFuture<'a, T>;
 
-/// [`Backend::record`] as the writer calls it for a batch's merged outcomes.
-pub(crate) fn recorder<B: Backend>() -> Recorder<B::Conn> {
-    fn boxed<'c, B: Backend>(
+/// The writes the writer merges across callers, as this backend runs them: a batch's
+/// attempt outcomes ([`Backend::record`]) and its new customers ([`Backend::save_changes`]).
+pub(crate) fn merged<B: Backend>() -> Merged<B::Conn> {
+    fn record<'c, B: Backend>(
         conn: &'c mut B::Conn,
         outcomes: &'c [AttemptOutcome],
     ) -> BoxFuture<'c, Result<Vec<Recorded>, StoreError>> {
@@ -238,17 +244,28 @@ pub(crate) fn recorder<B: Backend>() -> Recorder<B::Conn> {
             let recorded = B::record(conn, outcomes).await?;
             // Health is the outcomes' summary: a failure to write it must not report the
             // outcomes (recorded, or in a transaction the commit will refuse) as lost.
+            // They commit together: a reader never sees an event failed while its
+            // endpoint still reads healthy.
             if let Err(e) = health::record::<B>(conn, outcomes, &recorded).await {
                 tracing::warn!(error = %e, "endpoint health not updated");
             }
             Ok(recorded)
         })
     }
-    Recorder {
-        run: boxed::<B>,
-        // The outcomes and the health they imply commit together: a reader never sees an
-        // event failed while its endpoint still reads healthy.
-        shape: Shape::Several,
+    fn save<'c, B: Backend>(
+        conn: &'c mut B::Conn,
+        changes: &'c [CustomerChange],
+    ) -> BoxFuture<'c, Result<(), StoreError>> {
+        let changes: Vec<Change<'c>> = changes
+            .iter()
+            .map(|c| (&c.customer, c.events.as_slice()))
+            .collect();
+        Box::pin(async move { B::save_changes(conn, &changes).await })
+    }
+    Merged {
+        record: record::<B>,
+        save: save::<B>,
+        save_alone: B::SAVE_CHANGE,
     }
 }
 

@@ -22,6 +22,21 @@ pub(super) fn bind<'q>(sql: &'q str, params: &'q [Value<'_>]) -> PgQuery<'q> {
         })
 }
 
+/// Binds `rows`, all of one shape, column by column, each column one array (typed by its
+/// values, which the statement's casts must match): a statement over `UNNEST` of them
+/// writes any number of rows in one round trip.
+pub(super) fn bind_columns<'q>(query: PgQuery<'q>, rows: &'q [Vec<Value<'_>>]) -> PgQuery<'q> {
+    let width = rows.first().map_or(0, Vec::len);
+    (0..width).fold(query, |q, i| {
+        let cells = rows.iter().filter_map(move |row| row.get(i));
+        match rows.first().and_then(|row| row.get(i)) {
+            Some(Value::Int(_)) => q.bind(cells.map(Value::as_int).collect::<Vec<_>>()),
+            Some(Value::Bytes(_)) => q.bind(cells.map(Value::as_bytes).collect::<Vec<_>>()),
+            _ => q.bind(cells.map(Value::as_text).collect::<Vec<_>>()),
+        }
+    })
+}
+
 fn cell(row: &PgRow, i: usize, type_name: &str) -> Result<Value<'static>, StoreError> {
     Ok(match type_name {
         "INT8" => Value::Int(row.try_get::<Option<i64>, _>(i)?),

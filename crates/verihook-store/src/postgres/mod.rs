@@ -13,7 +13,7 @@ mod hosts;
 mod ops;
 mod partitions;
 
-use crate::database::{recorder, Backend, Database};
+use crate::database::{merged, Backend, Database};
 use crate::rows::{Row, Value};
 use crate::secrets::{seal_stored, Sealer, SecretKey};
 use crate::writer::{Connect, Shape, Writer};
@@ -112,7 +112,7 @@ pub async fn open_with(url: &str, key: Option<&SecretKey>) -> Result<Storage, St
     listener.listen(CHANNEL).await?;
     let backend = Postgres {
         readers,
-        writer: Writer::spawn_tasks(write_connections, connect, recorder::<Postgres>()),
+        writer: Writer::spawn_tasks(write_connections, connect, merged::<Postgres>()),
         listener: tokio::spawn(relay_notifications(
             listener,
             node,
@@ -232,12 +232,11 @@ impl Backend for Postgres {
         partitions::maintain(&self.readers, before, cut_before).await
     }
 
-    fn save_change<'c>(
+    fn save_changes<'c>(
         conn: &'c mut PgConnection,
-        customer: &'c verihook_core::Customer,
-        events: &'c [verihook_core::Event],
+        changes: &'c [crate::database::Change<'c>],
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'c {
-        ops::save_change(conn, customer, events)
+        ops::save_changes(conn, changes)
     }
 
     fn claim<'c>(

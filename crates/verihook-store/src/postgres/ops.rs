@@ -2,25 +2,29 @@
 //! trip), since on a server round trips are what a batch costs.
 
 use super::channel;
-use super::conn::{bind, rows};
-use crate::database::{claimed_deliveries, Claimed};
+use super::conn::{bind_columns, rows};
+use crate::database::{claimed_deliveries, Change, Claimed};
 use crate::outbox::{AttemptOutcome, ClaimRequest, ClaimedDelivery, NextStep, Recorded};
-use crate::rows::{customer_params, sequence};
+use crate::rows::{customer_params, sequence, Value};
 use crate::{sql, StoreError};
 use sqlx::PgConnection;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 use verihook_core::id::random_token;
-use verihook_core::{Customer, ErrorClass, Event};
+use verihook_core::{ErrorClass, Event};
 
-/// The customer (inserted, or updated in every column but its identity and order), its
-/// events and their outbox entries (one per live, enabled endpoint of the organization
-/// whose filter takes the event's type, or one parked when it has no endpoint: see
-/// `sql::PARKED`), and the wake-up of every node, in one statement
-/// (data-modifying CTEs). `$1`–`$18` are the customer, `$19`–`$25` the events' columns.
-static SAVE_CHANGE: LazyLock<String> = LazyLock::new(|| {
+/// The customers (each inserted, or updated in every column but its identity and order),
+/// their events and the events' outbox entries (one per live, enabled endpoint of the
+/// organization whose filter takes the event's type, or one parked when it has no
+/// endpoint: see `sql::PARKED`), and the wake-up of every node, in one statement
+/// (data-modifying CTEs) however many customers a batch brings. `$1`–`$18` are the
+/// customers' columns, `$19`–`$25` the events', each an array.
+static SAVE_CHANGES: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH customer AS ({}), \
+        "WITH customer AS ({} SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], \
+            $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], \
+            $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], \
+            $16::bigint[], $17::bigint[], $18::bigint[]) {}), \
          event AS (INSERT INTO events (id, organization_id, customer_id, event_type, \
             occurred_at, sequence, body) \
             SELECT * FROM UNNEST($19::text[], $20::text[], $21::text[], $22::text[], \
@@ -35,19 +39,20 @@ static SAVE_CHANGE: LazyLock<String> = LazyLock::new(|| {
                 AND en.deleted_at IS NULL)) \
          SELECT pg_notify('{}', current_setting('application_name')) \
          WHERE cardinality($19::text[]) > 0",
-        sql::UPSERT_CUSTOMER,
+        sql::customer_columns!(),
+        sql::customer_upserted!(),
         channel!()
     )
 });
 
-pub(super) async fn save_change(
+pub(super) async fn save_changes(
     conn: &mut PgConnection,
-    customer: &Customer,
-    events: &[Event],
+    changes: &[Change<'_>],
 ) -> Result<(), StoreError> {
-    let column = |f: fn(&Event) -> &str| events.iter().map(f).collect::<Vec<&str>>();
-    let params = customer_params(customer);
-    bind(&SAVE_CHANGE, &params)
+    let customers: Vec<Vec<Value>> = changes.iter().map(|(c, _)| customer_params(c)).collect();
+    let events: Vec<&Event> = changes.iter().flat_map(|(_, events)| *events).collect();
+    let column = |f: fn(&Event) -> &str| events.iter().map(|e| f(e)).collect::<Vec<&str>>();
+    bind_columns(sqlx::query(&SAVE_CHANGES), &customers)
         .bind(column(|e| e.id.as_str()))
         .bind(column(|e| e.organization_id.as_str()))
         .bind(column(|e| e.customer_id.as_str()))

@@ -8,7 +8,7 @@ mod conn;
 mod migrate;
 mod ops;
 
-use crate::database::{recorder, Backend, Database};
+use crate::database::{merged, Backend, Database};
 use crate::rows::{Row, Value};
 use crate::secrets::{seal_stored, Sealer, SecretKey};
 use crate::writer::{Shape, Writer};
@@ -109,7 +109,7 @@ impl Sqlite {
         writer.pragma_update(None, "temp_store", "MEMORY")?;
         Ok(Self {
             readers: conn::Readers::open(path, READERS)?,
-            writer: Writer::spawn_thread(writer, "verihook-sqlite-writer", recorder::<Self>())?,
+            writer: Writer::spawn_thread(writer, "verihook-sqlite-writer", merged::<Self>())?,
         })
     }
 }
@@ -191,12 +191,16 @@ impl Backend for Sqlite {
         &self.writer
     }
 
-    fn save_change<'c>(
+    /// One after another: statements cost no round trip here.
+    fn save_changes<'c>(
         conn: &'c mut Connection,
-        customer: &'c verihook_core::Customer,
-        events: &'c [verihook_core::Event],
+        changes: &'c [crate::database::Change<'c>],
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'c {
-        std::future::ready(ops::save_change(conn, customer, events))
+        std::future::ready(
+            changes
+                .iter()
+                .try_for_each(|(customer, events)| ops::save_change(conn, customer, events)),
+        )
     }
 
     fn claim<'c>(

@@ -41,6 +41,8 @@ pub trait Backend: Sized {
     fn store(&self) -> Storage;
     /// From now on, every insert into the events table fails inside the database.
     fn fail_event_inserts(&self) -> impl Future<Output = ()>;
+    /// From now on, the database refuses to insert the customer `id`.
+    fn refuse_customer(&self, id: &str) -> impl Future<Output = ()>;
     /// Runs `sql` on the database (a test's shortcut past a wait, say).
     fn run_sql(&self, sql: &str) -> impl Future<Output = ()>;
     /// Closes the store and opens the same database again.
@@ -565,6 +567,56 @@ pub async fn events_filter_by_type_customer_and_status<B: Backend>() {
 
 /// Many writers at once share commits; every write lands, and changes to one customer are
 /// serialized, never lost: each successful toggle is one more status change, in order.
+/// New customers arriving together are saved in one statement where the backend can: one
+/// the database refuses is refused alone, and every other lands with its event and outbox
+/// entry.
+pub async fn new_customers_saved_together_are_refused_one_by_one<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = with_webhook(&store).await;
+    let bad = new_customer(&org, "bad@example.com");
+    let bad_id = bad.customer.id.clone();
+    b.refuse_customer(bad_id.as_str()).await;
+    let changes = (0..61).map(|i| match i {
+        30 => bad.clone(),
+        _ => new_customer(&org, &format!("c{i}@example.com")),
+    });
+    let inserts: Vec<_> = changes
+        .map(|change| {
+            let store = store.clone();
+            let id = change.customer.id.clone();
+            tokio::spawn(async move { (id, store.customers.insert_customer(change).await) })
+        })
+        .collect();
+    for handle in inserts {
+        let (id, result) = handle.await.expect("joined");
+        assert_eq!(result.is_err(), id == bad_id, "{id}: {result:?}");
+        let read = store
+            .customers
+            .customer(Scope::All, &id)
+            .await
+            .expect("read");
+        assert_eq!(read.is_some(), id != bad_id, "{id}");
+    }
+    let pending = store
+        .events
+        .list_events(
+            Scope::Organization(&org.id),
+            &EventFilter::default(),
+            PageRequest {
+                limit: 100,
+                after: None,
+            },
+        )
+        .await
+        .expect("listed")
+        .items;
+    assert_eq!(pending.len(), 60);
+    assert!(pending
+        .iter()
+        .all(|e| e.delivery_status == DeliveryStatus::Pending));
+}
+
 pub async fn concurrent_writes_all_land_and_never_interleave<B: Backend>() {
     let b = B::fresh().await;
     let store = b.store();
@@ -1242,6 +1294,7 @@ macro_rules! store_suite {
             pages_run_newest_first_with_cursors,
             events_filter_by_type_customer_and_status,
             concurrent_writes_all_land_and_never_interleave,
+            new_customers_saved_together_are_refused_one_by_one,
             data_survives_reopening,
             only_endpoints_with_a_url_are_claimed_once_per_lease,
             a_delivered_attempt_is_logged_and_final,
