@@ -58,14 +58,16 @@ pub(super) fn save_change(
 /// those already in flight (`?2`, a JSON object of counts by endpoint id; endpoints at the
 /// limit are not even looked at), of live endpoints only. SQLite's LIMIT cannot depend on
 /// the row, so the candidates are ranked per endpoint and cut at each one's headroom.
-/// (`?N` binds by number.)
+/// `CROSS JOIN` keeps the endpoints the outer loop (SQLite does not reorder it): left to
+/// itself, without statistics, the planner scanned every due delivery per claim instead
+/// (measured with 970,000 waiting: 4.4 s a claim, against 1 ms). (`?N` binds by number.)
 const CLAIM: &str = "\
     WITH busy AS (SELECT key AS endpoint_id, value AS n FROM json_each(?2)), \
     candidates AS ( \
         SELECT d.event_seq, d.endpoint_seq, d.due_at, en.id AS endpoint_id, ROW_NUMBER() OVER ( \
             PARTITION BY d.endpoint_seq ORDER BY d.due_at) AS rank \
         FROM endpoints en \
-        JOIN deliveries d ON d.endpoint_seq = en.seq AND d.event_seq IN ( \
+        CROSS JOIN deliveries d ON d.endpoint_seq = en.seq AND d.event_seq IN ( \
             SELECT d2.event_seq FROM deliveries d2 \
             WHERE d2.endpoint_seq = en.seq AND d2.due_at <= ?1 \
             ORDER BY d2.due_at LIMIT ?5) \
@@ -168,4 +170,40 @@ pub(super) fn record(conn: &Connection, o: &AttemptOutcome) -> Result<Recorded, 
     attempt.extend(rows::attempt_params(&o.record));
     execute(conn, sql::INSERT_ATTEMPT, &attempt)?;
     Ok(recorded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The claim's plan seeks each endpoint's due deliveries by index: a scan of the
+    /// outbox would cost every claim the whole backlog (seconds at a million waiting).
+    #[test]
+    fn a_claim_never_scans_the_outbox() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut conn = super::super::conn::open(&dir.path().join("plan.db")).expect("opened");
+        super::super::migrate::run(&mut conn).expect("migrated");
+        let mut plan = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {CLAIM}"))
+            .expect("planned");
+        let steps: Vec<String> = plan
+            .query_map(params![0, "{}", 0, "token", 32, 256], |row| {
+                row.get::<_, String>("detail")
+            })
+            .expect("read")
+            .collect::<Result<_, _>>()
+            .expect("read");
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.starts_with("SEARCH d USING PRIMARY KEY")),
+            "{steps:#?}"
+        );
+        assert!(
+            !steps
+                .iter()
+                .any(|s| s.starts_with("SCAN d ") || s.starts_with("SCAN deliveries")),
+            "{steps:#?}"
+        );
+    }
 }
