@@ -24,9 +24,9 @@ import sys
 # The step of an event's path, by the frame nearest the leaf that matches (first pattern
 # of that frame wins).
 STEPS = [
-    ("writer: save change", r"ops::save_change|insert_customer_answering|update_customer|Backend>::save_change"),
+    ("writer: save change", r"ops::save_change|merged::save\b|insert_customer_answering|update_customer|Backend>::save_change"),
     ("writer: claim", r"ops::claim\b|Outbox for .*>::claim|Backend>::claim"),
-    ("writer: record", r"ops::record\b|recorder::boxed|record_outcomes|Backend>::record"),
+    ("writer: record", r"ops::record\b|merged::record\b|record_outcomes|Backend>::record"),
     ("writer: commit", r"verihook_store::writer::commit"),
     ("writer: savepoints, queue", r"verihook_store::writer"),
     ("store: reads", r"verihook_store::sqlite::conn::Readers|verihook_store::database|verihook_store::postgres"),

@@ -275,7 +275,8 @@ impl<C: Conn> Writer<C> {
     pub(crate) async fn save(&self, change: CustomerChange) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
         let answered = async {
-            self.send(Lane::Api, Work::Save(Box::new(change), tx)).await?;
+            self.send(Lane::Api, Work::Save(Box::new(change), tx))
+                .await?;
             rx.await.map_err(|_| StoreError::WriterStopped)?
         };
         // A caller that gave up closed its reply: its save is dropped unrun (see `write`).
@@ -431,13 +432,6 @@ async fn run_batch<C: Conn>(
     merged: Merged<C>,
 ) -> Result<BatchOutcome, StoreError> {
     let Sorted { mut jobs, saves } = sort(batch, merged);
-    let saves = match <[_; 1]>::try_from(saves) {
-        Ok([(change, caller)]) => {
-            jobs.push((save_job(merged.save, change, caller), merged.save_alone));
-            Vec::new()
-        }
-        Err(saves) => saves,
-    };
     if saves.is_empty() {
         match jobs.len() {
             // Only wake-ups: the work they announced went with an earlier batch.
@@ -453,20 +447,9 @@ async fn run_batch<C: Conn>(
     let mut savepoint = Savepoint::first::<C>();
     if !saves.is_empty() {
         conn.batch(savepoint.before).await?;
-        let (changes, callers): (Vec<_>, Vec<_>) = saves.into_iter().unzip();
-        let saved = (merged.save)(conn, &changes).await;
-        savepoint = Savepoint::next(saved.is_ok());
-        match saved {
-            Ok(()) => replies.push(answer_savers(callers)),
-            // One bad change fails the statement of all: each runs alone, so that only
-            // its own caller hears of it.
-            Err(e) => {
-                tracing::debug!(error = %e, "merged save failed; saving one by one");
-                for (change, caller) in changes.into_iter().zip(callers) {
-                    jobs.push((save_job(merged.save, change, caller), Shape::Several));
-                }
-            }
-        }
+        let saved = run_saves(conn, saves, merged.save, &mut jobs).await;
+        savepoint = Savepoint::next(saved.is_some());
+        replies.extend(saved);
     }
     for (job, _) in jobs {
         conn.batch(savepoint.before).await?;
@@ -478,8 +461,31 @@ async fn run_batch<C: Conn>(
     Ok((replies, commit(conn).await))
 }
 
+/// The batch's new customers in one call of the backend, inside the current savepoint:
+/// the reply to their callers if it succeeded. If it failed (one bad change fails the
+/// call of all), each is queued to run alone, so that only its own caller hears of it.
+async fn run_saves<C: Conn>(
+    conn: &mut C,
+    saves: Vec<(CustomerChange, SaveReply)>,
+    save: SaveFn<C>,
+    jobs: &mut Vec<(Job<C>, Shape)>,
+) -> Option<Reply> {
+    let (changes, callers): (Vec<_>, Vec<_>) = saves.into_iter().unzip();
+    match save(conn, &changes).await {
+        Ok(()) => Some(answer_savers(callers)),
+        Err(e) => {
+            tracing::debug!(error = %e, "merged save failed; saving one by one");
+            let alone = changes.into_iter().zip(callers);
+            jobs.extend(
+                alone.map(|(change, caller)| (save_job(save, change, caller), Shape::Several)),
+            );
+            None
+        }
+    }
+}
+
 /// A batch's work by how it runs: jobs (the merged outcomes to record being one), and the
-/// new customers to save, whose callers still wait.
+/// new customers to save together (two or more), whose callers still wait.
 struct Sorted<C> {
     jobs: Vec<(Job<C>, Shape)>,
     saves: Vec<(CustomerChange, SaveReply)>,
@@ -504,6 +510,15 @@ fn sort<C: Conn>(batch: &mut Vec<Work<C>>, merged: Merged<C>) -> Sorted<C> {
             Work::Wake => {}
         }
     }
+    // One new customer is a job like any other (on PostgreSQL, alone in its batch, one
+    // statement needing no transaction).
+    let saves = match <[_; 1]>::try_from(saves) {
+        Ok([(change, caller)]) => {
+            jobs.push((save_job(merged.save, change, caller), merged.save_alone));
+            Vec::new()
+        }
+        Err(saves) => saves,
+    };
     if !recorders.is_empty() {
         let record = merged.record;
         let job: Job<C> = Box::new(move |conn: &mut C| {
