@@ -251,6 +251,23 @@ impl<C: Conn> Writer<C> {
         Ok(())
     }
 
+    /// Queues `work` in `lane` and waits for its answer on `answer`, at most
+    /// [`WRITE_DEADLINE`] in all.
+    async fn answer<T>(
+        &self,
+        lane: Lane,
+        work: Work<C>,
+        answer: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let answered = async {
+            self.send(lane, work).await?;
+            answer.await.map_err(|_| StoreError::WriterStopped)?
+        };
+        tokio::time::timeout(WRITE_DEADLINE, answered)
+            .await
+            .map_err(|_| StoreError::Timeout(WRITE_DEADLINE))?
+    }
+
     /// Records attempt outcomes in the next batch, together with every other outcome
     /// waiting there; answers once the batch is committed.
     pub(crate) async fn record(
@@ -258,31 +275,19 @@ impl<C: Conn> Writer<C> {
         outcomes: Vec<AttemptOutcome>,
     ) -> Result<Vec<Recorded>, StoreError> {
         let (tx, rx) = oneshot::channel();
-        let answered = async {
-            self.send(Lane::Delivery, Work::Record(outcomes, tx))
-                .await?;
-            rx.await.map_err(|_| StoreError::WriterStopped)?
-        };
         // Unlike a job, outcomes are still recorded after their caller gave up: late is
         // better than sending those attempts again.
-        tokio::time::timeout(WRITE_DEADLINE, answered)
+        self.answer(Lane::Delivery, Work::Record(outcomes, tx), rx)
             .await
-            .map_err(|_| StoreError::Timeout(WRITE_DEADLINE))?
     }
 
     /// Stores a new customer with its events in the next batch, in one statement with the
     /// batch's other new customers where the backend can; answers once that is committed.
     pub(crate) async fn save(&self, change: CustomerChange) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
-        let answered = async {
-            self.send(Lane::Api, Work::Save(Box::new(change), tx))
-                .await?;
-            rx.await.map_err(|_| StoreError::WriterStopped)?
-        };
         // A caller that gave up closed its reply: its save is dropped unrun (see `write`).
-        tokio::time::timeout(WRITE_DEADLINE, answered)
+        self.answer(Lane::Api, Work::Save(Box::new(change), tx), rx)
             .await
-            .map_err(|_| StoreError::Timeout(WRITE_DEADLINE))?
     }
 
     /// Runs `op`, of the given shape, in the next batch that takes it from `lane`, and
@@ -305,13 +310,7 @@ impl<C: Conn> Writer<C> {
                 (result.is_ok(), reply_after_commit(result, tx))
             })
         });
-        let answered = async {
-            self.send(lane, Work::Job(job, shape)).await?;
-            rx.await.map_err(|_| StoreError::WriterStopped)?
-        };
-        tokio::time::timeout(WRITE_DEADLINE, answered)
-            .await
-            .map_err(|_| StoreError::Timeout(WRITE_DEADLINE))?
+        self.answer(lane, Work::Job(job, shape), rx).await
     }
 }
 

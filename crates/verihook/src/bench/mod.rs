@@ -340,7 +340,8 @@ async fn await_deliveries(
         .filter(|(_, (_, org))| Some(*org) != skip_org)
         .flat_map(|(i, _)| (0..lanes).map(move |lane| (*i, lane)))
         .collect();
-    let bar = progress(expected.len() as u64, "delivered");
+    let total = expected.len();
+    let bar = progress(total as u64, "delivered");
     let mut last_progress = (0usize, Instant::now());
     let mut missing = expected;
     loop {
@@ -349,7 +350,8 @@ async fn await_deliveries(
         // receiver the slowest part of the run. The keys are looked up only once enough
         // arrived, and only those still missing.
         let arrived = receiver.snapshot(|a| a.first.len());
-        bar.set_position(arrived as u64);
+        // Arrivals of other runs on this receiver count too: the bar stops at the total.
+        bar.set_position(arrived.min(total) as u64);
         if arrived >= missing.len() {
             receiver.snapshot(|a| missing.retain(|k| !a.first.contains_key(k)));
             if missing.is_empty() {
