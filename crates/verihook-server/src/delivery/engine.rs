@@ -87,22 +87,34 @@ struct InFlight {
 #[derive(Default)]
 struct Schedule {
     /// `None`: unknown, read it.
-    known: Option<(Option<Timestamp>, Instant)>,
+    known: Option<Reading>,
+}
+
+struct Reading {
+    due: Option<Timestamp>,
+    read_at: Instant,
+    /// The endpoints the reading left out, being at their limit then. It says nothing of
+    /// their deliveries: once one of them has room again, the reading no longer holds
+    /// (taken as it was, a backlog drain idled a whole polling interval each time a
+    /// claim's snapshot of the slots went stale while it ran).
+    excluding: Vec<EndpointId>,
 }
 
 impl Schedule {
-    /// The next due time, if it is still good: in the future and read within `fresh`.
-    fn next_due(&self, fresh: Duration) -> Option<Option<Timestamp>> {
-        let (due, read_at) = self.known?;
-        let passed = due.is_some_and(|due| due <= Timestamp::now());
-        (!passed && read_at.elapsed() < fresh).then_some(due)
+    /// The next due time, if it is still good: in the future, read within `fresh`, and
+    /// leaving out none of the endpoints that have room now (none outside `saturated`).
+    fn next_due(&self, fresh: Duration, saturated: &[EndpointId]) -> Option<Option<Timestamp>> {
+        let reading = self.known.as_ref()?;
+        let passed = reading.due.is_some_and(|due| due <= Timestamp::now());
+        let covers = reading.excluding.iter().all(|e| saturated.contains(e));
+        (!passed && covers && reading.read_at.elapsed() < fresh).then_some(reading.due)
     }
 
     /// A retry falls due at `at`.
     fn retry_at(&mut self, at: Timestamp) {
-        if let Some((due, _)) = &mut self.known {
-            if due.is_none_or(|due| at < due) {
-                *due = Some(at);
+        if let Some(reading) = &mut self.known {
+            if reading.due.is_none_or(|due| at < due) {
+                reading.due = Some(at);
             }
         }
     }
@@ -311,14 +323,20 @@ impl DeliveryEngine {
 
     /// How long until the next delivery falls due, at most the polling interval.
     async fn until_next_due(&self, saturated: &[EndpointId]) -> Duration {
-        let known = lock(&self.state).schedule.next_due(self.limits.poll);
+        let known = lock(&self.state)
+            .schedule
+            .next_due(self.limits.poll, saturated);
         let due = match known {
             Some(due) => due,
             None => {
                 let read_at = Instant::now();
                 match self.outbox.next_due(saturated).await {
                     Ok(due) => {
-                        lock(&self.state).schedule.known = Some((due, read_at));
+                        lock(&self.state).schedule.known = Some(Reading {
+                            due,
+                            read_at,
+                            excluding: saturated.to_vec(),
+                        });
                         due
                     }
                     Err(e) => {
@@ -617,48 +635,73 @@ mod tests {
 
     #[test]
     fn an_unread_schedule_is_read() {
-        assert_eq!(Schedule::default().next_due(FRESH), None);
+        assert_eq!(Schedule::default().next_due(FRESH, &[]), None);
     }
 
     #[test]
     fn a_future_due_time_read_just_now_holds() {
         let due = in_micros(500_000);
         let schedule = Schedule {
-            known: Some((Some(due), Instant::now())),
+            known: Some(reading(Some(due), Instant::now())),
         };
-        assert_eq!(schedule.next_due(FRESH), Some(Some(due)));
+        assert_eq!(schedule.next_due(FRESH, &[]), Some(Some(due)));
         let empty = Schedule {
-            known: Some((None, Instant::now())),
+            known: Some(reading(None, Instant::now())),
         };
-        assert_eq!(empty.next_due(FRESH), Some(None));
+        assert_eq!(empty.next_due(FRESH, &[]), Some(None));
     }
 
     #[test]
     fn a_passed_due_time_or_an_old_reading_is_read_again() {
         let passed = Schedule {
-            known: Some((Some(in_micros(-1)), Instant::now())),
+            known: Some(reading(Some(in_micros(-1)), Instant::now())),
         };
-        assert_eq!(passed.next_due(FRESH), None);
+        assert_eq!(passed.next_due(FRESH, &[]), None);
         let old = Schedule {
-            known: Some((None, Instant::now() - FRESH)),
+            known: Some(reading(None, Instant::now() - FRESH)),
         };
-        assert_eq!(old.next_due(FRESH), None);
+        assert_eq!(old.next_due(FRESH, &[]), None);
     }
 
     #[test]
     fn a_retry_recorded_here_moves_the_known_time_earlier_only() {
         let (later, sooner) = (in_micros(900_000), in_micros(300_000));
         let mut schedule = Schedule {
-            known: Some((Some(later), Instant::now())),
+            known: Some(reading(Some(later), Instant::now())),
         };
         schedule.retry_at(sooner);
-        assert_eq!(schedule.next_due(FRESH), Some(Some(sooner)));
+        assert_eq!(schedule.next_due(FRESH, &[]), Some(Some(sooner)));
         schedule.retry_at(later);
-        assert_eq!(schedule.next_due(FRESH), Some(Some(sooner)));
+        assert_eq!(schedule.next_due(FRESH, &[]), Some(Some(sooner)));
         let mut empty = Schedule {
-            known: Some((None, Instant::now())),
+            known: Some(reading(None, Instant::now())),
         };
         empty.retry_at(later);
-        assert_eq!(empty.next_due(FRESH), Some(Some(later)));
+        assert_eq!(empty.next_due(FRESH, &[]), Some(Some(later)));
+    }
+
+    #[test]
+    fn a_reading_that_left_out_an_endpoint_with_room_now_is_read_again() {
+        let (a, b) = (EndpointId::generate(), EndpointId::generate());
+        let mut left_out = reading(None, Instant::now());
+        left_out.excluding = vec![a.clone()];
+        let schedule = Schedule {
+            known: Some(left_out),
+        };
+        assert_eq!(
+            schedule.next_due(FRESH, &[a.clone(), b.clone()]),
+            Some(None)
+        );
+        assert_eq!(schedule.next_due(FRESH, &[a]), Some(None));
+        assert_eq!(schedule.next_due(FRESH, &[b]), None, "a has room again");
+        assert_eq!(schedule.next_due(FRESH, &[]), None, "a has room again");
+    }
+
+    fn reading(due: Option<Timestamp>, read_at: Instant) -> Reading {
+        Reading {
+            due,
+            read_at,
+            excluding: Vec::new(),
+        }
     }
 }
