@@ -40,7 +40,7 @@ pub use alerts::{Alerts, PendingAlert};
 pub use error::StoreError;
 pub use lifecycle::{Eraser, Erasure, ErasureRecord, Erasures, Purged, Retention};
 pub use outbox::{
-    AttemptOutcome, ClaimRequest, ClaimedDelivery, Lease, NextStep, Outbox, Recorded,
+    AttemptOutcome, ClaimRequest, ClaimedDelivery, Lease, NextStep, Outbox, Recorded, Ridden,
 };
 pub use recoveries::{Recoveries, Recovery, RecoveryRequest};
 pub use repository::{

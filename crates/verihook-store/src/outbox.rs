@@ -18,6 +18,7 @@
 
 use crate::{AttemptRecord, Scope, StoreError};
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -152,4 +153,28 @@ pub trait Outbox: Send + Sync + 'static {
     /// rescheduled sooner; on PostgreSQL, by any node), so a sender waits on it instead of
     /// polling.
     fn work_signal(&self) -> Arc<Notify>;
+    /// Claims as [`Outbox::claim`] does, once deliveries may have fallen due: the claim
+    /// waits in the writer and runs after the next writes (a new customer's events, an
+    /// outcome recorded, an endpoint's backlog let out, …), in their transaction. A new
+    /// event is then leased at the commit that stores it, with no wake-up and no commit
+    /// of its own in between. `stop` ends the wait (time, a freed slot, shutdown).
+    /// `None` where the store cannot see every write after the claim (several writers);
+    /// the sender then waits on [`Outbox::work_signal`].
+    async fn claim_after_writes(
+        &self,
+        request: ClaimRequest,
+        stop: BoxFuture<'_, ()>,
+    ) -> Option<Ridden> {
+        let _ = (request, stop);
+        None
+    }
+}
+
+/// How a claim waiting for the next writes ended.
+#[derive(Debug)]
+pub enum Ridden {
+    /// It ran: what it claimed, perhaps nothing.
+    Ran(Result<Vec<ClaimedDelivery>, StoreError>),
+    /// `stop` came first, and it was taken back unrun.
+    Stopped,
 }

@@ -17,6 +17,10 @@
 //!   each time. If the merged statement fails, each customer is saved again alone in its
 //!   own savepoint, so one bad change is refused to its caller only.
 //!
+//! A claim of due deliveries can also wait here, parked ([`Writer::park`]): it runs last in
+//! the next batch with writes, in its transaction, so that a new event is leased by the
+//! commit that stores it instead of by a batch of its own after a wake-up.
+//!
 //! Where the runner lives is the one difference between backends:
 //! - PostgreSQL: [`Writer::spawn_tasks`], a tokio task per connection, several batches in
 //!   flight (a batch is bound by round trips, not by the server), reconnecting after a
@@ -86,12 +90,16 @@ type RecordReply = oneshot::Sender<Result<Vec<Recorded>, StoreError>>;
 type SaveReply = oneshot::Sender<Result<(), StoreError>>;
 
 /// What a queue holds: a job, outcomes to record or a new customer to save (each merged
-/// with the batch's others of its kind), or a wake-up for a runner waiting on the API lane
-/// (see [`Lane`]).
+/// with the batch's others of its kind), a claim of due deliveries (which makes nothing
+/// due, so a parked claim does not ride on it), a claim to park or take back (see
+/// [`Writer::park`]), or a wake-up for a runner waiting on the API lane (see [`Lane`]).
 enum Work<C> {
     Job(Job<C>, Shape),
     Record(Vec<AttemptOutcome>, RecordReply),
     Save(Box<CustomerChange>, SaveReply),
+    Claim(Job<C>, Shape),
+    Park(Job<C>, Shape),
+    Unpark,
     Wake,
 }
 
@@ -115,11 +123,14 @@ pub(crate) struct Writer<C> {
     wake_sent: Arc<AtomicBool>,
 }
 
-/// Both lanes' receiving ends.
+/// Both lanes' receiving ends, and the parked claim.
 struct Queues<C> {
     api: mpsc::Receiver<Work<C>>,
     delivery: mpsc::Receiver<Work<C>>,
     wake_sent: Arc<AtomicBool>,
+    parked: Option<(Job<C>, Shape)>,
+    /// A batch with writes ran while no claim was parked: the next one runs at once.
+    wrote_unclaimed: bool,
 }
 
 /// What a runner needs besides its connection.
@@ -141,6 +152,8 @@ fn channels<C>() -> (Writer<C>, Queues<C>) {
         api: api_queue,
         delivery: delivery_queue,
         wake_sent,
+        parked: None,
+        wrote_unclaimed: false,
     };
     (writer, queues)
 }
@@ -174,7 +187,8 @@ impl<C> Queues<C> {
         true
     }
 
-    /// All the delivery lane holds, then API work up to the batch limit.
+    /// All the delivery lane holds, then API work up to the batch limit, then the parked
+    /// claim if it rides on this batch.
     fn fill(&mut self, batch: &mut Vec<Work<C>>) {
         self.take_deliveries(batch);
         let mut api = batch.len();
@@ -191,6 +205,7 @@ impl<C> Queues<C> {
                 Err(_) => break,
             }
         }
+        self.ride(batch);
     }
 
     fn take_deliveries(&mut self, batch: &mut Vec<Work<C>>) {
@@ -201,6 +216,45 @@ impl<C> Queues<C> {
                 batch.push(work);
             }
         }
+    }
+
+    /// Takes the batch's parking orders (in the order sent), then puts the parked claim
+    /// at the end of a batch that writes: it runs after those writes, in their
+    /// transaction, and sees what they made due. A claim parked after a batch that wrote
+    /// without one runs at once (alone if nothing else waits).
+    fn ride(&mut self, batch: &mut Vec<Work<C>>) {
+        let mut arrived = false;
+        if batch
+            .iter()
+            .any(|w| matches!(w, Work::Park(..) | Work::Unpark))
+        {
+            let mut rest = Vec::with_capacity(batch.len());
+            for work in batch.drain(..) {
+                match work {
+                    Work::Park(claim, shape) => {
+                        self.parked = Some((claim, shape));
+                        arrived = true;
+                    }
+                    // Dropped unrun: its caller hears that nothing was claimed.
+                    Work::Unpark => self.parked = None,
+                    work => rest.push(work),
+                }
+            }
+            *batch = rest;
+        }
+        let claims = batch.iter().any(|w| matches!(w, Work::Claim(..)));
+        let writes = batch
+            .iter()
+            .any(|w| !matches!(w, Work::Claim(..) | Work::Wake));
+        if writes || (arrived && self.wrote_unclaimed) {
+            if let Some((claim, shape)) = self.parked.take() {
+                batch.push(Work::Claim(claim, shape));
+                self.wrote_unclaimed = false;
+                return;
+            }
+        }
+        // A claim runs last in its batch, and sees all written before it.
+        self.wrote_unclaimed = (self.wrote_unclaimed || writes) && !claims;
     }
 }
 
@@ -297,21 +351,68 @@ impl<C: Conn> Writer<C> {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut C) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let job: Job<C> = Box::new(move |conn| {
-            Box::pin(async move {
-                if tx.is_closed() {
-                    // Its caller gave up (its deadline passed): a write that was never
-                    // answered must not happen later behind its back.
-                    let skipped: Reply = Box::new(|_| {});
-                    return (true, skipped);
-                }
-                let result = op(conn).await;
-                (result.is_ok(), reply_after_commit(result, tx))
-            })
-        });
+        let (job, rx) = job(op);
         self.answer(lane, Work::Job(job, shape), rx).await
     }
+
+    /// Runs a claim of due deliveries (`op`) in the next batch, as [`Writer::write`]
+    /// would; unlike a write, it is no batch for a parked claim to ride on.
+    pub(crate) async fn claim<T, F>(&self, shape: Shape, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut C) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
+    {
+        let (job, rx) = job(op);
+        self.answer(Lane::Delivery, Work::Claim(job, shape), rx)
+            .await
+    }
+
+    /// Parks a claim (`op`) until the next batch with writes in it, whoever sends them;
+    /// it then runs last in that batch, in its transaction. Only a single runner sees
+    /// every write after the claim before it: with several, a parked claim could ride
+    /// one batch while another commits beside it. The answer comes after the commit;
+    /// a claim taken back ([`Writer::unpark`]) before it ran answers `Err` (closed).
+    pub(crate) async fn park<T, F>(
+        &self,
+        shape: Shape,
+        op: F,
+    ) -> Result<oneshot::Receiver<Result<T, StoreError>>, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut C) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
+    {
+        let (job, rx) = job(op);
+        self.send(Lane::Delivery, Work::Park(job, shape)).await?;
+        Ok(rx)
+    }
+
+    /// Takes the parked claim back if it has not run.
+    pub(crate) async fn unpark(&self) -> Result<(), StoreError> {
+        self.send(Lane::Delivery, Work::Unpark).await
+    }
+}
+
+/// `op` as a job, with the receiver of its answer (after the commit).
+fn job<C, T, F>(op: F) -> (Job<C>, oneshot::Receiver<Result<T, StoreError>>)
+where
+    C: Conn,
+    T: Send + 'static,
+    F: for<'c> FnOnce(&'c mut C) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    let job: Job<C> = Box::new(move |conn| {
+        Box::pin(async move {
+            if tx.is_closed() {
+                // Its caller gave up (its deadline passed): a write that was never
+                // answered must not happen later behind its back.
+                let skipped: Reply = Box::new(|_| {});
+                return (true, skipped);
+            }
+            let result = op(conn).await;
+            (result.is_ok(), reply_after_commit(result, tx))
+        })
+    });
+    (job, rx)
 }
 
 /// How long a caller waits for its write (queueing, running and commit). Past it the
@@ -495,9 +596,11 @@ fn sort<C: Conn>(batch: &mut Vec<Work<C>>, merged: Merged<C>) -> Sorted<C> {
     let mut saves = Vec::new();
     let mut outcomes = Vec::new();
     let mut recorders = Vec::new();
+    let mut claims = Vec::new();
     for work in batch.drain(..) {
         match work {
             Work::Job(job, shape) => jobs.push((job, shape)),
+            Work::Claim(job, shape) => claims.push((job, shape)),
             Work::Record(mine, reply) => {
                 recorders.push((mine.len(), reply));
                 outcomes.extend(mine);
@@ -506,7 +609,8 @@ fn sort<C: Conn>(batch: &mut Vec<Work<C>>, merged: Merged<C>) -> Sorted<C> {
             // must not happen later behind its back.
             Work::Save(_, caller) if caller.is_closed() => {}
             Work::Save(change, caller) => saves.push((*change, caller)),
-            Work::Wake => {}
+            // Parking orders were taken before (`Queues::ride`).
+            Work::Park(..) | Work::Unpark | Work::Wake => {}
         }
     }
     // One new customer is a job like any other (on PostgreSQL, alone in its batch, one
@@ -528,6 +632,8 @@ fn sort<C: Conn>(batch: &mut Vec<Work<C>>, merged: Merged<C>) -> Sorted<C> {
         });
         jobs.push((job, Shape::Several));
     }
+    // Last: a claim sees what the batch's other writes made due (and freed).
+    jobs.extend(claims);
     Sorted { jobs, saves }
 }
 

@@ -17,7 +17,8 @@ use tracing::{instrument, Span};
 use verihook_core::{EndpointId, EventId, RetryPolicy, Timestamp};
 use verihook_store::recoveries::PACE_TICK;
 use verihook_store::{
-    AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, Lease, NextStep, Outbox, Recorded,
+    AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, Lease, NextStep, Outbox,
+    Recorded, Ridden,
 };
 
 /// How much runs at once. A slow or dead endpoint can hold at most `per_endpoint` slots,
@@ -61,6 +62,9 @@ pub struct DeliveryEngine {
     lease: Duration,
     state: Arc<Mutex<InFlight>>,
     finished: Arc<Notify>,
+    /// The pacer let recovered deliveries out: they fall due over its tick, later than a
+    /// claim riding on the release sees.
+    released: Notify,
     metrics: Arc<Metrics>,
 }
 
@@ -176,6 +180,7 @@ impl DeliveryEngine {
             lease: delivery_timeout + Duration::from_secs(10),
             state: Arc::default(),
             finished: Arc::new(Notify::new()),
+            released: Notify::new(),
             metrics,
         }
     }
@@ -187,6 +192,8 @@ impl DeliveryEngine {
         let work = self.outbox.work_signal();
         let pacer = tokio::spawn(self.clone().pace(shutdown.clone()));
         let mut next_probe = Instant::now();
+        // The last claim took all that was due: wait for more before claiming again.
+        let mut found_all = false;
         while !shutdown.is_cancelled() {
             if Instant::now() >= next_probe {
                 next_probe = Instant::now() + PROBE_EVERY;
@@ -198,29 +205,36 @@ impl DeliveryEngine {
                     () = self.finished.notified() => {}
                     () = shutdown.cancelled() => {}
                 }
+                found_all = false;
                 continue;
             }
             let wanted = free.min(self.limits.batch);
-            let claimed = match self.claim(wanted, running).await {
+            let claimed = if found_all {
+                let until = next_probe.saturating_duration_since(Instant::now());
+                let waited = self.wait_for_work(&shutdown, &work, wanted, running, until);
+                match waited.await {
+                    Some(claimed) => claimed,
+                    None => {
+                        found_all = false;
+                        continue;
+                    }
+                }
+            } else {
+                self.claim(wanted, running).await
+            };
+            let claimed = match claimed {
                 Ok(claimed) => claimed,
                 Err(e) => {
                     tracing::error!(error = %e, "claiming deliveries failed; retrying");
                     self.idle(&shutdown, &work, self.limits.poll, false).await;
+                    found_all = false;
                     continue;
                 }
             };
-            let got = claimed.len();
+            found_all = claimed.len() < wanted;
             for delivery in claimed {
                 let engine = self.clone();
                 tasks.spawn(async move { engine.deliver(delivery).await });
-            }
-            if got < wanted {
-                // Read after the claim: the one that just filled an endpoint's slots
-                // must wait on them, not on the polling interval.
-                let saturated = self.saturated();
-                let wait = self.until_next_due(&saturated).await;
-                self.idle(&shutdown, &work, wait, !saturated.is_empty())
-                    .await;
             }
         }
         pacer.abort();
@@ -229,7 +243,6 @@ impl DeliveryEngine {
 
     /// Lets recovered deliveries out at each endpoint's pace, once a tick (CONTRACT §9).
     async fn pace(self: Arc<Self>, shutdown: CancellationToken) {
-        let work = self.outbox.work_signal();
         let mut tick = tokio::time::interval(PACE_TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -242,7 +255,7 @@ impl DeliveryEngine {
                 // before (a held delivery's, or none) no longer holds.
                 Ok(released) if released > 0 => {
                     lock(&self.state).schedule.known = None;
-                    work.notify_one();
+                    self.released.notify_one();
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "letting out recovered deliveries failed"),
@@ -273,15 +286,62 @@ impl DeliveryEngine {
         wanted: usize,
         in_flight: Vec<(EndpointId, u32)>,
     ) -> Result<Vec<ClaimedDelivery>, verihook_store::StoreError> {
-        let request = ClaimRequest {
+        let claimed = self.outbox.claim(self.request(wanted, in_flight)).await?;
+        self.hold(&claimed);
+        Ok(claimed)
+    }
+
+    fn request(&self, wanted: usize, in_flight: Vec<(EndpointId, u32)>) -> ClaimRequest {
+        ClaimRequest {
             lease: self.lease,
             limit: u32::try_from(wanted).unwrap_or(u32::MAX),
             per_endpoint: u32::try_from(self.limits.per_endpoint).unwrap_or(u32::MAX),
             in_flight,
-        };
-        let claimed = self.outbox.claim(request).await?;
-        self.hold(&claimed);
-        Ok(claimed)
+        }
+    }
+
+    /// After a claim that took all that was due, waits until more may be: the next due
+    /// time (at most `until`, when probes are next due), a freed slot of an endpoint at
+    /// its limit, shutdown, or new writes. Where the store can, a claim rides on those
+    /// writes (run after them in their transaction, see `Outbox::claim_after_writes`):
+    /// its result. `None`: claim now.
+    async fn wait_for_work(
+        &self,
+        shutdown: &CancellationToken,
+        work: &Notify,
+        wanted: usize,
+        in_flight: Vec<(EndpointId, u32)>,
+        until: Duration,
+    ) -> Option<Result<Vec<ClaimedDelivery>, verihook_store::StoreError>> {
+        // Read after the claim: the one that just filled an endpoint's slots must wait
+        // on them, not on the polling interval.
+        let saturated = self.saturated();
+        let wait = self.until_next_due(&saturated).await.min(until);
+        let slots_matter = !saturated.is_empty();
+        let stop = Box::pin(async move {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.slot_freed(), if slots_matter => {}
+                () = self.released.notified() => {}
+                () = shutdown.cancelled() => {}
+            }
+        });
+        let request = self.request(wanted, in_flight);
+        match self.outbox.claim_after_writes(request, stop).await {
+            Some(Ridden::Ran(claimed)) => Some(claimed.inspect(|c| self.hold(c))),
+            Some(Ridden::Stopped) => None,
+            None => {
+                self.idle(shutdown, work, wait, slots_matter).await;
+                None
+            }
+        }
+    }
+
+    /// A slot of a saturated endpoint came free. Lets a few more finish before claiming,
+    /// so that one claim serves several slots instead of one each.
+    async fn slot_freed(&self) {
+        self.finished.notified().await;
+        tokio::time::sleep(COALESCE).await;
     }
 
     /// Counts claimed deliveries against their endpoints' slots and keeps their leases.
@@ -361,6 +421,7 @@ impl DeliveryEngine {
     ) {
         tokio::select! {
             () = work.notified() => {}
+            () = self.released.notified() => {}
             () = tokio::time::sleep(wait) => {}
             () = self.finished.notified(), if slots_matter => {
                 // A slot of a saturated endpoint came free. Let a few more finish before
@@ -374,6 +435,7 @@ impl DeliveryEngine {
             () = shutdown.cancelled() => {}
         }
     }
+
     /// One attempt: send, decide what comes next, record it, and free the slot.
     #[instrument(skip_all, fields(event_id, organization_id, endpoint_id, attempt))]
     async fn deliver(&self, d: ClaimedDelivery) {

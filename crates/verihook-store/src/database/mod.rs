@@ -83,6 +83,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// disk (a lost lease only sends its deliveries again, at least once as after any
     /// crash, and the attempt's durable record flushes it anyway).
     const CLAIM: Shape;
+    /// One runner takes every batch (SQLite's writer thread), so a claim parked behind
+    /// the next batch sees every write made before it ran (see `Writer::park`).
+    const ONE_WRITER: bool;
 
     /// How many migrations this build embeds.
     fn migrations(&self) -> usize;

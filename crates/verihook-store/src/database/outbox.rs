@@ -4,14 +4,15 @@
 use super::{announce, Backend, Database};
 use crate::conn::Conn;
 use crate::outbox::{
-    AttemptOutcome, ClaimRequest, ClaimedDelivery, Lease, NextStep, Outbox, Recorded,
+    AttemptOutcome, ClaimRequest, ClaimedDelivery, Lease, NextStep, Outbox, Recorded, Ridden,
 };
 use crate::repository::Scope;
 use crate::rows::Value;
 use crate::sql::{self, Query};
-use crate::writer::Lane;
+use crate::writer::{Lane, WRITE_DEADLINE};
 use crate::StoreError;
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -21,11 +22,49 @@ use verihook_core::{EndpointId, EventId, EventType, EventTypes, OrganizationId, 
 impl<B: Backend> Outbox for Database<B> {
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let claimed = self
-            .write_shaped(Lane::Delivery, B::CLAIM, move |conn| {
+            .backend
+            .writer()
+            .claim(B::CLAIM, move |conn| {
                 Box::pin(async move { B::claim(conn, &request).await })
             })
             .await?;
         self.secrets_opened(claimed)
+    }
+
+    async fn claim_after_writes(
+        &self,
+        request: ClaimRequest,
+        stop: BoxFuture<'_, ()>,
+    ) -> Option<Ridden> {
+        if !B::ONE_WRITER {
+            return None;
+        }
+        let writer = self.backend.writer();
+        let parked = writer.park(B::CLAIM, move |conn| {
+            Box::pin(async move { B::claim(conn, &request).await })
+        });
+        let mut answer = match parked.await {
+            Ok(answer) => answer,
+            Err(e) => return Some(Ridden::Ran(Err(e))),
+        };
+        let answered = tokio::select! {
+            answered = &mut answer => answered,
+            () = stop => {
+                if let Err(e) = writer.unpark().await {
+                    return Some(Ridden::Ran(Err(e)));
+                }
+                // Answered at once if it ran (its commit came first) or was taken back.
+                match tokio::time::timeout(WRITE_DEADLINE, answer).await {
+                    Ok(answered) => answered,
+                    Err(_) => return Some(Ridden::Ran(Err(StoreError::Timeout(WRITE_DEADLINE)))),
+                }
+            }
+        };
+        Some(match answered {
+            Ok(claimed) => Ridden::Ran(claimed.and_then(|c| self.secrets_opened(c))),
+            // Taken back unrun.
+            Err(_) => Ridden::Stopped,
+        })
     }
 
     async fn claim_probes(

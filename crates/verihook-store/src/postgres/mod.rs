@@ -208,6 +208,8 @@ impl Backend for Postgres {
         AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
         ORDER BY txid, seq LIMIT $4";
     const CLAIM: Shape = Shape::Relaxed;
+    // Two connections: a claim could ride one batch while the other commits new events.
+    const ONE_WRITER: bool = false;
 
     fn migrations(&self) -> usize {
         MIGRATOR.iter().count()

@@ -165,6 +165,7 @@ impl Backend for Sqlite {
         SELECT seq AS txid, seq, id, organization_id, customer_id, event_type, occurred_at, \
         sequence, body FROM events WHERE organization_id = $1 AND seq > $3 ORDER BY seq LIMIT $4";
     const CLAIM: Shape = Shape::Several;
+    const ONE_WRITER: bool = true;
 
     fn migrations(&self) -> usize {
         migrate::embedded()

@@ -28,7 +28,7 @@ use verihook_core::{
 };
 use verihook_store::{
     AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, EventFilter, Mutation, NewApiKey,
-    NextStep, Outbox, PageRequest, Recorded, Scope, Storage, StoreError,
+    NextStep, Outbox, PageRequest, Recorded, Ridden, Scope, Storage, StoreError,
 };
 
 pub trait Backend: Sized {
@@ -1277,6 +1277,80 @@ pub async fn delivery_writes_are_answered_without_api_traffic<B: Backend>() {
     }
 }
 
+/// A claim parked behind the next writes runs after them, in their batch, and leases
+/// what they made due; one parked after writes it missed runs at once; one taken back
+/// before any write claims nothing. (Where the store has several writers it declines,
+/// and its sender waits on the work signal instead.)
+pub async fn a_parked_claim_rides_the_next_writes_or_is_taken_back<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = with_webhook(&store).await;
+    // A claim sees every write before it: nothing was missed.
+    assert_nothing_due(&store, "no event yet").await;
+    let never = || Box::pin(std::future::pending::<()>());
+    let ride = {
+        let outbox = store.outbox.clone();
+        tokio::spawn(async move { outbox.claim_after_writes(claim(10), never()).await })
+    };
+    // The claim waits, parked, until a write comes (or, if the write came first, runs
+    // when parked): it leases the new customer's event either way.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !ride.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the parked claim never ran"
+        );
+        customer(&store, &org).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ridden = ride.await.expect("joined");
+    let Some(ridden) = ridden else {
+        // This store declines; it must do so every time.
+        let again = store.outbox.claim_after_writes(claim(10), never());
+        assert!(again.await.is_none());
+        return;
+    };
+    let Ridden::Ran(Ok(claimed)) = ridden else {
+        panic!("the parked claim ran and claimed: {ridden:?}");
+    };
+    assert!(!claimed.is_empty(), "it leased what the writes made due");
+    assert!(
+        claimed.iter().all(|d| d.event.organization_id == org.id),
+        "{claimed:?}"
+    );
+
+    // Writes while no claim is parked: the next parked claim runs at once.
+    let missed = customer(&store, &org).await;
+    let ridden = tokio::time::timeout(
+        Duration::from_secs(10),
+        store.outbox.claim_after_writes(claim(100), never()),
+    )
+    .await
+    .expect("a claim parked after missed writes runs at once")
+    .expect("this store parks claims");
+    let Ridden::Ran(Ok(claimed)) = ridden else {
+        panic!("ran: {ridden:?}");
+    };
+    assert!(
+        claimed.iter().any(|d| d.event.customer_id == missed.id),
+        "the missed write's event was leased: {claimed:?}"
+    );
+
+    // No write at all: taken back when `stop` comes, unrun, nothing leased.
+    let ridden = store
+        .outbox
+        .claim_after_writes(claim(100), Box::pin(async {}))
+        .await
+        .expect("this store parks claims");
+    assert!(matches!(ridden, Ridden::Stopped), "{ridden:?}");
+    let later = customer(&store, &org).await;
+    let claimed = claim_when_due(&store, claim(100)).await;
+    assert!(
+        claimed.iter().any(|d| d.event.customer_id == later.id),
+        "the taken-back claim leased nothing, and later events wait to be claimed"
+    );
+}
+
 /// One `#[tokio::test]` per suite function for a backend.
 #[macro_export]
 macro_rules! store_suite {
@@ -1305,6 +1379,7 @@ macro_rules! store_suite {
             outcomes_recorded_together_are_each_answered_for_themselves,
             lag_counts_only_organizations_below_their_limit,
             delivery_writes_are_answered_without_api_traffic,
+            a_parked_claim_rides_the_next_writes_or_is_taken_back,
             the_outbox_and_attempt_log_survive_the_upgrade,
             endpoints_are_created_listed_changed_and_deleted,
             an_organization_has_at_most_fifty_endpoints,
