@@ -318,14 +318,7 @@ impl DeliveryEngine {
         let saturated = self.saturated();
         let wait = self.until_next_due(&saturated).await.min(until);
         let slots_matter = !saturated.is_empty();
-        let stop = Box::pin(async move {
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = self.slot_freed(), if slots_matter => {}
-                () = self.released.notified() => {}
-                () = shutdown.cancelled() => {}
-            }
-        });
+        let stop = Box::pin(self.until_more_may_be_due(shutdown, wait, slots_matter));
         let request = self.request(wanted, in_flight);
         match self.outbox.claim_after_writes(request, stop).await {
             Some(Ridden::Ran(claimed)) => Some(claimed.inspect(|c| self.hold(c))),
@@ -337,11 +330,24 @@ impl DeliveryEngine {
         }
     }
 
-    /// A slot of a saturated endpoint came free. Lets a few more finish before claiming,
-    /// so that one claim serves several slots instead of one each.
-    async fn slot_freed(&self) {
-        self.finished.notified().await;
-        tokio::time::sleep(COALESCE).await;
+    /// Waits for what makes deliveries due besides new writes: time (`wait`), the pacer's
+    /// release, or a freed slot of a saturated endpoint (if `slots_matter`); or shutdown.
+    async fn until_more_may_be_due(
+        &self,
+        shutdown: &CancellationToken,
+        wait: Duration,
+        slots_matter: bool,
+    ) {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = self.released.notified() => {}
+            () = self.finished.notified(), if slots_matter => {
+                // Let a few more finish before claiming, so that one claim serves several
+                // slots instead of one each.
+                tokio::time::sleep(COALESCE).await;
+            }
+            () = shutdown.cancelled() => {}
+        }
     }
 
     /// Counts claimed deliveries against their endpoints' slots and keeps their leases.
@@ -412,6 +418,7 @@ impl DeliveryEngine {
         })
     }
 
+    /// Waits as [`Self::until_more_may_be_due`] does, or for the store's signal of new work.
     async fn idle(
         &self,
         shutdown: &CancellationToken,
@@ -419,20 +426,10 @@ impl DeliveryEngine {
         wait: Duration,
         slots_matter: bool,
     ) {
+        // New work cuts a freed slot's gathering short too: other endpoints lose no time.
         tokio::select! {
             () = work.notified() => {}
-            () = self.released.notified() => {}
-            () = tokio::time::sleep(wait) => {}
-            () = self.finished.notified(), if slots_matter => {
-                // A slot of a saturated endpoint came free. Let a few more finish before
-                // claiming, so that one claim serves several slots instead of one each;
-                // new work cuts the wait short, so other endpoints lose no time to it.
-                tokio::select! {
-                    () = tokio::time::sleep(COALESCE) => {}
-                    () = work.notified() => {}
-                }
-            }
-            () = shutdown.cancelled() => {}
+            () = self.until_more_may_be_due(shutdown, wait, slots_matter) => {}
         }
     }
 
