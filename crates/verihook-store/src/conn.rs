@@ -8,10 +8,7 @@ use crate::StoreError;
 use std::future::Future;
 
 pub(crate) trait Conn: Send + 'static {
-    /// Opens a write batch's transaction and its first job's savepoint (`SAVEPOINT job`),
-    /// in one round trip. (SQLite takes the write lock at once.)
-    const BEGIN_BATCH: &'static str;
-    /// Opens a transaction without a savepoint, for a batch of one job.
+    /// Opens a write batch's transaction (SQLite takes the write lock at once).
     const BEGIN: &'static str;
     /// Opens a transaction, for a batch of one job, whose commit need not wait for the
     /// disk (see [`crate::writer::Shape::Relaxed`]).

@@ -28,11 +28,13 @@ use crate::sql::{self, Query};
 use crate::writer::{Lane, Merged, Shape, Writer};
 use crate::StoreError;
 use async_trait::async_trait;
+use std::collections::hash_map::{Entry, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::{watch, Notify};
 use verihook_core::{
-    Customer, CustomerChange, EndpointId, Event, OrganizationId, WebhookSecret, WebhookUrl,
+    Customer, CustomerChange, EndpointId, Event, OrganizationId, RetryPolicy, SignatureScheme,
+    Timestamp, WebhookSecret, WebhookUrl,
 };
 
 /// What a database backend provides. Everything else is [`Database`]'s, written once.
@@ -57,8 +59,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// see `postgres::partitions`), dropping the wholly expired; nothing elsewhere.
     fn maintain_partitions(
         &self,
-        before: verihook_core::Timestamp,
-        cut_before: verihook_core::Timestamp,
+        before: Timestamp,
+        cut_before: Timestamp,
     ) -> impl Future<Output = Result<crate::lifecycle::Purged, StoreError>> + Send {
         let _ = (before, cut_before);
         std::future::ready(Ok(crate::lifecycle::Purged::default()))
@@ -315,32 +317,38 @@ pub(crate) fn stored_url(s: &str) -> Result<WebhookUrl, StoreError> {
 pub(crate) type Claimed = (i64, i64, i64, i64);
 
 /// Claimed rows joined with their details (rows of [`sql::CLAIMED_DETAILS`]), in claim
-/// order.
+/// order. Each endpoint's columns are decoded once per claim, not once per delivery: a
+/// claim is mostly one endpoint's backlog, and parsing its URL again for every row was a
+/// third of the decoding.
 pub(crate) fn claimed_deliveries(
     claimed: Vec<Claimed>,
     details: &[Row],
     lease_token: &str,
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-    let now = verihook_core::Timestamp::now();
-    let mut by_key = std::collections::HashMap::with_capacity(details.len());
+    let now = Timestamp::now();
+    let mut by_key = HashMap::with_capacity(details.len());
     for row in details {
         by_key.insert((row.int("seq")?, row.int("endpoint_seq")?), row);
     }
+    let mut targets = HashMap::new();
     claimed
         .into_iter()
         .map(|(event, endpoint, attempt, budget_used)| {
             let row = by_key
                 .get(&(event, endpoint))
                 .ok_or_else(|| StoreError::corrupt("delivery without its event or endpoint"))?;
+            let target = match targets.entry(endpoint) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(new) => new.insert(Target::decode(row, now)?),
+            };
             Ok(ClaimedDelivery {
                 event: rows::event(row)?,
-                endpoint: EndpointId::parse(&row.string("endpoint_id")?)
-                    .map_err(StoreError::corrupt)?,
-                url: stored_url(&row.string("url")?)?,
-                secret: WebhookSecret::from_stored(row.string("secret")?),
-                previous_secret: rows::previous_secret(row, now)?,
-                scheme: rows::scheme_of(&row.string("signature_scheme")?)?,
-                retry_schedule: rows::retry_schedule(row)?,
+                endpoint: target.endpoint.clone(),
+                url: target.url.clone(),
+                secret: target.secret.clone(),
+                previous_secret: target.previous_secret.clone(),
+                scheme: target.scheme,
+                retry_schedule: target.retry_schedule.clone(),
                 attempt: u32::try_from(attempt).map_err(StoreError::corrupt)?,
                 budget_used: u32::try_from(budget_used).map_err(StoreError::corrupt)?,
                 lease: Lease {
@@ -351,6 +359,30 @@ pub(crate) fn claimed_deliveries(
             })
         })
         .collect()
+}
+
+/// Where a claimed delivery goes and how it is signed: its endpoint's columns, decoded.
+struct Target {
+    endpoint: EndpointId,
+    url: WebhookUrl,
+    secret: WebhookSecret,
+    previous_secret: Option<WebhookSecret>,
+    scheme: SignatureScheme,
+    retry_schedule: Option<RetryPolicy>,
+}
+
+impl Target {
+    fn decode(row: &Row, now: Timestamp) -> Result<Self, StoreError> {
+        Ok(Self {
+            endpoint: EndpointId::parse(&row.string("endpoint_id")?)
+                .map_err(StoreError::corrupt)?,
+            url: stored_url(&row.string("url")?)?,
+            secret: WebhookSecret::from_stored(row.string("secret")?),
+            previous_secret: rows::previous_secret(row, now)?,
+            scheme: rows::scheme_of(&row.string("signature_scheme")?)?,
+            retry_schedule: rows::retry_schedule(row)?,
+        })
+    }
 }
 
 /// Tells every event stream that events may have been stored.

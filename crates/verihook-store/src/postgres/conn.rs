@@ -79,7 +79,6 @@ pub(super) fn rows(found: &[PgRow]) -> Result<Vec<Row>, StoreError> {
 }
 
 impl Conn for PgConnection {
-    const BEGIN_BATCH: &'static str = "BEGIN; SAVEPOINT job";
     const BEGIN: &'static str = "BEGIN";
     const BEGIN_RELAXED: &'static str = "BEGIN; SET LOCAL synchronous_commit = off";
 

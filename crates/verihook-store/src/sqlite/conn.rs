@@ -98,7 +98,6 @@ pub(super) fn query(
 
 /// rusqlite is synchronous: each future is complete when it is made.
 impl Conn for Connection {
-    const BEGIN_BATCH: &'static str = "BEGIN IMMEDIATE; SAVEPOINT job";
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
     /// SQLite's durability is the connection's (`synchronous`), not a transaction's.
     const BEGIN_RELAXED: &'static str = "BEGIN IMMEDIATE";
