@@ -10,7 +10,8 @@
 # ~50× slower), a fresh SQLite file. Prints the report of scripts/profile-components.py
 # (CPU by component) and leaves the raw profile in the printed directory.
 # Needs: a release build (cargo build --release; it keeps debug symbols), perf or valgrind.
-# VERIHOOK_BIN=path profiles another build (to compare two).
+# VERIHOOK_BIN=path profiles another build (to compare two); VERIHOOK_BENCH_ARGS adds bench
+# options (e.g. "--scenario fan-out").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:?usage: scripts/profile.sh perf|callgrind [EVENTS] [DATABASE_URL]}
@@ -40,7 +41,7 @@ for _ in $(seq 600); do
 done
 [[ -n $base ]] || { cat "$dir/server.err" >&2; exit 1; }
 "$bin" bench --target "$base" --admin-token "$VERIHOOK_ADMIN_TOKEN" \
-    --events "$events" --concurrency 64 --drain-timeout 600s --json | tail -n 1 > "$dir/bench.json"
+    --events "$events" --concurrency 64 --drain-timeout 600s ${VERIHOOK_BENCH_ARGS:-} --json | tail -n 1 > "$dir/bench.json"
 # The server's CPU (user + system, in 1/100 s) for the per-event figures; then SIGTERM:
 # it stops gracefully, and the profiler writes its file.
 if [[ $mode == perf ]]; then server=$(pgrep -P "$profiler"); else server=$profiler; fi
