@@ -105,8 +105,8 @@ impl Sqlite {
         // the attempt log are now keyed by `seq`, the ids time-ordered) bought no
         // throughput and cost 25 MB of memory, 40–50 MB with a million events waiting.
         writer.pragma_update(None, "cache_size", -8_192)?;
-        // Every job runs in a savepoint, so the pages it changes are first copied to a
-        // statement journal: in memory rather than in a temporary file.
+        // Every job but a batch's first runs in a savepoint, so the pages it changes are
+        // first copied to a statement journal: in memory rather than in a temporary file.
         writer.pragma_update(None, "temp_store", "MEMORY")?;
         Ok(Self {
             readers: conn::Readers::open(path, READERS)?,
