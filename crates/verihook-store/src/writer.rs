@@ -9,13 +9,13 @@
 //! caller of the batch gets an error and nothing of theirs was written.
 //!
 //! Two kinds of write are merged across callers, each into one call of the backend (on
-//! PostgreSQL one statement) inside one savepoint, each caller answered with its own part:
+//! PostgreSQL one statement) run as one job, each caller answered with its own part:
 //! - recorded attempt outcomes, so the delivery engine sends each outcome here as it comes,
 //!   and this is the only queue (and the only reply channel) on the record path;
 //! - new customers with their events and outbox entries: on PostgreSQL a statement per
 //!   customer cost a round trip and the executor's set-up of its data-modifying CTEs
-//!   each time. If the merged statement fails, each customer is saved again alone in its
-//!   own savepoint, so one bad change is refused to its caller only.
+//!   each time. If the merged statement fails, each customer is saved again alone, as a
+//!   job of its own, so one bad change is refused to its caller only.
 //!
 //! A claim of due deliveries can also wait here, parked ([`Writer::park`]): it runs last in
 //! the next batch with writes, in its transaction, so that a new event is leased by the
@@ -823,7 +823,7 @@ mod tests {
         Work::Job(job, Shape::Several)
     }
 
-    fn committed(batch: Vec<Work<Connection>>) -> Vec<i64> {
+    fn committed(mut batch: Vec<Work<Connection>>) -> Vec<i64> {
         let mut conn = Connection::open_in_memory().expect("opened");
         conn.execute_batch("CREATE TABLE t (v INTEGER PRIMARY KEY)")
             .expect("created");
@@ -832,7 +832,6 @@ mod tests {
             save: no_save,
             save_alone: Shape::Several,
         };
-        let mut batch = batch;
         let ran = run_and_answer(&mut conn, &mut batch, merged).now_or_never();
         assert_eq!(ran, Some(Ok(())));
         let mut read = conn.prepare("SELECT v FROM t ORDER BY v").expect("read");
