@@ -548,15 +548,15 @@ async fn run_batch<C: Conn>(
     conn.batch(C::BEGIN).await?;
     let mut open = Open::Empty;
     if !saves.is_empty() {
-        let in_savepoint = open.enter(conn).await?;
+        open.enter(conn).await?;
         let saved = run_saves(conn, saves, merged.save, &mut jobs).await;
-        open = Open::left(conn, in_savepoint, saved.is_some()).await?;
+        open = open.after(conn, saved.is_some()).await?;
         replies.extend(saved);
     }
     for (job, _) in jobs {
-        let in_savepoint = open.enter(conn).await?;
+        open.enter(conn).await?;
         let (succeeded, reply) = job(conn).await;
-        open = Open::left(conn, in_savepoint, succeeded).await?;
+        open = open.after(conn, succeeded).await?;
         replies.push(reply);
     }
     open.close(conn).await?;
@@ -657,35 +657,30 @@ enum Open {
 }
 
 impl Open {
-    /// Makes ready for the next job: whether it runs in a savepoint.
-    async fn enter<C: Conn>(self, conn: &mut C) -> Result<bool, StoreError> {
+    /// Makes ready for the next job: its savepoint, unless it is first.
+    async fn enter<C: Conn>(self, conn: &mut C) -> Result<(), StoreError> {
         let sql = match self {
-            Open::Empty => return Ok(false),
+            Open::Empty => return Ok(()),
             Open::Written => "SAVEPOINT job",
             Open::Savepoint(true) => "RELEASE SAVEPOINT job; SAVEPOINT job",
             Open::Savepoint(false) => {
                 "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; SAVEPOINT job"
             }
         };
-        conn.batch(sql).await?;
-        Ok(true)
+        conn.batch(sql).await
     }
 
-    /// What the transaction holds after a job; a first job that failed is rolled back
-    /// with the transaction, which begins again empty.
-    async fn left<C: Conn>(
-        conn: &mut C,
-        in_savepoint: bool,
-        succeeded: bool,
-    ) -> Result<Self, StoreError> {
-        match (in_savepoint, succeeded) {
-            (true, succeeded) => Ok(Open::Savepoint(succeeded)),
-            (false, true) => Ok(Open::Written),
-            (false, false) => {
+    /// What the transaction holds after a job entered from `self`; a first job that
+    /// failed is rolled back with the transaction, which begins again empty.
+    async fn after<C: Conn>(self, conn: &mut C, succeeded: bool) -> Result<Self, StoreError> {
+        match (self, succeeded) {
+            (Open::Empty, true) => Ok(Open::Written),
+            (Open::Empty, false) => {
                 conn.batch("ROLLBACK").await?;
                 conn.batch(C::BEGIN).await?;
                 Ok(Open::Empty)
             }
+            (_, succeeded) => Ok(Open::Savepoint(succeeded)),
         }
     }
 
