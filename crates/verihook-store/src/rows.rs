@@ -105,17 +105,44 @@ impl Row {
             .ok_or_else(|| StoreError::corrupt(format!("no column {column}")))
     }
 
-    pub(crate) fn opt_string(&self, column: &str) -> Result<Option<String>, StoreError> {
+    /// Text borrowed from the row: what is parsed into a domain type need not be copied
+    /// first.
+    pub(crate) fn opt_str(&self, column: &str) -> Result<Option<&str>, StoreError> {
         match self.cell(column)? {
-            Value::Text(t) => Ok(t.as_ref().map(|t| t.to_string())),
+            Value::Text(t) => Ok(t.as_deref()),
             Value::Int(None) => Ok(None),
             _ => Err(StoreError::corrupt(format!("{column} is not text"))),
         }
     }
 
-    pub(crate) fn string(&self, column: &str) -> Result<String, StoreError> {
-        self.opt_string(column)?
+    pub(crate) fn str(&self, column: &str) -> Result<&str, StoreError> {
+        self.opt_str(column)?
             .ok_or_else(|| StoreError::corrupt(format!("{column} is NULL")))
+    }
+
+    /// The text of `column`, moved out of the row (which reads NULL there after).
+    pub(crate) fn take_string(&mut self, column: &str) -> Result<String, StoreError> {
+        let i = self
+            .columns
+            .iter()
+            .position(|c| c == column)
+            .ok_or_else(|| StoreError::corrupt(format!("no column {column}")))?;
+        match self
+            .cells
+            .get_mut(i)
+            .map(|c| std::mem::replace(c, Value::Int(None)))
+        {
+            Some(Value::Text(Some(t))) => Ok(t.into_owned()),
+            _ => Err(StoreError::corrupt(format!("{column} is not text"))),
+        }
+    }
+
+    pub(crate) fn opt_string(&self, column: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.opt_str(column)?.map(str::to_owned))
+    }
+
+    pub(crate) fn string(&self, column: &str) -> Result<String, StoreError> {
+        self.str(column).map(str::to_owned)
     }
 
     pub(crate) fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
@@ -201,21 +228,21 @@ pub(crate) fn customer_params(c: &Customer) -> Vec<Value<'_>> {
 }
 
 fn text(row: &Row, column: &str) -> Result<Text, StoreError> {
-    Text::parse(&row.string(column)?).map_err(|_| StoreError::corrupt(column))
+    Text::parse(row.str(column)?).map_err(|_| StoreError::corrupt(column))
 }
 
 fn optional_text(row: &Row, column: &str) -> Result<Option<Text>, StoreError> {
-    row.opt_string(column)?
-        .map(|v| Text::parse(&v).map_err(|_| StoreError::corrupt(column)))
+    row.opt_str(column)?
+        .map(|v| Text::parse(v).map_err(|_| StoreError::corrupt(column)))
         .transpose()
 }
 
 pub(crate) fn organization(row: &Row) -> Result<Organization, StoreError> {
-    let mode = row.string("mode")?;
+    let mode = row.str("mode")?;
     Ok(Organization {
-        id: OrganizationId::parse(&row.string("id")?).map_err(StoreError::corrupt)?,
+        id: OrganizationId::parse(row.str("id")?).map_err(StoreError::corrupt)?,
         name: row.string("name")?,
-        mode: Mode::parse(&mode).ok_or_else(|| StoreError::corrupt("organizations.mode"))?,
+        mode: Mode::parse(mode).ok_or_else(|| StoreError::corrupt("organizations.mode"))?,
         created_at: row.time("created_at")?,
     })
 }
@@ -255,17 +282,17 @@ pub(crate) fn endpoint_params(e: &Endpoint) -> Vec<Value<'static>> {
 }
 
 pub(crate) fn endpoint(row: &Row) -> Result<Endpoint, StoreError> {
-    let scheme = row.string("signature_scheme")?;
+    let scheme = row.str("signature_scheme")?;
     Ok(Endpoint {
-        id: EndpointId::parse(&row.string("id")?).map_err(StoreError::corrupt)?,
-        organization_id: OrganizationId::parse(&row.string("organization_id")?)
+        id: EndpointId::parse(row.str("id")?).map_err(StoreError::corrupt)?,
+        organization_id: OrganizationId::parse(row.str("organization_id")?)
             .map_err(StoreError::corrupt)?,
-        url: crate::database::stored_url(&row.string("url")?)?,
+        url: crate::database::stored_url(row.str("url")?)?,
         description: row.string("description")?,
-        event_types: EventTypes::from_stored(&row.string("event_types")?)
+        event_types: EventTypes::from_stored(row.str("event_types")?)
             .map_err(|t| StoreError::corrupt(format!("endpoints.event_types: {t}")))?,
         secret: WebhookSecret::from_stored(row.string("secret")?),
-        scheme: scheme_of(&scheme)?,
+        scheme: scheme_of(scheme)?,
         retry_schedule: retry_schedule(row)?,
         auto_recover: row.int("auto_recover")? != 0,
         disabled: row.int("disabled")? != 0,
@@ -310,18 +337,18 @@ pub(crate) fn retry_schedule(row: &Row) -> Result<Option<RetryPolicy>, StoreErro
 }
 
 pub(crate) fn customer(row: &Row) -> Result<Customer, StoreError> {
-    let customer_type = row.string("customer_type")?;
+    let customer_type = row.str("customer_type")?;
     let date_of_birth = row.opt_string("date_of_birth")?;
     let country = row.opt_string("address_country")?;
     Ok(Customer {
-        id: CustomerId::parse(&row.string("id")?).map_err(StoreError::corrupt)?,
-        organization_id: OrganizationId::parse(&row.string("organization_id")?)
+        id: CustomerId::parse(row.str("id")?).map_err(StoreError::corrupt)?,
+        organization_id: OrganizationId::parse(row.str("organization_id")?)
             .map_err(StoreError::corrupt)?,
-        customer_type: CustomerType::parse(&customer_type)
+        customer_type: CustomerType::parse(customer_type)
             .ok_or_else(|| StoreError::corrupt("customers.customer_type"))?,
-        status: CustomerStatus::parse(&row.string("status")?).map_err(StoreError::corrupt)?,
+        status: CustomerStatus::parse(row.str("status")?).map_err(StoreError::corrupt)?,
         status_reason: row.opt_string("status_reason")?,
-        email: Email::parse(&row.string("email")?).map_err(StoreError::corrupt)?,
+        email: Email::parse(row.str("email")?).map_err(StoreError::corrupt)?,
         first_name: text(row, "first_name")?,
         last_name: text(row, "last_name")?,
         date_of_birth: date_of_birth.as_deref().map(parse_date).transpose()?,
@@ -347,25 +374,35 @@ fn parse_date(s: &str) -> Result<Date, StoreError> {
 }
 
 pub(crate) fn event(row: &Row) -> Result<Event, StoreError> {
-    let event_type = row.string("event_type")?;
+    event_with_body(row, row.string("body")?)
+}
+
+/// An event, its body (the largest cell) moved out of the row rather than copied.
+pub(crate) fn owned_event(mut row: Row) -> Result<Event, StoreError> {
+    let body = row.take_string("body")?;
+    event_with_body(&row, body)
+}
+
+fn event_with_body(row: &Row, body: String) -> Result<Event, StoreError> {
+    let event_type = row.str("event_type")?;
     Ok(Event {
-        id: EventId::parse(&row.string("id")?).map_err(StoreError::corrupt)?,
-        organization_id: OrganizationId::parse(&row.string("organization_id")?)
+        id: EventId::parse(row.str("id")?).map_err(StoreError::corrupt)?,
+        organization_id: OrganizationId::parse(row.str("organization_id")?)
             .map_err(StoreError::corrupt)?,
-        customer_id: CustomerId::parse(&row.string("customer_id")?).map_err(StoreError::corrupt)?,
-        event_type: EventType::parse(&event_type)
+        customer_id: CustomerId::parse(row.str("customer_id")?).map_err(StoreError::corrupt)?,
+        event_type: EventType::parse(event_type)
             .ok_or_else(|| StoreError::corrupt("events.event_type"))?,
         occurred_at: row.time("occurred_at")?,
         sequence: row.count("sequence")?,
-        body: row.string("body")?,
+        body,
     })
 }
 
 pub(crate) fn event_summary(row: &Row) -> Result<EventSummary, StoreError> {
-    let delivery_status = row.string("delivery_status")?;
+    let delivery_status = row.str("delivery_status")?;
     Ok(EventSummary {
         event: event(row)?,
-        delivery_status: DeliveryStatus::parse(&delivery_status)
+        delivery_status: DeliveryStatus::parse(delivery_status)
             .ok_or_else(|| StoreError::corrupt("events.delivery_status"))?,
     })
 }

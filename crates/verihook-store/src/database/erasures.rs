@@ -181,8 +181,8 @@ async fn audit<B: Backend>(
 
 fn erasure_record(row: &Row) -> Result<ErasureRecord, StoreError> {
     Ok(ErasureRecord {
-        customer_id: CustomerId::parse(&row.string("customer_id")?).map_err(StoreError::corrupt)?,
-        organization_id: OrganizationId::parse(&row.string("organization_id")?)
+        customer_id: CustomerId::parse(row.str("customer_id")?).map_err(StoreError::corrupt)?,
+        organization_id: OrganizationId::parse(row.str("organization_id")?)
             .map_err(StoreError::corrupt)?,
         erased_by: row.string("erased_by")?,
         erased_at: row.time("erased_at")?,

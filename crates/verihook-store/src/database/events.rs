@@ -60,9 +60,9 @@ impl<B: Backend> EventLog for Database<B> {
         let deliveries = self
             .read_all(of_event(sql::DELIVERIES_OF_EVENT), |row| {
                 Ok(EndpointDelivery {
-                    endpoint_id: EndpointId::parse(&row.string("endpoint_id")?)
+                    endpoint_id: EndpointId::parse(row.str("endpoint_id")?)
                         .map_err(StoreError::corrupt)?,
-                    status: DeliveryStatus::parse(&row.string("delivery_status")?)
+                    status: DeliveryStatus::parse(row.str("delivery_status")?)
                         .ok_or_else(|| StoreError::corrupt("delivery status"))?,
                 })
             })

@@ -100,7 +100,7 @@ impl<B: Backend> Organizations for Database<B> {
                     let params = [Value::text(url.as_str()), Value::text(id.as_str())];
                     if let Some(row) = conn.query(sql::SET_DEFAULT_URL, &params).await?.first() {
                         return Ok(WebhookSet {
-                            url: stored_url(&row.string("url")?)?,
+                            url: stored_url(row.str("url")?)?,
                             secret: WebhookSecret::from_stored(row.string("secret")?),
                             secret_is_new: false,
                         });

@@ -223,7 +223,7 @@ async fn requeue_targets<C: Conn>(
         .await?;
     let mut targets = Vec::new();
     for row in &enabled {
-        let filter = EventTypes::from_stored(&row.string("event_types")?)
+        let filter = EventTypes::from_stored(row.str("event_types")?)
             .map_err(|t| StoreError::corrupt(format!("endpoints.event_types: {t}")))?;
         if filter.matches(event_type) {
             targets.push(row.int("seq")?);

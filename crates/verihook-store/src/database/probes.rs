@@ -87,7 +87,7 @@ async fn claim_probes<B: Backend>(
             .await?;
         claimed.extend(claimed_deliveries(
             vec![(event, endpoint, attempt, PROBE_BUDGET)],
-            &rows,
+            rows,
             &token,
         )?);
     }

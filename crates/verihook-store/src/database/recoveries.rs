@@ -14,7 +14,7 @@ fn recovery(row: &Row) -> Result<Recovery, StoreError> {
     let count = |column| Ok::<_, StoreError>(u64::try_from(row.int(column)?).unwrap_or(0));
     let (total, pending, failed) = (count("total")?, count("pending")?, count("failed")?);
     Ok(Recovery {
-        id: RecoveryId::parse(&row.string("id")?).map_err(StoreError::corrupt)?,
+        id: RecoveryId::parse(row.str("id")?).map_err(StoreError::corrupt)?,
         since: row.time("since")?,
         until: row.time("until")?,
         endpoint: row

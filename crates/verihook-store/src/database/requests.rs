@@ -33,7 +33,7 @@ pub(super) async fn insert_api_key<B: Backend>(
 
 fn api_key(row: &Row) -> Result<ApiKeyRecord, StoreError> {
     Ok(ApiKeyRecord {
-        id: ApiKeyId::parse(&row.string("id")?).map_err(|e| StoreError::corrupt(e.to_string()))?,
+        id: ApiKeyId::parse(row.str("id")?).map_err(|e| StoreError::corrupt(e.to_string()))?,
         prefix: row.string("prefix")?,
         created_at: row.time("created_at")?,
         last_used_at: row

@@ -138,7 +138,7 @@ pub(super) async fn claim(
         .bind(&endpoints)
         .fetch_all(&mut *conn)
         .await?;
-    claimed_deliveries(claimed, &rows(&details)?, &token)
+    claimed_deliveries(claimed, rows(&details)?, &token)
 }
 
 /// Attempts' outcomes in one statement: move each delivery on under its lease (delete it,
