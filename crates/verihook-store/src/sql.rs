@@ -459,7 +459,9 @@ pub(crate) const INSERT_PROBE: &str = "\
     WHERE a.event_seq = $1 AND a.endpoint_seq = $2 \
     ON CONFLICT (event_seq, endpoint_seq) DO NOTHING RETURNING attempt";
 
-pub(crate) const PROBE_DETAILS: &str = "(SELECT $1 AS event_seq, $2 AS endpoint_seq) p";
+/// The pairs of [`CLAIMED_DETAILS`] when it is run for one delivery: `$1` its event's
+/// `seq`, `$2` its endpoint's.
+pub(crate) const ONE_PAIR: &str = "(SELECT $1 AS event_seq, $2 AS endpoint_seq) p";
 
 pub(crate) const ANY_FAILED_AT: &str =
     "SELECT 1 AS one FROM failed_events WHERE endpoint_seq = $1 LIMIT 1";

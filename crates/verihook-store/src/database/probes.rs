@@ -81,7 +81,7 @@ async fn claim_probes<B: Backend>(
         let Some(attempt) = inserted.first().map(|r| r.int("attempt")).transpose()? else {
             continue; // already back in the outbox
         };
-        let details = sql::CLAIMED_DETAILS.replace("{pairs}", sql::PROBE_DETAILS);
+        let details = sql::CLAIMED_DETAILS.replace("{pairs}", sql::ONE_PAIR);
         let rows = conn
             .query(&details, &[Value::int(event), Value::int(endpoint)])
             .await?;

@@ -77,6 +77,16 @@ pub(super) fn query(
     sql: &str,
     params: &[Value<'_>],
 ) -> Result<Vec<Row>, StoreError> {
+    query_each(conn, sql, [params])
+}
+
+/// Runs one statement once for each set of parameters, and returns the rows of all the
+/// runs in order: prepared (or taken from the cache) and its column names read once.
+pub(super) fn query_each<'v, P: AsRef<[Value<'v>]>>(
+    conn: &Connection,
+    sql: &str,
+    runs: impl IntoIterator<Item = P>,
+) -> Result<Vec<Row>, StoreError> {
     let mut statement = conn.prepare_cached(sql)?;
     let columns: Arc<[String]> = statement
         .column_names()
@@ -84,14 +94,16 @@ pub(super) fn query(
         .map(str::to_owned)
         .collect();
     let width = columns.len();
-    bind(&mut statement, params)?;
-    let mut found = statement.raw_query();
     let mut rows = Vec::new();
-    while let Some(row) = found.next()? {
-        let cells = (0..width)
-            .map(|i| cell(row.get_ref(i)?))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        rows.push(Row::new(columns.clone(), cells));
+    for params in runs {
+        bind(&mut statement, params.as_ref())?;
+        let mut found = statement.raw_query();
+        while let Some(row) = found.next()? {
+            let cells = (0..width)
+                .map(|i| cell(row.get_ref(i)?))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            rows.push(Row::new(columns.clone(), cells));
+        }
     }
     Ok(rows)
 }

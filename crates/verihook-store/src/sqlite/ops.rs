@@ -1,13 +1,14 @@
 //! The SQLite writes whose SQL is SQLite's own, run on the writer thread, each in its own
 //! savepoint of the batch transaction.
 
-use super::conn::{execute, query};
+use super::conn::{execute, query_each};
 use crate::database::{claimed_deliveries, Claimed};
 use crate::outbox::{AttemptOutcome, ClaimRequest, ClaimedDelivery, NextStep, Recorded};
 use crate::rows::{self, Value};
 use crate::{sql, StoreError};
 use rusqlite::{params, Connection};
 use std::collections::HashMap;
+use std::sync::LazyLock;
 use verihook_core::id::random_token;
 use verihook_core::{Customer, Event, Timestamp};
 
@@ -65,6 +66,10 @@ const DUE_AT_ENDPOINT: &str = "\
     SELECT event_seq, due_at, attempt, budget_used FROM deliveries \
     WHERE endpoint_seq = ?1 AND due_at <= ?2 ORDER BY due_at LIMIT ?3";
 
+/// One claimed delivery's event and endpoint.
+static DETAILS: LazyLock<String> =
+    LazyLock::new(|| sql::CLAIMED_DETAILS.replace("{pairs}", sql::ONE_PAIR));
+
 /// Leases one delivery by its key. Without `RETURNING` (the columns it would return were
 /// read by the seek, in this transaction): SQLite runs `RETURNING` as a trigger, and a
 /// statement with a trigger copies each page it changes to a statement journal first.
@@ -100,17 +105,10 @@ pub(super) fn claim(
             Ok(claimed)
         })
         .collect::<Result<Vec<Claimed>, StoreError>>()?;
-    let pairs: Vec<String> = claimed
-        .iter()
-        .map(|c| format!("[{},{}]", c.0, c.1))
-        .collect();
-    let pairs = format!("[{}]", pairs.join(","));
-    let details = sql::CLAIMED_DETAILS.replace(
-        "{pairs}",
-        "(SELECT value ->> 0 AS event_seq, value ->> 1 AS endpoint_seq \
-         FROM json_each($1)) p",
-    );
-    let details = query(conn, &details, &[Value::text(&pairs)])?;
+    // Each delivery's details by its key, one run of one statement each: cheaper than
+    // one run that joins the keys passed as JSON (`json_each`), 18,000 instructions a row.
+    let pairs = claimed.iter().map(|c| [Value::int(c.0), Value::int(c.1)]);
+    let details = query_each(conn, &DETAILS, pairs)?;
     claimed_deliveries(claimed, details, &token)
 }
 
@@ -211,11 +209,14 @@ mod tests {
                 "SEARCH deliveries USING INDEX deliveries_due_per_endpoint",
             ),
             (LEASE, "SEARCH deliveries USING PRIMARY KEY"),
+            (&DETAILS, "SEARCH e USING INTEGER PRIMARY KEY"),
+            (&DETAILS, "SEARCH en USING INTEGER PRIMARY KEY"),
         ]
     }
 
-    /// A claim seeks each endpoint's due deliveries, and leases each by its key: a scan of
-    /// the outbox would cost every claim the whole backlog (seconds at a million waiting).
+    /// A claim seeks each endpoint's due deliveries, and leases and reads each by its key:
+    /// a scan of the outbox would cost every claim the whole backlog (seconds at a million
+    /// waiting), one of the events or endpoints every delivery all of them.
     #[test]
     fn a_claim_never_scans_the_outbox() {
         let dir = tempfile::tempdir().expect("temporary directory");
@@ -234,7 +235,11 @@ mod tests {
                 .collect::<Result<_, _>>()
                 .expect("read");
             assert!(steps.iter().any(|s| s.starts_with(step)), "{steps:#?}");
-            assert!(!steps.iter().any(|s| s.starts_with("SCAN")), "{steps:#?}");
+            // The one scan allowed is of the details' one-row key (`p`).
+            let scans_a_table = |s: &&String| {
+                s.starts_with("SCAN ") && !["SCAN CONSTANT ROW", "SCAN p"].contains(&s.as_str())
+            };
+            assert!(!steps.iter().any(|s| scans_a_table(&s)), "{steps:#?}");
         }
     }
 }
