@@ -97,12 +97,16 @@ impl Row {
         Self { columns, cells }
     }
 
-    fn cell(&self, column: &str) -> Result<&Value<'static>, StoreError> {
+    fn index(&self, column: &str) -> Result<usize, StoreError> {
         self.columns
             .iter()
             .position(|c| c == column)
-            .and_then(|i| self.cells.get(i))
+            .filter(|&i| i < self.cells.len())
             .ok_or_else(|| StoreError::corrupt(format!("no column {column}")))
+    }
+
+    fn cell(&self, column: &str) -> Result<&Value<'static>, StoreError> {
+        Ok(&self.cells[self.index(column)?])
     }
 
     /// Text borrowed from the row: what is parsed into a domain type need not be copied
@@ -122,17 +126,9 @@ impl Row {
 
     /// The text of `column`, moved out of the row (which reads NULL there after).
     pub(crate) fn take_string(&mut self, column: &str) -> Result<String, StoreError> {
-        let i = self
-            .columns
-            .iter()
-            .position(|c| c == column)
-            .ok_or_else(|| StoreError::corrupt(format!("no column {column}")))?;
-        match self
-            .cells
-            .get_mut(i)
-            .map(|c| std::mem::replace(c, Value::Int(None)))
-        {
-            Some(Value::Text(Some(t))) => Ok(t.into_owned()),
+        let i = self.index(column)?;
+        match std::mem::replace(&mut self.cells[i], Value::Int(None)) {
+            Value::Text(Some(t)) => Ok(t.into_owned()),
             _ => Err(StoreError::corrupt(format!("{column} is not text"))),
         }
     }

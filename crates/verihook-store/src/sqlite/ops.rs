@@ -1,5 +1,5 @@
-//! The SQLite writes whose SQL is SQLite's own, run on the writer thread, each in its own
-//! savepoint of the batch transaction.
+//! The SQLite writes whose SQL is SQLite's own, run on the writer thread in its batch's
+//! transaction (in a savepoint unless first in it: see `writer`).
 
 use super::conn::{execute, query_each};
 use crate::database::{claimed_deliveries, Claimed};
@@ -119,25 +119,9 @@ fn due_deliveries(
     request: &ClaimRequest,
     now: i64,
 ) -> Result<Vec<(Claimed, i64)>, StoreError> {
-    let busy: HashMap<&str, u32> = request
-        .in_flight
-        .iter()
-        .map(|(endpoint, n)| (endpoint.as_str(), *n))
-        .collect();
-    let mut open = Vec::new();
-    let mut endpoints = conn.prepare_cached(CLAIMABLE_ENDPOINTS)?;
-    let mut rows = endpoints.query([])?;
-    while let Some(row) = rows.next()? {
-        let id = row.get_ref(1)?.as_str().map_err(StoreError::corrupt)?;
-        let running = busy.get(id).copied().unwrap_or(0);
-        let headroom = request.per_endpoint.saturating_sub(running);
-        if headroom > 0 {
-            open.push((row.get::<_, i64>(0)?, headroom.min(request.limit)));
-        }
-    }
     let mut seek = conn.prepare_cached(DUE_AT_ENDPOINT)?;
     let mut due = Vec::new();
-    for (endpoint, headroom) in open {
+    for (endpoint, headroom) in with_headroom(conn, request)? {
         let found = seek.query_map(params![endpoint, now, headroom], |row| {
             Ok((
                 (row.get(0)?, endpoint, row.get(2)?, row.get(3)?),
@@ -151,6 +135,28 @@ fn due_deliveries(
     due.sort_unstable_by_key(|&((event, ..), due_at)| (due_at, event));
     due.truncate(usize::try_from(request.limit).unwrap_or(usize::MAX));
     Ok(due)
+}
+
+/// The claimable endpoints with room for more attempts, by `seq`, each with how many more
+/// the claim may take of it.
+fn with_headroom(conn: &Connection, request: &ClaimRequest) -> Result<Vec<(i64, u32)>, StoreError> {
+    let busy: HashMap<&str, u32> = request
+        .in_flight
+        .iter()
+        .map(|(endpoint, n)| (endpoint.as_str(), *n))
+        .collect();
+    let mut open = Vec::new();
+    let mut endpoints = conn.prepare_cached(CLAIMABLE_ENDPOINTS)?;
+    let mut rows = endpoints.query([])?;
+    while let Some(row) = rows.next()? {
+        let id = row.get_ref(1)?.as_str().map_err(StoreError::corrupt)?;
+        let running = busy.get(id).copied().unwrap_or(0);
+        let headroom = request.per_endpoint.saturating_sub(running);
+        if headroom > 0 {
+            open.push((row.get(0)?, headroom.min(request.limit)));
+        }
+    }
+    Ok(open)
 }
 
 /// Moves the delivery on under its lease; if the lease holds but a redelivery was asked
