@@ -56,9 +56,12 @@ pub(super) fn save_change(
 }
 
 /// The endpoints a claim looks at: live and enabled, with the id the sender's in-flight
-/// counts name them by.
-const CLAIMABLE_ENDPOINTS: &str =
-    "SELECT seq, id FROM endpoints WHERE deleted_at IS NULL AND NOT disabled";
+/// counts name them by, those with nothing due (`?1`: now) left out. The earliest due
+/// time is one descent of `deliveries_due_per_endpoint` within this statement, where a
+/// seek of its own costs a statement run: most endpoints of many have nothing due.
+const CLAIMABLE_ENDPOINTS: &str = "\
+    SELECT seq, id FROM endpoints en WHERE deleted_at IS NULL AND NOT disabled \
+    AND (SELECT MIN(d.due_at) FROM deliveries d WHERE d.endpoint_seq = en.seq) <= ?1";
 
 /// One endpoint's oldest due deliveries: an index seek (`deliveries_due_per_endpoint`), so
 /// a long backlog of one endpoint costs the others nothing. (`?N` binds by number.)
@@ -121,7 +124,7 @@ fn due_deliveries(
 ) -> Result<Vec<(Claimed, i64)>, StoreError> {
     let mut seek = conn.prepare_cached(DUE_AT_ENDPOINT)?;
     let mut due = Vec::new();
-    for (endpoint, headroom) in with_headroom(conn, request)? {
+    for (endpoint, headroom) in with_headroom(conn, request, now)? {
         let found = seek.query_map(params![endpoint, now, headroom], |row| {
             Ok((
                 (row.get(0)?, endpoint, row.get(2)?, row.get(3)?),
@@ -137,9 +140,13 @@ fn due_deliveries(
     Ok(due)
 }
 
-/// The claimable endpoints with room for more attempts, by `seq`, each with how many more
-/// the claim may take of it.
-fn with_headroom(conn: &Connection, request: &ClaimRequest) -> Result<Vec<(i64, u32)>, StoreError> {
+/// The claimable endpoints with deliveries due and room for more attempts, by `seq`, each
+/// with how many more the claim may take of it.
+fn with_headroom(
+    conn: &Connection,
+    request: &ClaimRequest,
+    now: i64,
+) -> Result<Vec<(i64, u32)>, StoreError> {
     let busy: HashMap<&str, u32> = request
         .in_flight
         .iter()
@@ -147,7 +154,7 @@ fn with_headroom(conn: &Connection, request: &ClaimRequest) -> Result<Vec<(i64, 
         .collect();
     let mut open = Vec::new();
     let mut endpoints = conn.prepare_cached(CLAIMABLE_ENDPOINTS)?;
-    let mut rows = endpoints.query([])?;
+    let mut rows = endpoints.query([now])?;
     while let Some(row) = rows.next()? {
         let id = row.get_ref(1)?.as_str().map_err(StoreError::corrupt)?;
         let running = busy.get(id).copied().unwrap_or(0);
@@ -215,6 +222,10 @@ mod tests {
                 "SEARCH deliveries USING INDEX deliveries_due_per_endpoint",
             ),
             (LEASE, "SEARCH deliveries USING PRIMARY KEY"),
+            (
+                CLAIMABLE_ENDPOINTS,
+                "SEARCH d USING COVERING INDEX deliveries_due_per_endpoint",
+            ),
             (&DETAILS, "SEARCH e USING INTEGER PRIMARY KEY"),
             (&DETAILS, "SEARCH en USING INTEGER PRIMARY KEY"),
         ]
@@ -222,7 +233,7 @@ mod tests {
 
     /// A claim seeks each endpoint's due deliveries, and leases and reads each by its key:
     /// a scan of the outbox would cost every claim the whole backlog (seconds at a million
-    /// waiting), one of the events or endpoints every delivery all of them.
+    /// waiting), one of the events every delivery all of them.
     #[test]
     fn a_claim_never_scans_the_outbox() {
         let dir = tempfile::tempdir().expect("temporary directory");
@@ -241,11 +252,13 @@ mod tests {
                 .collect::<Result<_, _>>()
                 .expect("read");
             assert!(steps.iter().any(|s| s.starts_with(step)), "{steps:#?}");
-            // The one scan allowed is of the details' one-row key (`p`).
-            let scans_a_table = |s: &&String| {
-                s.starts_with("SCAN ") && !["SCAN CONSTANT ROW", "SCAN p"].contains(&s.as_str())
+            // The endpoints are each looked at by design; the outbox and the events never.
+            let scans_a_big_table = |s: &String| {
+                s.strip_prefix("SCAN ")
+                    .and_then(|rest| rest.split(' ').next())
+                    .is_some_and(|table| ["d", "deliveries", "e", "events"].contains(&table))
             };
-            assert!(!steps.iter().any(|s| scans_a_table(&s)), "{steps:#?}");
+            assert!(!steps.iter().any(scans_a_big_table), "{steps:#?}");
         }
     }
 }
