@@ -4,6 +4,7 @@
 
 use crate::rows::Value;
 use std::fmt::Write;
+use std::sync::LazyLock;
 use verihook_core::DeliveryStatus;
 
 /// A customer row's columns, in the order [`crate::rows::customer_params`] gives them.
@@ -459,9 +460,10 @@ pub(crate) const INSERT_PROBE: &str = "\
     WHERE a.event_seq = $1 AND a.endpoint_seq = $2 \
     ON CONFLICT (event_seq, endpoint_seq) DO NOTHING RETURNING attempt";
 
-/// The pairs of [`CLAIMED_DETAILS`] when it is run for one delivery: `$1` its event's
-/// `seq`, `$2` its endpoint's.
-pub(crate) const ONE_PAIR: &str = "(SELECT $1 AS event_seq, $2 AS endpoint_seq) p";
+/// [`CLAIMED_DETAILS`] for one delivery: `$1` its event's `seq`, `$2` its endpoint's.
+pub(crate) static ONE_CLAIMED_DETAILS: LazyLock<String> = LazyLock::new(|| {
+    CLAIMED_DETAILS.replace("{pairs}", "(SELECT $1 AS event_seq, $2 AS endpoint_seq) p")
+});
 
 pub(crate) const ANY_FAILED_AT: &str =
     "SELECT 1 AS one FROM failed_events WHERE endpoint_seq = $1 LIMIT 1";

@@ -81,9 +81,11 @@ async fn claim_probes<B: Backend>(
         let Some(attempt) = inserted.first().map(|r| r.int("attempt")).transpose()? else {
             continue; // already back in the outbox
         };
-        let details = sql::CLAIMED_DETAILS.replace("{pairs}", sql::ONE_PAIR);
         let rows = conn
-            .query(&details, &[Value::int(event), Value::int(endpoint)])
+            .query(
+                &sql::ONE_CLAIMED_DETAILS,
+                &[Value::int(event), Value::int(endpoint)],
+            )
             .await?;
         claimed.extend(claimed_deliveries(
             vec![(event, endpoint, attempt, PROBE_BUDGET)],

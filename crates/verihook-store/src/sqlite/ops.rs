@@ -8,7 +8,6 @@ use crate::rows::{self, Value};
 use crate::{sql, StoreError};
 use rusqlite::{params, Connection};
 use std::collections::HashMap;
-use std::sync::LazyLock;
 use verihook_core::id::random_token;
 use verihook_core::{Customer, Event, Timestamp};
 
@@ -69,10 +68,6 @@ const DUE_AT_ENDPOINT: &str = "\
     SELECT event_seq, due_at, attempt, budget_used FROM deliveries \
     WHERE endpoint_seq = ?1 AND due_at <= ?2 ORDER BY due_at LIMIT ?3";
 
-/// One claimed delivery's event and endpoint.
-static DETAILS: LazyLock<String> =
-    LazyLock::new(|| sql::CLAIMED_DETAILS.replace("{pairs}", sql::ONE_PAIR));
-
 /// Leases one delivery by its key. Without `RETURNING` (the columns it would return were
 /// read by the seek, in this transaction): SQLite runs `RETURNING` as a trigger, and a
 /// statement with a trigger copies each page it changes to a statement journal first.
@@ -111,7 +106,7 @@ pub(super) fn claim(
     // Each delivery's details by its key, one run of one statement each: cheaper than
     // one run that joins the keys passed as JSON (`json_each`), 18,000 instructions a row.
     let pairs = claimed.iter().map(|c| [Value::int(c.0), Value::int(c.1)]);
-    let details = query_each(conn, &DETAILS, pairs)?;
+    let details = query_each(conn, &sql::ONE_CLAIMED_DETAILS, pairs)?;
     claimed_deliveries(claimed, details, &token)
 }
 
@@ -226,8 +221,14 @@ mod tests {
                 CLAIMABLE_ENDPOINTS,
                 "SEARCH d USING COVERING INDEX deliveries_due_per_endpoint",
             ),
-            (&DETAILS, "SEARCH e USING INTEGER PRIMARY KEY"),
-            (&DETAILS, "SEARCH en USING INTEGER PRIMARY KEY"),
+            (
+                &sql::ONE_CLAIMED_DETAILS,
+                "SEARCH e USING INTEGER PRIMARY KEY",
+            ),
+            (
+                &sql::ONE_CLAIMED_DETAILS,
+                "SEARCH en USING INTEGER PRIMARY KEY",
+            ),
         ]
     }
 
