@@ -1,7 +1,7 @@
 //! Prefixed identifiers, as Stripe and Svix make them: a prefix that says what the id
 //! names (an id pasted into the wrong place is caught at the edge), then 24 symbols: the
-//! creation time in milliseconds (10 symbols) and 70 bits from the operating system's
-//! CSPRNG (14 symbols), so ids cannot be guessed or enumerated.
+//! creation time in milliseconds (10 symbols) and 70 bits from a CSPRNG (14 symbols), so
+//! ids cannot be guessed or enumerated.
 //!
 //! Why the time first: ids are keys of the database's indexes, and a random key lands on a
 //! random page of its index, so a batch of n new rows dirties about n pages of each such
@@ -21,14 +21,26 @@ const RANDOM_LEN: usize = 24;
 /// 50 bits of milliseconds since 1970: until the year 37,000.
 const TIME_LEN: usize = 10;
 
-/// `n` uniformly random symbols of [`ALPHABET`].
-pub(crate) fn random_symbols(n: usize) -> String {
+/// `n` uniformly random symbols of [`ALPHABET`], from `rng`.
+fn symbols_from(rng: &mut impl RngCore, n: usize) -> String {
     let mut bytes = vec![0u8; n];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    rng.fill_bytes(&mut bytes);
     bytes
         .iter()
         .map(|b| char::from(ALPHABET[usize::from(b & 31)]))
         .collect()
+}
+
+/// Random symbols for a credential (an API key): straight from the operating system.
+pub(crate) fn random_symbols(n: usize) -> String {
+    symbols_from(&mut rand::rngs::OsRng, n)
+}
+
+/// Random symbols for ids and lease tokens, made for every event and every claim: from
+/// the thread's CSPRNG (ChaCha12, seeded from the operating system and reseeded from it),
+/// not a `getrandom` system call each, two an event.
+fn unguessable_symbols(n: usize) -> String {
+    symbols_from(&mut rand::thread_rng(), n)
 }
 
 /// `millis` as [`TIME_LEN`] symbols, most significant first.
@@ -47,13 +59,13 @@ fn now_millis() -> u64 {
 /// The body of a new id: the time now, then random symbols.
 fn time_ordered_symbols() -> String {
     let mut body = time_symbols(now_millis());
-    body.push_str(&random_symbols(RANDOM_LEN - TIME_LEN));
+    body.push_str(&unguessable_symbols(RANDOM_LEN - TIME_LEN));
     body
 }
 
 /// A random opaque token (120 bits), e.g. to mark a lease as one claimant's.
 pub fn random_token() -> String {
-    random_symbols(RANDOM_LEN)
+    unguessable_symbols(RANDOM_LEN)
 }
 
 /// Which bytes are symbols of [`ALPHABET`], by value: ids are parsed wherever a row or a
