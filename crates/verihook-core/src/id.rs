@@ -32,14 +32,14 @@ fn symbols_from(rng: &mut impl RngCore, n: usize) -> String {
 }
 
 /// Random symbols for a credential (an API key): straight from the operating system.
-pub(crate) fn random_symbols(n: usize) -> String {
+fn credential_symbols(n: usize) -> String {
     symbols_from(&mut rand::rngs::OsRng, n)
 }
 
 /// Random symbols for ids and lease tokens, made for every event and every claim: from
 /// the thread's CSPRNG (ChaCha12, seeded from the operating system and reseeded from it),
 /// not a `getrandom` system call each, two an event.
-fn unguessable_symbols(n: usize) -> String {
+fn random_symbols(n: usize) -> String {
     symbols_from(&mut rand::thread_rng(), n)
 }
 
@@ -59,13 +59,13 @@ fn now_millis() -> u64 {
 /// The body of a new id: the time now, then random symbols.
 fn time_ordered_symbols() -> String {
     let mut body = time_symbols(now_millis());
-    body.push_str(&unguessable_symbols(RANDOM_LEN - TIME_LEN));
+    body.push_str(&random_symbols(RANDOM_LEN - TIME_LEN));
     body
 }
 
 /// A random opaque token (120 bits), e.g. to mark a lease as one claimant's.
 pub fn random_token() -> String {
-    unguessable_symbols(RANDOM_LEN)
+    random_symbols(RANDOM_LEN)
 }
 
 /// Which bytes are symbols of [`ALPHABET`], by value: ids are parsed wherever a row or a
@@ -197,7 +197,7 @@ impl ApiKey {
     const PREFIX: &'static str = "vhk_";
 
     pub fn generate() -> Self {
-        Self(format!("{}{}", Self::PREFIX, random_symbols(40)))
+        Self(format!("{}{}", Self::PREFIX, credential_symbols(40)))
     }
 
     pub fn expose(&self) -> &str {
