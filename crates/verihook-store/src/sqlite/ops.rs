@@ -98,7 +98,7 @@ pub(super) fn claim(
     let mut leasing = conn.prepare_cached(LEASE)?;
     let claimed = due
         .into_iter()
-        .map(|(claimed, _)| {
+        .map(|claimed| {
             leasing.execute(params![until, token, claimed.0, claimed.1])?;
             Ok(claimed)
         })
@@ -110,15 +110,14 @@ pub(super) fn claim(
     claimed_deliveries(claimed, details, &token)
 }
 
-/// The `limit` oldest due deliveries within each endpoint's headroom, each with its due
-/// time, oldest first.
+/// The `limit` oldest due deliveries within each endpoint's headroom, oldest first.
 fn due_deliveries(
     conn: &Connection,
     request: &ClaimRequest,
     now: i64,
-) -> Result<Vec<(Claimed, i64)>, StoreError> {
+) -> Result<Vec<Claimed>, StoreError> {
     let mut seek = conn.prepare_cached(DUE_AT_ENDPOINT)?;
-    let mut due = Vec::new();
+    let mut due: Vec<(Claimed, i64)> = Vec::new();
     for (endpoint, headroom) in with_headroom(conn, request, now)? {
         let found = seek.query_map(params![endpoint, now, headroom], |row| {
             Ok((
@@ -132,7 +131,7 @@ fn due_deliveries(
     }
     due.sort_unstable_by_key(|&((event, ..), due_at)| (due_at, event));
     due.truncate(usize::try_from(request.limit).unwrap_or(usize::MAX));
-    Ok(due)
+    Ok(due.into_iter().map(|(claimed, _)| claimed).collect())
 }
 
 /// The claimable endpoints with deliveries due and room for more attempts, by `seq`, each
