@@ -5,7 +5,7 @@ use crate::conn::Conn;
 use crate::rows::{Row, Value};
 use crate::StoreError;
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{Connection, Statement, ToSql};
+use rusqlite::{Connection, OpenFlags, Statement, ToSql};
 use std::borrow::Cow;
 use std::future::{ready, Future};
 use std::path::Path;
@@ -136,9 +136,13 @@ impl Conn for Connection {
 }
 
 /// Opens a connection with the store's settings: WAL, `synchronous=FULL` (a commit is on
-/// disk before anyone is told it happened), foreign keys, a patient busy timeout.
+/// disk before anyone is told it happened), foreign keys, a patient busy timeout; through
+/// the VFS that writes a commit's WAL frames at once, which relies on `FULL`.
 pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path)?;
+    let conn = match super::vfs::name() {
+        Some(vfs) => Connection::open_with_flags_and_vfs(path, OpenFlags::default(), vfs)?,
+        None => Connection::open(path)?,
+    };
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;

@@ -7,6 +7,7 @@
 mod conn;
 mod migrate;
 mod ops;
+mod vfs;
 
 use crate::database::{merged, Backend, Database};
 use crate::rows::{Row, Value};
