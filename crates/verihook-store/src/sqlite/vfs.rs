@@ -1,12 +1,12 @@
-//! A VFS over the platform's that hands the WAL one write per commit instead of two per
-//! page.
+//! A VFS over the platform's that hands the WAL a commit's frames in a few writes instead
+//! of two writes a page.
 //!
 //! SQLite appends each page of a commit to the WAL as two writes, its 24-byte frame header
-//! and then the page, and syncs once at the end: a delivered event costs about seven
-//! `pwrite` system calls, most of the writer thread's time in the kernel. This VFS gathers
-//! a WAL file's contiguous writes in memory and passes them on in writes of up to 128 KiB,
-//! before the file is synced, read, truncated, measured or closed. The bytes and their order on disk
-//! are SQLite's own; only the number of system calls changes.
+//! and then the page, and syncs once at the end: a delivered event cost about seven
+//! `pwrite` system calls, on the writer thread. This VFS gathers a WAL file's contiguous
+//! writes in memory and passes them on in writes of up to 128 KiB, before the file is
+//! synced, read, truncated, measured or closed. The bytes and their order on disk are
+//! SQLite's own; only the number of system calls changes.
 //!
 //! Why the WAL may be held back until the sync: a commit is published to other connections
 //! (the wal-index header) only after its frames are synced, when `synchronous=FULL`, which
@@ -18,6 +18,11 @@
 //! Only the Unix VFS is wrapped: its methods other than `xOpen` are shared by all of its
 //! variants (`unix-dotfile`, `unix-none`, …), which differ only in name and `pAppData`, so
 //! they may be called with this VFS's pointer.
+//!
+//! Safety: every `unsafe extern "C" fn` here is called by SQLite under its VFS contract:
+//! `file` is the `szOsFile`-sized block it allocated and `open` filled (a [`WalFile`]
+//! followed by the platform's file), used by one connection at a time, and the buffers
+//! and lengths are SQLite's own.
 
 #![allow(unsafe_code)]
 
@@ -324,6 +329,11 @@ pub(super) mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .expect("journal mode");
         assert_eq!(mode, "wal");
+        // The VFS holds a commit's frames until the sync that FULL makes before publishing.
+        let synchronous: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .expect("synchronous");
+        assert_eq!(synchronous, 2, "FULL");
         conn
     }
 
