@@ -137,7 +137,7 @@ impl Conn for Connection {
 
 /// Opens a connection with the store's settings: WAL, `synchronous=FULL` (a commit is on
 /// disk before anyone is told it happened), foreign keys, a patient busy timeout; through
-/// the VFS that writes a commit's WAL frames at once, which relies on `FULL`.
+/// the VFS that gathers a commit's WAL frames into a few writes, which relies on `FULL`.
 pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
     let conn = match super::vfs::name() {
         Some(vfs) => Connection::open_with_flags_and_vfs(path, OpenFlags::default(), vfs)?,
