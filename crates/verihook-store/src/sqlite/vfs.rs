@@ -27,12 +27,11 @@
 #![allow(unsafe_code)]
 
 use rusqlite::ffi;
-use std::ffi::{c_int, c_void, CStr};
+use std::ffi::{c_int, c_void, CStr, CString};
 use std::sync::OnceLock;
 
 /// The name connections open with (`Connection::open_with_flags_and_vfs`).
 pub(super) const NAME: &str = "verihook-wal";
-const NAME_C: &CStr = c"verihook-wal";
 
 /// The most a WAL file holds back: the largest write the Unix VFS takes at once (it masks
 /// a write's length with `0x1ffff`), 31 frames of 4 KiB pages. A commit of the busiest
@@ -48,20 +47,22 @@ pub(super) fn name() -> Option<&'static str> {
 
 fn register() -> bool {
     // SAFETY: `sqlite3_vfs_find(NULL)` returns the default VFS, which lives for the
-    // process; the copy made of it is leaked, so it too outlives every connection.
+    // process; the copy made of it and its name are leaked, so they too outlive every
+    // connection.
     unsafe {
         let platform = ffi::sqlite3_vfs_find(std::ptr::null());
         if platform.is_null() || CStr::from_ptr((*platform).zName) != c"unix" {
             return false;
         }
-        let Ok(extra) = c_int::try_from(size_of::<WalFile>()) else {
+        let (Ok(extra), Ok(name)) = (c_int::try_from(size_of::<WalFile>()), CString::new(NAME))
+        else {
             return false;
         };
         let mut vfs = std::ptr::read(platform);
         vfs.iVersion = vfs.iVersion.min(2);
         vfs.szOsFile += extra;
         vfs.pNext = std::ptr::null_mut();
-        vfs.zName = NAME_C.as_ptr();
+        vfs.zName = name.into_raw();
         vfs.pAppData = platform.cast();
         vfs.xOpen = Some(open);
         vfs.xSetSystemCall = None;
