@@ -61,7 +61,12 @@ pub struct DeliveryEngine {
     limits: Limits,
     lease: Duration,
     state: Arc<Mutex<InFlight>>,
+    /// A slot or a lease was freed: the engine's capacity grew.
     finished: Arc<Notify>,
+    /// An endpoint at its limit has a slot again. Apart from `finished`: a dispatcher that
+    /// waits on a saturated (say dead) endpoint must not be woken by every other
+    /// endpoint's answer, or each one takes back its claim parked on the next writes.
+    unsaturated: Notify,
     /// The pacer let recovered deliveries out: they fall due over its tick, later than a
     /// claim riding on the release sees.
     released: Notify,
@@ -180,6 +185,7 @@ impl DeliveryEngine {
             lease: delivery_timeout + Duration::from_secs(10),
             state: Arc::default(),
             finished: Arc::new(Notify::new()),
+            unsaturated: Notify::new(),
             released: Notify::new(),
             metrics,
         }
@@ -341,7 +347,7 @@ impl DeliveryEngine {
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = self.released.notified() => {}
-            () = self.finished.notified(), if slots_matter => {
+            () = self.unsaturated.notified(), if slots_matter => {
                 // Let a few more finish before claiming, so that one claim serves several
                 // slots instead of one each.
                 tokio::time::sleep(COALESCE).await;
@@ -544,15 +550,21 @@ impl DeliveryEngine {
     }
 
     fn release_endpoint_slot(&self, d: &ClaimedDelivery) {
-        {
+        let was_saturated = {
             let mut state = lock(&self.state);
+            let mut was_saturated = false;
             if let Some(n) = state.per_endpoint.get_mut(&d.endpoint) {
+                was_saturated = *n >= self.limits.per_endpoint;
                 *n -= 1;
                 if *n == 0 {
                     state.per_endpoint.remove(&d.endpoint);
                 }
             }
             state.sending = state.sending.saturating_sub(1);
+            was_saturated
+        };
+        if was_saturated {
+            self.unsaturated.notify_one();
         }
         self.finished.notify_one();
     }
@@ -617,6 +629,7 @@ fn record_of(d: &ClaimedDelivery, r: &AttemptResult) -> AttemptRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::FutureExt;
 
     const FRESH: Duration = Duration::from_secs(1);
 
@@ -624,15 +637,17 @@ mod tests {
         Timestamp::from_unix_micros(Timestamp::now().unix_micros() + micros)
     }
 
-    /// A delivery task that panics mid-attempt still gives back its endpoint's slot and
-    /// its lease: the engine's capacity does not shrink.
-    #[tokio::test]
-    async fn a_panicking_delivery_frees_its_slot_and_lease() {
+    /// An engine over a fresh SQLite store holding `customers` new customers of one
+    /// organization (one endpoint), and the deliveries it claimed of them.
+    async fn claimed(
+        customers: usize,
+        limits: Limits,
+    ) -> (tempfile::TempDir, Arc<DeliveryEngine>, Vec<ClaimedDelivery>) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("panic.db").display());
+        let url = format!("sqlite://{}", dir.path().join("engine.db").display());
         let store = verihook_store::connect(&url).await.expect("opened");
         let org = verihook_core::Organization::new(
-            "Panics",
+            "Engine",
             verihook_core::Mode::Sandbox,
             Timestamp::now(),
         )
@@ -651,31 +666,41 @@ mod tests {
             .set_webhook_url(&org.id, &hook, verihook_core::WebhookSecret::generate())
             .await
             .expect("set");
-        let new = verihook_core::NewCustomer {
-            customer_type: verihook_core::CustomerType::Individual,
-            email: verihook_core::customer::Email::parse("p@example.com").expect("valid"),
-            first_name: verihook_core::customer::Text::parse("P").expect("valid"),
-            last_name: verihook_core::customer::Text::parse("N").expect("valid"),
-            date_of_birth: None,
-            address: verihook_core::Address::default(),
-        };
-        let change = verihook_core::Customer::create(org.id.clone(), new, Timestamp::now())
-            .expect("created");
-        store
-            .customers
-            .insert_customer(change)
-            .await
-            .expect("stored");
+        for _ in 0..customers {
+            let new = verihook_core::NewCustomer {
+                customer_type: verihook_core::CustomerType::Individual,
+                email: verihook_core::customer::Email::parse("p@example.com").expect("valid"),
+                first_name: verihook_core::customer::Text::parse("P").expect("valid"),
+                last_name: verihook_core::customer::Text::parse("N").expect("valid"),
+                date_of_birth: None,
+                address: verihook_core::Address::default(),
+            };
+            let change = verihook_core::Customer::create(org.id.clone(), new, Timestamp::now())
+                .expect("created");
+            store
+                .customers
+                .insert_customer(change)
+                .await
+                .expect("stored");
+        }
         let sender = Sender::new(Duration::from_secs(1), false, None).expect("sender");
         let engine = Arc::new(DeliveryEngine::new(
             store.outbox.clone(),
             Arc::new(sender),
             RetryPolicy::default(),
             Duration::from_secs(1),
-            Limits::default(),
+            limits,
             Arc::new(Metrics::new()),
         ));
         let claimed = engine.claim(10, Vec::new()).await.expect("claimed");
+        (dir, engine, claimed)
+    }
+
+    /// A delivery task that panics mid-attempt still gives back its endpoint's slot and
+    /// its lease: the engine's capacity does not shrink.
+    #[tokio::test]
+    async fn a_panicking_delivery_frees_its_slot_and_lease() {
+        let (_dir, engine, claimed) = claimed(1, Limits::default()).await;
         assert_eq!(claimed.len(), 1);
         assert_eq!(lock(&engine.state).leases.len(), 1);
         let task = tokio::spawn({
@@ -690,6 +715,24 @@ mod tests {
         let state = lock(&engine.state);
         assert!(state.per_endpoint.is_empty(), "the endpoint's slot is free");
         assert_eq!((state.sending, state.leases.len()), (0, 0));
+    }
+
+    /// A dispatcher waiting on an endpoint at its limit hears of that endpoint's freed
+    /// slots only: any other answer woke it before, and each time it took back the claim
+    /// it had parked on the next writes.
+    #[tokio::test]
+    async fn only_a_freed_slot_of_an_endpoint_at_its_limit_signals() {
+        for (limit, signals) in [(2, true), (3, false)] {
+            let limits = Limits {
+                per_endpoint: limit,
+                ..Limits::default()
+            };
+            let (_dir, engine, claimed) = claimed(2, limits).await;
+            assert_eq!(claimed.len(), 2);
+            drop(Held::new(&engine, &claimed[0]));
+            let signalled = engine.unsaturated.notified().now_or_never().is_some();
+            assert_eq!(signalled, signals, "two in flight, a limit of {limit}");
+        }
     }
 
     #[test]

@@ -40,3 +40,24 @@ async fn a_dead_endpoint_does_not_hold_up_a_healthy_one() {
         "the dead endpoint never gets more than its share"
     );
 }
+
+#[tokio::test]
+async fn a_saturated_endpoint_is_claimed_again_when_one_of_its_slots_frees() {
+    let pki = TestPki::new();
+    let slow = Receiver::https(&pki).await;
+    slow.always(Reply::Delay(Duration::from_millis(50), 200));
+    // Two slots for six deliveries: three rounds, the last two started once slots free,
+    // with no poll to fall back on (an hour) and within the probes' first 5 s.
+    let limits = Limits {
+        in_flight: 8,
+        per_endpoint: 2,
+        poll: Duration::from_secs(3_600),
+        ..Limits::default()
+    };
+    let app = TestApp::delivering_with(&pki, "1s", |_| {}, limits).await;
+    let (org, _) = app.org_sending_to(&slow.url).await;
+    for _ in 0..6 {
+        app.customer(&org).await;
+    }
+    slow.wait_for(6, Duration::from_secs(4)).await;
+}
