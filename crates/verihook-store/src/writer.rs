@@ -121,6 +121,9 @@ pub(crate) struct Writer<C> {
     delivery: mpsc::Sender<Work<C>>,
     /// A wake-up is on its way through the API lane (one is enough).
     wake_sent: Arc<AtomicBool>,
+    /// How long outcomes to record wait for a batch that runs anyway (see
+    /// [`Writer::record`]); `None`: they wake the runner at once.
+    records_wait: Option<Duration>,
 }
 
 /// Both lanes' receiving ends, and the parked claim.
@@ -147,6 +150,7 @@ fn channels<C>() -> (Writer<C>, Queues<C>) {
         api,
         delivery,
         wake_sent: wake_sent.clone(),
+        records_wait: None,
     };
     let queues = Queues {
         api: api_queue,
@@ -279,7 +283,8 @@ impl<C: Conn> Writer<C> {
         name: &str,
         merged: Merged<C>,
     ) -> Result<Self, StoreError> {
-        let (writer, queues) = channels();
+        let (mut writer, queues) = channels();
+        writer.records_wait = Some(RECORDS_WAIT);
         std::thread::Builder::new()
             .name(name.into())
             .spawn(move || run_thread(connection, queues, merged))
@@ -297,12 +302,19 @@ impl<C: Conn> Writer<C> {
             .send(work)
             .await
             .map_err(|_| StoreError::WriterStopped)?;
-        if lane == Lane::Delivery && !self.wake_sent.swap(true, Ordering::SeqCst) {
+        if lane == Lane::Delivery {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    /// Tells a runner waiting on the API lane that the delivery lane holds work.
+    fn wake(&self) {
+        if !self.wake_sent.swap(true, Ordering::SeqCst) {
             // A full API lane means the runner is busy and reads the delivery lane first
             // next; a closed one, that it stopped (the reply says so).
             let _ = self.api.try_send(Work::Wake);
         }
-        Ok(())
     }
 
     /// Queues `work` in `lane` and waits for its answer on `answer`, at most
@@ -329,10 +341,35 @@ impl<C: Conn> Writer<C> {
         outcomes: Vec<AttemptOutcome>,
     ) -> Result<Vec<Recorded>, StoreError> {
         let (tx, rx) = oneshot::channel();
+        let work = Work::Record(outcomes, tx);
         // Unlike a job, outcomes are still recorded after their caller gave up: late is
         // better than sending those attempts again.
-        self.answer(Lane::Delivery, Work::Record(outcomes, tx), rx)
+        let Some(wait) = self.records_wait else {
+            return self.answer(Lane::Delivery, work, rx).await;
+        };
+        // Queued without a wake-up: the next batch takes them with its other writes, in
+        // one commit. Below saturation that batch is the next new event's, which then
+        // never waits behind a commit of outcomes alone; if none comes within `wait`,
+        // they wake the runner themselves. Their lease holds meanwhile, and a crash
+        // before the commit only sends the attempt again, as it would have anyway.
+        let answered = async {
+            self.delivery
+                .send(work)
+                .await
+                .map_err(|_| StoreError::WriterStopped)?;
+            let mut rx = rx;
+            let answer = match tokio::time::timeout(wait, &mut rx).await {
+                Ok(answer) => answer,
+                Err(_) => {
+                    self.wake();
+                    rx.await
+                }
+            };
+            answer.map_err(|_| StoreError::WriterStopped)?
+        };
+        tokio::time::timeout(WRITE_DEADLINE, answered)
             .await
+            .map_err(|_| StoreError::Timeout(WRITE_DEADLINE))?
     }
 
     /// Stores a new customer with its events in the next batch, in one statement with the
@@ -420,6 +457,12 @@ where
 /// database unreachable, the API answers 503 in seconds instead of hanging, and shutdown
 /// is not held by writes that cannot finish.
 pub(crate) const WRITE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long outcomes to record wait for other writes on the single-writer thread (SQLite)
+/// before they ask for a batch of their own. At 1,000 events/s a new event comes within a
+/// millisecond or two, and its commit takes the outcomes with it: one fsync per event
+/// instead of two, and no event's commit waits behind one of outcomes.
+const RECORDS_WAIT: Duration = Duration::from_millis(10);
 
 /// How long a batch may wait on the database before its connection is given up: a server
 /// cut off by the network drops packets, and TCP alone would wait many minutes to say so.
@@ -786,6 +829,7 @@ fn answer_recorders(
 mod tests {
     use super::*;
     use rusqlite::Connection;
+    use std::sync::atomic::AtomicUsize;
 
     fn no_record<'c>(
         _: &'c mut Connection,
@@ -848,5 +892,68 @@ mod tests {
             Vec::<i64>::new()
         );
         assert_eq!(committed(vec![job(1, false), job(2, false)]), [1, 2]);
+    }
+
+    /// Outcomes to record: each writes a row, so their batch commits.
+    fn a_row<'c>(
+        conn: &'c mut Connection,
+        _: &'c [AttemptOutcome],
+    ) -> BoxFuture<'c, Result<Vec<Recorded>, StoreError>> {
+        let inserted = Connection::execute(conn, "INSERT INTO t VALUES (NULL)", []);
+        Box::pin(async move {
+            inserted?;
+            Ok(Vec::new())
+        })
+    }
+
+    fn insert_row(conn: &mut Connection) -> BoxFuture<'_, Result<(), StoreError>> {
+        let inserted = Connection::execute(conn, "INSERT INTO t VALUES (NULL)", []);
+        Box::pin(async move { inserted.map(|_| ()).map_err(StoreError::from) })
+    }
+
+    /// A writer thread over a table `t`, counting its commits.
+    fn counted_thread(dir: &std::path::Path) -> (Writer<Connection>, Arc<AtomicUsize>) {
+        let conn = Connection::open(dir.join("w.db")).expect("opened");
+        conn.execute_batch("CREATE TABLE t (v INTEGER PRIMARY KEY)")
+            .expect("created");
+        let commits = Arc::new(AtomicUsize::new(0));
+        let counter = commits.clone();
+        conn.commit_hook(Some(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            false
+        }));
+        let merged = Merged {
+            record: a_row,
+            save: no_save,
+            save_alone: Shape::Several,
+        };
+        let writer = Writer::spawn_thread(conn, "test-writer", merged).expect("started");
+        (writer, commits)
+    }
+
+    #[tokio::test]
+    async fn outcomes_on_the_writer_thread_ride_the_next_write() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (writer, commits) = counted_thread(dir.path());
+        let mut recording = Box::pin(writer.record(Vec::new()));
+        // Queued, and waiting: no batch of their own, however long no other write comes
+        // (their own wait runs only while they are polled, and nothing polls them here).
+        assert!(futures_util::poll!(&mut recording).is_pending());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(commits.load(Ordering::SeqCst), 0, "nothing committed yet");
+        let wrote = writer.write(Lane::Api, Shape::Several, insert_row);
+        wrote.await.expect("written");
+        recording.await.expect("recorded");
+        assert_eq!(commits.load(Ordering::SeqCst), 1, "one commit for both");
+    }
+
+    #[tokio::test]
+    async fn outcomes_alone_are_recorded_after_their_wait() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (writer, commits) = counted_thread(dir.path());
+        let started = std::time::Instant::now();
+        writer.record(Vec::new()).await.expect("recorded");
+        assert!(started.elapsed() >= RECORDS_WAIT, "they waited for company");
+        assert_eq!(commits.load(Ordering::SeqCst), 1);
     }
 }
