@@ -325,13 +325,11 @@ impl<C: Conn> Writer<C> {
         work: Work<C>,
         answer: oneshot::Receiver<Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        let answered = async {
+        within_deadline(async {
             self.send(lane, work).await?;
             answer.await.map_err(|_| StoreError::WriterStopped)?
-        };
-        tokio::time::timeout(WRITE_DEADLINE, answered)
-            .await
-            .map_err(|_| StoreError::Timeout(WRITE_DEADLINE))?
+        })
+        .await
     }
 
     /// Records attempt outcomes in the next batch, together with every other outcome
@@ -348,11 +346,11 @@ impl<C: Conn> Writer<C> {
             return self.answer(Lane::Delivery, work, rx).await;
         };
         // Queued without a wake-up: the next batch takes them with its other writes, in
-        // one commit. Below saturation that batch is the next new event's, which then
-        // never waits behind a commit of outcomes alone; if none comes within `wait`,
-        // they wake the runner themselves. Their lease holds meanwhile, and a crash
-        // before the commit only sends the attempt again, as it would have anyway.
-        let answered = async {
+        // one commit (below saturation, mostly the next new event's); if none comes
+        // within `wait`, they wake the runner themselves. Their lease holds meanwhile,
+        // and a crash before the commit only sends the attempt again, as it would have
+        // anyway.
+        within_deadline(async {
             self.delivery
                 .send(work)
                 .await
@@ -366,10 +364,8 @@ impl<C: Conn> Writer<C> {
                 }
             };
             answer.map_err(|_| StoreError::WriterStopped)?
-        };
-        tokio::time::timeout(WRITE_DEADLINE, answered)
-            .await
-            .map_err(|_| StoreError::Timeout(WRITE_DEADLINE))?
+        })
+        .await
     }
 
     /// Stores a new customer with its events in the next batch, in one statement with the
@@ -460,9 +456,18 @@ pub(crate) const WRITE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// How long outcomes to record wait for other writes on the single-writer thread (SQLite)
 /// before they ask for a batch of their own. At 1,000 events/s a new event comes within a
-/// millisecond or two, and its commit takes the outcomes with it: one fsync per event
-/// instead of two, and no event's commit waits behind one of outcomes.
+/// millisecond or two, and its commit takes the outcomes with it: fewer commits (and
+/// fsyncs) an event, and fewer new events waiting behind a commit of outcomes alone.
 const RECORDS_WAIT: Duration = Duration::from_millis(10);
+
+/// `answered`, given up with [`StoreError::Timeout`] after [`WRITE_DEADLINE`].
+async fn within_deadline<T>(
+    answered: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(WRITE_DEADLINE, answered)
+        .await
+        .map_err(|_| StoreError::Timeout(WRITE_DEADLINE))?
+}
 
 /// How long a batch may wait on the database before its connection is given up: a server
 /// cut off by the network drops packets, and TCP alone would wait many minutes to say so.
