@@ -388,9 +388,14 @@ impl DeliveryEngine {
         state
             .per_endpoint
             .iter()
-            .filter(|(_, n)| **n >= self.limits.per_endpoint)
+            .filter(|(_, n)| self.at_limit(**n))
             .map(|(endpoint, _)| endpoint.clone())
             .collect()
+    }
+
+    /// Whether an endpoint with `running` attempts may start no more.
+    fn at_limit(&self, running: usize) -> bool {
+        running >= self.limits.per_endpoint
     }
 
     /// How long until the next delivery falls due, at most the polling interval.
@@ -552,16 +557,16 @@ impl DeliveryEngine {
     fn release_endpoint_slot(&self, d: &ClaimedDelivery) {
         let was_saturated = {
             let mut state = lock(&self.state);
-            let mut was_saturated = false;
-            if let Some(n) = state.per_endpoint.get_mut(&d.endpoint) {
-                was_saturated = *n >= self.limits.per_endpoint;
-                *n -= 1;
-                if *n == 0 {
-                    state.per_endpoint.remove(&d.endpoint);
-                }
-            }
             state.sending = state.sending.saturating_sub(1);
-            was_saturated
+            // Attempts running before this one ended (0: none counted).
+            let running = state.per_endpoint.get_mut(&d.endpoint).map_or(0, |n| {
+                *n -= 1;
+                *n + 1
+            });
+            if running == 1 {
+                state.per_endpoint.remove(&d.endpoint);
+            }
+            running > 0 && self.at_limit(running)
         };
         if was_saturated {
             self.unsaturated.notify_one();
