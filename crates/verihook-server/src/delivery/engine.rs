@@ -102,8 +102,8 @@ struct Schedule {
 struct Reading {
     due: Option<Timestamp>,
     read_at: Instant,
-    /// The endpoints the reading left out, being at their limit then. It says nothing of
-    /// their deliveries: once one of them has room again, the reading no longer holds
+    /// The endpoints the reading left out, being at their limit then, and those a claim
+    /// filled since (see [`Schedule::left_out`]). It says nothing of their deliveries: once one of them has room again, the reading no longer holds
     /// (taken as it was, a backlog drain idled a whole polling interval each time a
     /// claim's snapshot of the slots went stale while it ran).
     excluding: Vec<EndpointId>,
@@ -124,6 +124,19 @@ impl Schedule {
         if let Some(reading) = &mut self.known {
             if reading.due.is_none_or(|due| at < due) {
                 reading.due = Some(at);
+            }
+        }
+    }
+
+    /// A claim since the reading filled `endpoints` to their limit, so deliveries of theirs
+    /// may be due that it left behind and the reading never saw (written after it): once
+    /// one of them has room again, the reading no longer holds.
+    fn left_out(&mut self, endpoints: Vec<EndpointId>) {
+        if let Some(reading) = &mut self.known {
+            for endpoint in endpoints {
+                if !reading.excluding.contains(&endpoint) {
+                    reading.excluding.push(endpoint);
+                }
             }
         }
     }
@@ -292,9 +305,32 @@ impl DeliveryEngine {
         wanted: usize,
         in_flight: Vec<(EndpointId, u32)>,
     ) -> Result<Vec<ClaimedDelivery>, verihook_store::StoreError> {
-        let claimed = self.outbox.claim(self.request(wanted, in_flight)).await?;
-        self.hold(&claimed);
+        let request = self.request(wanted, in_flight);
+        let asked = request.in_flight.clone();
+        let claimed = self.outbox.claim(request).await?;
+        self.took(&claimed, &asked);
         Ok(claimed)
+    }
+
+    /// Holds what a claim took (see [`Self::hold`]) and tells the schedule which endpoints
+    /// it filled, counting the attempts `in_flight` when it was asked: the engine's own
+    /// count may have dropped meanwhile, and a claim that filled an endpoint whose slot has
+    /// since freed left its deliveries behind all the same.
+    fn took(&self, claimed: &[ClaimedDelivery], in_flight: &[(EndpointId, u32)]) {
+        self.hold(claimed);
+        let mut counts: HashMap<&EndpointId, usize> = in_flight
+            .iter()
+            .map(|(endpoint, n)| (endpoint, usize::try_from(*n).unwrap_or(usize::MAX)))
+            .collect();
+        for d in claimed {
+            *counts.entry(&d.endpoint).or_default() += 1;
+        }
+        let filled = counts
+            .into_iter()
+            .filter(|(_, n)| self.at_limit(*n))
+            .map(|(endpoint, _)| endpoint.clone())
+            .collect();
+        lock(&self.state).schedule.left_out(filled);
     }
 
     fn request(&self, wanted: usize, in_flight: Vec<(EndpointId, u32)>) -> ClaimRequest {
@@ -326,8 +362,9 @@ impl DeliveryEngine {
         let slots_matter = !saturated.is_empty();
         let stop = Box::pin(self.until_more_may_be_due(shutdown, wait, slots_matter));
         let request = self.request(wanted, in_flight);
+        let asked = request.in_flight.clone();
         match self.outbox.claim_after_writes(request, stop).await {
-            Some(Ridden::Ran(claimed)) => Some(claimed.inspect(|c| self.hold(c))),
+            Some(Ridden::Ran(claimed)) => Some(claimed.inspect(|c| self.took(c, &asked))),
             Some(Ridden::Stopped) => None,
             None => {
                 self.idle(shutdown, work, wait, slots_matter).await;
@@ -738,6 +775,34 @@ mod tests {
             let signalled = engine.unsaturated.notified().now_or_never().is_some();
             assert_eq!(signalled, signals, "two in flight, a limit of {limit}");
         }
+    }
+
+    /// A reading taken while an endpoint had nothing due says nothing of what was written
+    /// for it after. A claim that filled the endpoint left some of that behind: once it has
+    /// room again, the reading must be read again, or the dispatcher sleeps a polling
+    /// interval on deliveries that are due. Also when the claim was asked with a count
+    /// of attempts that a freed slot has made stale by the time it is held.
+    #[tokio::test]
+    async fn a_claim_that_filled_an_endpoint_makes_a_reading_of_it_stale() {
+        let limits = Limits {
+            per_endpoint: 2,
+            ..Limits::default()
+        };
+        let (_dir, engine, first) = claimed(4, limits).await;
+        assert_eq!(first.len(), 2, "the limit");
+        let endpoint = first[0].endpoint.clone();
+        lock(&engine.state).schedule.known = Some(reading(None, Instant::now()));
+        drop(Held::new(&engine, &first[0]));
+        let asked = vec![(endpoint, 1)];
+        // The other slot frees while the claim is under way: it fills the endpoint as it
+        // was asked, and leaves it one attempt short of its limit.
+        drop(Held::new(&engine, &first[1]));
+        let second = engine.claim(10, asked).await.expect("claimed");
+        assert_eq!(second.len(), 1);
+        let saturated = engine.saturated();
+        assert!(saturated.is_empty(), "one attempt of two running");
+        let known = lock(&engine.state).schedule.next_due(FRESH, &saturated);
+        assert_eq!(known, None, "the reading is read again");
     }
 
     #[test]
