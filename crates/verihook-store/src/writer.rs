@@ -36,7 +36,7 @@ use crate::outbox::{AttemptOutcome, Recorded};
 use crate::StoreError;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -121,6 +121,8 @@ pub(crate) struct Writer<C> {
     delivery: mpsc::Sender<Work<C>>,
     /// A wake-up is on its way through the API lane (one is enough).
     wake_sent: Arc<AtomicBool>,
+    /// The runner's `wrote_unclaimed`, for [`Writer::park`].
+    wrote_unclaimed: Arc<AtomicBool>,
     /// How long outcomes to record wait for a batch that runs anyway (see
     /// [`Writer::record`]); `None`: they wake the runner at once.
     records_wait: Option<Duration>,
@@ -133,7 +135,8 @@ struct Queues<C> {
     wake_sent: Arc<AtomicBool>,
     parked: Option<(Job<C>, Shape)>,
     /// A batch with writes ran while no claim was parked: the next one runs at once.
-    wrote_unclaimed: bool,
+    /// Shared with the senders: only such a claim wakes the runner when it is parked.
+    wrote_unclaimed: Arc<AtomicBool>,
 }
 
 /// What a runner needs besides its connection.
@@ -146,10 +149,12 @@ fn channels<C>() -> (Writer<C>, Queues<C>) {
     let (api, api_queue) = mpsc::channel(QUEUE);
     let (delivery, delivery_queue) = mpsc::channel(QUEUE);
     let wake_sent = Arc::new(AtomicBool::new(false));
+    let wrote_unclaimed = Arc::new(AtomicBool::new(false));
     let writer = Writer {
         api,
         delivery,
         wake_sent: wake_sent.clone(),
+        wrote_unclaimed: wrote_unclaimed.clone(),
         records_wait: None,
     };
     let queues = Queues {
@@ -157,7 +162,7 @@ fn channels<C>() -> (Writer<C>, Queues<C>) {
         delivery: delivery_queue,
         wake_sent,
         parked: None,
-        wrote_unclaimed: false,
+        wrote_unclaimed,
     };
     (writer, queues)
 }
@@ -182,6 +187,16 @@ impl<C> Queues<C> {
     /// Waits for work (a thread runner): delivery work arriving while it waits sends a
     /// wake-up through the API lane, so waiting on that one lane sees both.
     fn blocking_next_batch(&mut self, batch: &mut Vec<Work<C>>) -> bool {
+        if self.wrote_unclaimed.load(Ordering::SeqCst) {
+            // A claim parked before the flag was raised sent no wake-up (see
+            // `Writer::park`), and must run now: it is in the lane by this read.
+            fence(Ordering::SeqCst);
+            self.take_deliveries(batch);
+            if batch.iter().any(|w| matches!(w, Work::Park(..))) {
+                self.fill(batch);
+                return true;
+            }
+        }
         match self.api.blocking_recv() {
             None => return false,
             Some(Work::Wake) => {}
@@ -250,15 +265,17 @@ impl<C> Queues<C> {
         let writes = batch
             .iter()
             .any(|w| !matches!(w, Work::Claim(..) | Work::Wake));
-        if writes || (arrived && self.wrote_unclaimed) {
+        let unclaimed = self.wrote_unclaimed.load(Ordering::SeqCst);
+        if writes || (arrived && unclaimed) {
             if let Some((claim, shape)) = self.parked.take() {
                 batch.push(Work::Claim(claim, shape));
-                self.wrote_unclaimed = false;
+                self.wrote_unclaimed.store(false, Ordering::SeqCst);
                 return;
             }
         }
         // A claim runs last in its batch, and sees all written before it.
-        self.wrote_unclaimed = (self.wrote_unclaimed || writes) && !claims;
+        let unclaimed = (unclaimed || writes) && !claims;
+        self.wrote_unclaimed.store(unclaimed, Ordering::SeqCst);
     }
 }
 
@@ -415,7 +432,19 @@ impl<C: Conn> Writer<C> {
         F: for<'c> FnOnce(&'c mut C) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
     {
         let (job, rx) = job(op);
-        self.send(Lane::Delivery, Work::Park(job, shape)).await?;
+        self.delivery
+            .send(Work::Park(job, shape))
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        // Parked, the claim waits for the next batch with writes, which wakes the runner
+        // anyway; a wake-up now would only run a batch of what waits without one (outcomes
+        // waiting for company, see `record`). Unless writes ran since the last claim:
+        // then it must run at once. The runner raises the flag before it looks in the
+        // lane again (`Queues::blocking_next_batch`), so one of the two sees the other.
+        fence(Ordering::SeqCst);
+        if self.wrote_unclaimed.load(Ordering::SeqCst) {
+            self.wake();
+        }
         Ok(rx)
     }
 
@@ -950,6 +979,55 @@ mod tests {
         wrote.await.expect("written");
         recording.await.expect("recorded");
         assert_eq!(commits.load(Ordering::SeqCst), 1, "one commit for both");
+    }
+
+    /// A parked claim waits for the next write without waking the runner: outcomes
+    /// waiting for company are not committed by a batch of their own for it, and ride
+    /// with the claim on the write that comes.
+    #[tokio::test]
+    async fn a_parked_claim_wakes_nothing_and_rides_the_next_write_with_the_outcomes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (writer, commits) = counted_thread(dir.path());
+        let mut recording = Box::pin(writer.record(Vec::new()));
+        assert!(futures_util::poll!(&mut recording).is_pending());
+        let claimed = writer.park(Shape::Several, |_| Box::pin(async { Ok(7) }));
+        let claimed = claimed.await.expect("parked");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(commits.load(Ordering::SeqCst), 0, "nothing ran yet");
+        let wrote = writer.write(Lane::Api, Shape::Several, insert_row);
+        wrote.await.expect("written");
+        let claimed = tokio::time::timeout(WRITE_DEADLINE, claimed).await;
+        assert_eq!(claimed.expect("answered").expect("ran").expect("ok"), 7);
+        recording.await.expect("recorded");
+        assert_eq!(
+            commits.load(Ordering::SeqCst),
+            1,
+            "one commit for all three"
+        );
+    }
+
+    /// A claim parked after writes the last claim missed, but before the runner raised
+    /// its flag for them, sent no wake-up: the runner finds it before it waits.
+    #[test]
+    fn a_claim_parked_unwoken_after_missed_writes_is_found_before_the_runner_waits() {
+        let (writer, mut queues) = channels::<Connection>();
+        queues.wrote_unclaimed.store(true, Ordering::SeqCst);
+        let (claim, _answer) = super::job(|_: &mut Connection| Box::pin(async { Ok(()) }));
+        let parked = writer.delivery.try_send(Work::Park(claim, Shape::Several));
+        assert!(parked.is_ok(), "queued");
+        let (found, taken) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut batch = Vec::new();
+            let more = queues.blocking_next_batch(&mut batch);
+            let claims = batch
+                .iter()
+                .filter(|w| matches!(w, Work::Claim(..)))
+                .count();
+            let _ = found.send((more, claims));
+        });
+        let taken = taken.recv_timeout(WRITE_DEADLINE);
+        assert_eq!(taken, Ok((true, 1)), "the claim runs in the next batch");
+        drop(writer);
     }
 
     #[tokio::test]
