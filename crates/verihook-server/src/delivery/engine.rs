@@ -103,9 +103,10 @@ struct Reading {
     due: Option<Timestamp>,
     read_at: Instant,
     /// The endpoints the reading left out, being at their limit then, and those a claim
-    /// filled since (see [`Schedule::left_out`]). It says nothing of their deliveries: once one of them has room again, the reading no longer holds
-    /// (taken as it was, a backlog drain idled a whole polling interval each time a
-    /// claim's snapshot of the slots went stale while it ran).
+    /// filled since (see [`Schedule::left_out`]). It says nothing of their deliveries:
+    /// once one of them has room again, the reading no longer holds (taken as it was, a
+    /// backlog drain idled a whole polling interval each time a claim's snapshot of the
+    /// slots went stale while it ran).
     excluding: Vec<EndpointId>,
 }
 
