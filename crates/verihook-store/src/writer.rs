@@ -311,6 +311,16 @@ impl<C: Conn> Writer<C> {
 
     /// Queues work in a lane (waking a waiting runner for the delivery lane).
     async fn send(&self, lane: Lane, work: Work<C>) -> Result<(), StoreError> {
+        self.queue(lane, work).await?;
+        if lane == Lane::Delivery {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    /// Queues work in a lane without waking anyone: a thread runner waiting on the API
+    /// lane sees delivery work only with the next batch or wake-up.
+    async fn queue(&self, lane: Lane, work: Work<C>) -> Result<(), StoreError> {
         let queue = match lane {
             Lane::Api => &self.api,
             Lane::Delivery => &self.delivery,
@@ -318,11 +328,7 @@ impl<C: Conn> Writer<C> {
         queue
             .send(work)
             .await
-            .map_err(|_| StoreError::WriterStopped)?;
-        if lane == Lane::Delivery {
-            self.wake();
-        }
-        Ok(())
+            .map_err(|_| StoreError::WriterStopped)
     }
 
     /// Tells a runner waiting on the API lane that the delivery lane holds work.
@@ -368,10 +374,7 @@ impl<C: Conn> Writer<C> {
         // and a crash before the commit only sends the attempt again, as it would have
         // anyway.
         within_deadline(async {
-            self.delivery
-                .send(work)
-                .await
-                .map_err(|_| StoreError::WriterStopped)?;
+            self.queue(Lane::Delivery, work).await?;
             let mut rx = rx;
             let answer = match tokio::time::timeout(wait, &mut rx).await {
                 Ok(answer) => answer,
@@ -432,10 +435,7 @@ impl<C: Conn> Writer<C> {
         F: for<'c> FnOnce(&'c mut C) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
     {
         let (job, rx) = job(op);
-        self.delivery
-            .send(Work::Park(job, shape))
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
+        self.queue(Lane::Delivery, Work::Park(job, shape)).await?;
         // Parked, the claim waits for the next batch with writes, which wakes the runner
         // anyway; a wake-up now would only run a batch of what waits without one (outcomes
         // waiting for company, see `record`). Unless writes ran since the last claim:
