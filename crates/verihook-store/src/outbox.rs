@@ -102,6 +102,14 @@ pub enum Recorded {
     LeaseLost,
 }
 
+/// How many of an organization's events one slice of an adoption of parked deliveries
+/// looks at: tens of milliseconds of the writer.
+pub const ADOPTION_SLICE: i64 = 5_000;
+
+/// How often a node looks for adoptions of parked deliveries left to take (after a restart
+/// or another node's): each new endpoint's own start with it.
+pub const ADOPT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 #[async_trait]
 pub trait Outbox: Send + Sync + 'static {
     /// Claims due deliveries of live endpoints, oldest first.
@@ -121,6 +129,12 @@ pub trait Outbox: Send + Sync + 'static {
     /// over the tick, so the caller must forget any next due time it knew, then wake its
     /// sender.
     async fn release_paced(&self) -> Result<u64, StoreError>;
+    /// Takes the next slice of the parked deliveries an organization's first endpoint
+    /// adopts, in a transaction of its own (the first slice came with the endpoint; a
+    /// larger backlog takes more, so that no one transaction holds the writer for long):
+    /// they are due at once. Answers whether any adoption is left. Called by every node,
+    /// again at once while it answers `true`, then about once a [`ADOPT_EVERY`].
+    async fn adopt_parked(&self) -> Result<bool, StoreError>;
     /// Logs the attempts and moves their deliveries on, all in one transaction; answers,
     /// in order, what became of each.
     async fn record(&self, outcomes: Vec<AttemptOutcome>) -> Result<Vec<Recorded>, StoreError>;

@@ -186,26 +186,49 @@ pub(crate) const UPDATE_ENDPOINT: &str = "\
 pub(crate) const LIVE_ENDPOINTS: &str = "\
     SELECT COUNT(*) AS n FROM endpoints WHERE organization_id = $1 AND deleted_at IS NULL";
 
-/// Deleted, its pending deliveries dropped; its row stays for the event log.
+/// Deleted, its pending deliveries dropped (and the parked ones it was adopting, from
+/// `adopt_from` on); its row stays for the event log.
 pub(crate) const DELETE_ENDPOINT: &str = "\
     UPDATE endpoints SET deleted_at = $1 WHERE id = $2 AND organization_id = $3 \
-    AND deleted_at IS NULL RETURNING seq";
+    AND deleted_at IS NULL RETURNING seq, organization_id, adopt_from";
 
 /// The deliveries of an organization that had no endpoint wait under endpoint `seq` 0,
 /// which no claim sees: as before endpoints existed, events stored before an organization
 /// sets its URL are sent once it does. Its first endpoint adopts those whose type its
-/// filter takes (`$1` the endpoint's `seq`, `$2` the organization, `$3` the stored
-/// filter); the others are dropped.
+/// filter takes; the others are dropped. It does so a slice of the organization's events
+/// at a time (see `database::adoption`), each slice in a transaction of its own: the
+/// events from `$2` on, `$3` of them (`$1` the organization), of which this reads the
+/// last `seq` and how many there are.
 pub(crate) const PARKED: i64 = 0;
 
+pub(crate) const ADOPTION_SLICE: &str = "\
+    SELECT MAX(seq) AS last, COUNT(*) AS n FROM (SELECT seq FROM events \
+    WHERE organization_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3) s";
+
+/// The slice's parked deliveries of the types the filter takes, to the endpoint (`$1` its
+/// `seq`, `$2` the organization, `$3` the stored filter, `$4`..`$5` the slice's events).
 pub(crate) const ADOPT_PARKED: &str = "\
     UPDATE deliveries SET endpoint_seq = $1 WHERE endpoint_seq = 0 AND event_seq IN ( \
-        SELECT seq FROM events WHERE organization_id = $2 AND ($3 = '' \
-        OR length(replace($3, ',' || event_type || ',', '')) < length($3)))";
+        SELECT seq FROM events WHERE organization_id = $2 AND seq BETWEEN $4 AND $5 \
+        AND ($3 = '' OR length(replace($3, ',' || event_type || ',', '')) < length($3)))";
 
+/// The rest of the slice's parked deliveries (`$1` the organization, `$2`..`$3` its events).
 pub(crate) const DROP_PARKED: &str = "\
     DELETE FROM deliveries WHERE endpoint_seq = 0 AND event_seq IN ( \
-        SELECT seq FROM events WHERE organization_id = $1)";
+        SELECT seq FROM events WHERE organization_id = $1 AND seq BETWEEN $2 AND $3)";
+
+pub(crate) const ANY_ADOPTION: &str = "\
+    SELECT 1 AS one FROM endpoints WHERE adopt_from IS NOT NULL AND deleted_at IS NULL LIMIT 1";
+
+/// The first endpoint with an adoption under way, locked (PostgreSQL) so that nodes take
+/// its slices one after the other.
+pub(crate) const ADOPTING_ENDPOINT: &str = "\
+    SELECT seq, organization_id, event_types, disabled, adopt_from FROM endpoints \
+    WHERE adopt_from IS NOT NULL AND deleted_at IS NULL ORDER BY seq LIMIT 1";
+
+/// Where the endpoint's adoption stands: the next event to look at (`$1`), or done.
+pub(crate) const ADOPTED_UP_TO: &str = "UPDATE endpoints SET adopt_from = $1 WHERE seq = $2";
+pub(crate) const ADOPTED_ALL: &str = "UPDATE endpoints SET adopt_from = NULL WHERE seq = $1";
 
 pub(crate) const ENDPOINT_SEQ_BY_ID: &str = "SELECT seq FROM endpoints WHERE id = $1";
 

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{instrument, Span};
 use verihook_core::{EndpointId, EventId, RetryPolicy, Timestamp};
+use verihook_store::outbox::ADOPT_EVERY;
 use verihook_store::recoveries::PACE_TICK;
 use verihook_store::{
     AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, Lease, NextStep, Outbox,
@@ -211,6 +212,7 @@ impl DeliveryEngine {
         let tasks = TaskTracker::new();
         let work = self.outbox.work_signal();
         let pacer = tokio::spawn(self.clone().pace(shutdown.clone()));
+        let adopter = tokio::spawn(self.clone().adopt(shutdown.clone()));
         let mut next_probe = Instant::now();
         // The last claim took all that was due: wait for more before claiming again.
         let mut found_all = false;
@@ -258,6 +260,7 @@ impl DeliveryEngine {
             }
         }
         pacer.abort();
+        adopter.abort();
         self.drain(tasks).await;
     }
 
@@ -279,6 +282,26 @@ impl DeliveryEngine {
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "letting out recovered deliveries failed"),
+            }
+        }
+    }
+
+    /// Takes the parked deliveries that new endpoints adopt, a slice at a time, until none
+    /// is left; then looks again once an [`ADOPT_EVERY`] (for a restart's or another
+    /// node's). Each slice wakes the dispatcher through the store.
+    async fn adopt(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            let wait = match self.outbox.adopt_parked().await {
+                Ok(true) => Duration::ZERO,
+                Ok(false) => ADOPT_EVERY,
+                Err(e) => {
+                    tracing::warn!(error = %e, "adopting parked deliveries failed");
+                    ADOPT_EVERY
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = shutdown.cancelled() => return,
             }
         }
     }

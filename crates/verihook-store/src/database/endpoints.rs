@@ -1,5 +1,6 @@
 //! [`Endpoints`], written once for every backend.
 
+use super::adoption::{self, Adoption};
 use super::{Backend, Database};
 use crate::conn::Conn;
 use crate::repository::{EndpointRef, Endpoints};
@@ -15,11 +16,12 @@ use verihook_core::{
 
 /// Inserts `endpoint` unless its organization is missing (`NotFound`) or has as many as it
 /// may (`LimitReached`). The organization's row is locked first (PostgreSQL), so that
-/// concurrent creations on several nodes count one after the other.
+/// concurrent creations on several nodes count one after the other. Answers how many
+/// parked deliveries it adopted (see [`super::adoption`]): they are due.
 pub(super) async fn insert_endpoint<B: Backend>(
     conn: &mut B::Conn,
     endpoint: &Endpoint,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
     let organization = [Value::text(endpoint.organization_id.as_str())];
     let exists = format!("{}{}", sql::ORGANIZATION_EXISTS, B::LOCK_FOR_UPDATE);
     if conn.query(&exists, &organization).await?.is_empty() {
@@ -32,28 +34,15 @@ pub(super) async fn insert_endpoint<B: Backend>(
     }
     conn.execute(sql::INSERT_ENDPOINT, &rows::endpoint_params(endpoint))
         .await?;
-    if live == 0 {
-        adopt_parked::<B>(conn, endpoint).await?;
+    if live > 0 {
+        return Ok(0);
     }
-    Ok(())
-}
-
-/// The organization's first endpoint takes the deliveries that waited for one.
-async fn adopt_parked<B: Backend>(
-    conn: &mut B::Conn,
-    endpoint: &Endpoint,
-) -> Result<(), StoreError> {
+    // The organization's first endpoint: it adopts the parked deliveries, the first
+    // slice now, the rest in transactions of their own.
     let id = [Value::text(endpoint.id.as_str())];
     let seq = conn.query(sql::ENDPOINT_SEQ_BY_ID, &id).await?;
     let seq = seq.first().ok_or(StoreError::NotFound)?.int("seq")?;
-    let filter = endpoint.event_types.to_stored();
-    let organization = Value::text(endpoint.organization_id.as_str());
-    let params = [Value::int(seq), organization.clone(), Value::text(&filter)];
-    if !endpoint.disabled {
-        conn.execute(sql::ADOPT_PARKED, &params).await?;
-    }
-    conn.execute(sql::DROP_PARKED, &[organization]).await?;
-    Ok(())
+    Adoption::starting(seq, endpoint).slice(conn).await
 }
 
 /// `sql` with its `{which}` naming the endpoint (its id bound last in `params`).
@@ -99,10 +88,15 @@ fn select_endpoints(organization: &OrganizationId) -> Query {
 impl<B: Backend> Endpoints for Database<B> {
     async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
         let endpoint = self.sealed(endpoint)?;
-        self.write(Lane::Api, move |conn| {
-            Box::pin(async move { insert_endpoint::<B>(conn, &endpoint).await })
-        })
-        .await
+        let adopted = self
+            .write(Lane::Api, move |conn| {
+                Box::pin(async move { insert_endpoint::<B>(conn, &endpoint).await })
+            })
+            .await?;
+        if adopted > 0 {
+            self.deliveries_due();
+        }
+        Ok(())
     }
 
     async fn endpoints(&self, organization: &OrganizationId) -> Result<Vec<Endpoint>, StoreError> {
@@ -194,13 +188,14 @@ impl<B: Backend> Endpoints for Database<B> {
         self.write(Lane::Api, move |conn| {
             Box::pin(async move {
                 let deleted = conn.query(sql::DELETE_ENDPOINT, &params).await?;
-                let seq = deleted
-                    .first()
-                    .map(|r| r.int("seq"))
-                    .transpose()?
-                    .ok_or(StoreError::NotFound)?;
+                let deleted = deleted.first().ok_or(StoreError::NotFound)?;
+                let seq = deleted.int("seq")?;
                 conn.execute(sql::DROP_PENDING_OF_ENDPOINT, &[Value::int(seq)])
                     .await?;
+                if let Some(from) = deleted.opt_int("adopt_from")? {
+                    let organization = deleted.str("organization_id")?;
+                    adoption::abandon(conn, organization, from).await?;
+                }
                 Ok(())
             })
         })

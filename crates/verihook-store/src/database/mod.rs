@@ -4,6 +4,7 @@
 //! One file per trait: `organizations`, `customers`, `events`, `outbox`; this one holds
 //! what they share.
 
+mod adoption;
 mod alerts;
 mod customers;
 mod endpoints;

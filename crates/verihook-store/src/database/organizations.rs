@@ -94,26 +94,31 @@ impl<B: Backend> Organizations for Database<B> {
             Timestamp::now(),
         );
         let stored = self.sealed(&fresh)?;
-        let set = self
+        let (set, adopted) = self
             .write(Lane::Api, move |conn| {
                 Box::pin(async move {
                     let params = [Value::text(url.as_str()), Value::text(id.as_str())];
                     if let Some(row) = conn.query(sql::SET_DEFAULT_URL, &params).await?.first() {
-                        return Ok(WebhookSet {
+                        let set = WebhookSet {
                             url: stored_url(row.str("url")?)?,
                             secret: WebhookSecret::from_stored(row.string("secret")?),
                             secret_is_new: false,
-                        });
+                        };
+                        return Ok((set, 0));
                     }
-                    insert_endpoint::<B>(conn, &stored).await?;
-                    Ok(WebhookSet {
+                    let adopted = insert_endpoint::<B>(conn, &stored).await?;
+                    let set = WebhookSet {
                         url: fresh.url,
                         secret: fresh.secret,
                         secret_is_new: true,
-                    })
+                    };
+                    Ok((set, adopted))
                 })
             })
             .await?;
+        if adopted > 0 {
+            self.deliveries_due();
+        }
         Ok(WebhookSet {
             secret: self.sealer.open(set.secret)?,
             ..set

@@ -1,6 +1,7 @@
 //! [`Outbox`], written once for every backend; claiming and recording are the backend's
 //! own (`Backend::claim`, `Backend::record`).
 
+use super::adoption::Adoption;
 use super::{announce, Backend, Database};
 use crate::conn::Conn;
 use crate::outbox::{
@@ -77,6 +78,32 @@ impl<B: Backend> Outbox for Database<B> {
 
     async fn release_paced(&self) -> Result<u64, StoreError> {
         Database::release_paced(self).await
+    }
+
+    async fn adopt_parked(&self) -> Result<bool, StoreError> {
+        // Looked for on a reader first: an idle node costs the writer nothing.
+        let any = self.read_one(sql::ANY_ADOPTION, Vec::new(), |_| Ok(()));
+        if any.await?.is_none() {
+            return Ok(false);
+        }
+        let sliced = self
+            .write(Lane::Delivery, move |conn| {
+                Box::pin(async move {
+                    match Adoption::next::<B>(conn).await? {
+                        Some(adoption) => adoption.slice(conn).await.map(Some),
+                        None => Ok(None),
+                    }
+                })
+            })
+            .await?;
+        let Some(adopted) = sliced else {
+            return Ok(false);
+        };
+        if adopted > 0 {
+            self.deliveries_due();
+        }
+        // Another endpoint's adoption may be under way: look again at once.
+        Ok(true)
     }
 
     async fn record(&self, outcomes: Vec<AttemptOutcome>) -> Result<Vec<Recorded>, StoreError> {

@@ -58,6 +58,8 @@ const MIGRATIONS: &[Migration] = &[
     migration!(15, "0015_customer_sequence.sql", "customer sequence"),
     migration!(16, "0016_customer_erasure.sql", "customer erasure"),
     migration!(17, "0017_retention.sql", "retention"),
+    // 18 is PostgreSQL's alone (its partitions).
+    migration!(19, "0019_adoption_in_slices.sql", "adoption in slices"),
 ];
 
 pub(super) fn embedded() -> usize {

@@ -3,7 +3,8 @@
 //! and redelivery.
 
 use super::{
-    claim, claim_when_due, customer, force, organization, outcome, with_webhook, Backend, RecordOne,
+    claim, claim_when_due, customer, force, new_customer, organization, outcome, with_webhook,
+    Backend, RecordOne,
 };
 use std::time::Duration;
 use verihook_core::endpoint::MAX_ENDPOINTS;
@@ -11,6 +12,7 @@ use verihook_core::{
     CustomerStatus, DeliveryStatus, Endpoint, EndpointId, EndpointPatch, EventType, EventTypes,
     Organization, RetryPolicy, SignatureScheme, Timestamp, WebhookSecret, WebhookUrl,
 };
+use verihook_store::outbox::ADOPTION_SLICE;
 use verihook_store::{
     ClaimRequest, ClaimedDelivery, EventFilter, NextStep, PageRequest, Scope, Storage, StoreError,
 };
@@ -474,6 +476,57 @@ pub async fn without_an_endpoint_events_wait_for_the_first<B: Backend>() {
         2,
         "the third was dropped"
     );
+}
+
+/// `n` customers of `org` stored at once (their writes share commits): `n` events.
+async fn many_customers(store: &Storage, org: &Organization, n: usize) {
+    let inserts = (0..n).map(|_| store.customers.insert_customer(new_customer(org, "a@b.co")));
+    for inserted in futures_util::future::join_all(inserts).await {
+        inserted.expect("inserted");
+    }
+}
+
+/// A first endpoint adopts a backlog larger than a slice a slice at a time: the first
+/// with the endpoint, the rest by `adopt_parked`, which carries on after a restart and
+/// answers `false` once nothing is left to adopt.
+pub async fn a_first_endpoint_adopts_a_large_backlog_a_slice_at_a_time<B: Backend>() {
+    let mut b = B::fresh().await;
+    let store = b.store();
+    let org = organization(&store).await;
+    let slice = usize::try_from(ADOPTION_SLICE).expect("small");
+    many_customers(&store, &org, slice + 3).await;
+    assert!(!store.outbox.adopt_parked().await.expect("looked"));
+    let first = endpoint(&store, &org, &[]).await;
+    let claimed = claim_all(&store).await;
+    assert_eq!(to(&claimed, &first.id).len(), slice, "the first slice");
+    b.reopen().await;
+    let store = b.store();
+    assert!(store.outbox.adopt_parked().await.expect("adopted"));
+    let rest = claim_all(&store).await;
+    assert_eq!(to(&rest, &first.id).len(), 3, "the rest, after a restart");
+    assert!(!store.outbox.adopt_parked().await.expect("looked"));
+    assert_eq!(store.outbox.size().await.expect("size"), slice as u64 + 3);
+}
+
+/// An endpoint deleted before its adoption is done takes the rest of the backlog with it,
+/// as if it had adopted it all: nothing stays parked, and the organization's other
+/// endpoint is sent none of it.
+pub async fn an_endpoint_deleted_during_its_adoption_drops_the_rest<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = organization(&store).await;
+    let slice = usize::try_from(ADOPTION_SLICE).expect("small");
+    many_customers(&store, &org, slice + 3).await;
+    let first = endpoint(&store, &org, &[]).await;
+    let second = endpoint(&store, &org, &[]).await;
+    store
+        .endpoints
+        .delete_endpoint(&org.id, &first.id, Timestamp::now())
+        .await
+        .expect("deleted");
+    assert!(!store.outbox.adopt_parked().await.expect("looked"));
+    assert!(to(&claim_all(&store).await, &second.id).is_empty());
+    assert_eq!(store.outbox.size().await.expect("size"), 0);
 }
 
 /// The next due time leaves out the endpoints a sender names (those at its limit), so a

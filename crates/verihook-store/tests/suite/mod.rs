@@ -1387,6 +1387,8 @@ macro_rules! store_suite {
             each_endpoint_has_its_own_attempts_headroom_and_redelivery,
             deleting_an_endpoint_drops_its_pending_deliveries,
             without_an_endpoint_events_wait_for_the_first,
+            a_first_endpoint_adopts_a_large_backlog_a_slice_at_a_time,
+            an_endpoint_deleted_during_its_adoption_drops_the_rest,
             the_next_due_time_leaves_out_saturated_endpoints,
             a_rotation_keeps_the_previous_secret_signing_until_its_overlap_ends,
             api_keys_are_created_listed_and_revoked,
