@@ -220,11 +220,10 @@ pub(crate) const DROP_PARKED: &str = "\
 pub(crate) const ANY_ADOPTION: &str = "\
     SELECT 1 AS one FROM endpoints WHERE adopt_from IS NOT NULL AND deleted_at IS NULL LIMIT 1";
 
-/// The first endpoint with an adoption under way, locked (PostgreSQL) so that nodes take
-/// its slices one after the other.
-pub(crate) const ADOPTING_ENDPOINT: &str = "\
+/// The endpoints with an adoption under way, furthest behind first, at most `$1`.
+pub(crate) const ADOPTING_ENDPOINTS: &str = "\
     SELECT seq, organization_id, event_types, disabled, adopt_from FROM endpoints \
-    WHERE adopt_from IS NOT NULL AND deleted_at IS NULL ORDER BY seq LIMIT 1";
+    WHERE adopt_from IS NOT NULL AND deleted_at IS NULL ORDER BY adopt_from, seq LIMIT $1";
 
 /// Where the endpoint's adoption stands: the next event to look at (`$1`), or done.
 pub(crate) const ADOPTED_UP_TO: &str = "UPDATE endpoints SET adopt_from = $1 WHERE seq = $2";

@@ -4,4 +4,4 @@
 -- at, NULL once all are adopted.
 ALTER TABLE endpoints ADD COLUMN adopt_from INTEGER;
 -- Looked for once a second by every node: the few endpoints with an adoption under way.
-CREATE INDEX endpoints_adopting ON endpoints (seq) WHERE adopt_from IS NOT NULL;
+CREATE INDEX endpoints_adopting ON endpoints (adopt_from) WHERE adopt_from IS NOT NULL;

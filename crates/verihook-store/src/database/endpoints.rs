@@ -42,7 +42,7 @@ pub(super) async fn insert_endpoint<B: Backend>(
     let id = [Value::text(endpoint.id.as_str())];
     let seq = conn.query(sql::ENDPOINT_SEQ_BY_ID, &id).await?;
     let seq = seq.first().ok_or(StoreError::NotFound)?.int("seq")?;
-    Adoption::starting(seq, endpoint).slice(conn).await
+    adoption::round(conn, &[Adoption::starting(seq, endpoint)]).await
 }
 
 /// `sql` with its `{which}` naming the endpoint (its id bound last in `params`).

@@ -1,7 +1,7 @@
 //! [`Outbox`], written once for every backend; claiming and recording are the backend's
 //! own (`Backend::claim`, `Backend::record`).
 
-use super::adoption::Adoption;
+use super::adoption::{self, Adoption};
 use super::{announce, Backend, Database};
 use crate::conn::Conn;
 use crate::outbox::{
@@ -89,10 +89,11 @@ impl<B: Backend> Outbox for Database<B> {
         let sliced = self
             .write(Lane::Delivery, move |conn| {
                 Box::pin(async move {
-                    match Adoption::next::<B>(conn).await? {
-                        Some(adoption) => adoption.slice(conn).await.map(Some),
-                        None => Ok(None),
+                    let adoptions = Adoption::under_way::<B>(conn).await?;
+                    if adoptions.is_empty() {
+                        return Ok(None);
                     }
+                    adoption::round(conn, &adoptions).await.map(Some)
                 })
             })
             .await?;

@@ -508,6 +508,44 @@ pub async fn a_first_endpoint_adopts_a_large_backlog_a_slice_at_a_time<B: Backen
     assert_eq!(store.outbox.size().await.expect("size"), slice as u64 + 3);
 }
 
+/// Two organizations' adoptions under way at once share rounds, and each endpoint takes
+/// exactly its own organization's backlog, whatever the share of a round each gets.
+pub async fn adoptions_under_way_at_once_each_take_their_own<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let (one, two) = (organization(&store).await, organization(&store).await);
+    let slice = usize::try_from(ADOPTION_SLICE).expect("small");
+    // Rounds of two share half a slice each: `one`'s rounds end before `two`'s events
+    // begin until it catches up with them.
+    many_customers(&store, &one, 2 * slice + 40).await;
+    many_customers(&store, &two, slice + 7 + slice / 2).await;
+    many_customers(&store, &one, 30).await;
+    let (first, second) = (
+        endpoint(&store, &one, &[]).await,
+        endpoint(&store, &two, &[]).await,
+    );
+    let mut claimed = claim_all(&store).await;
+    let mut rounds = 0;
+    while store.outbox.adopt_parked().await.expect("adopted") {
+        claimed.extend(claim_all(&store).await);
+        rounds += 1;
+        assert!(rounds < 100, "the adoptions end");
+    }
+    assert_eq!(to(&claimed, &first.id).len(), 2 * slice + 70);
+    assert_eq!(to(&claimed, &second.id).len(), slice + 7 + slice / 2);
+    let organizations = |e: &EndpointId| {
+        let mut of: Vec<_> = claimed
+            .iter()
+            .filter(|d| &d.endpoint == e)
+            .map(|d| d.event.organization_id.clone())
+            .collect();
+        of.dedup();
+        of
+    };
+    assert_eq!(organizations(&first.id), vec![one.id.clone()]);
+    assert_eq!(organizations(&second.id), vec![two.id.clone()]);
+}
+
 /// An endpoint deleted before its adoption is done takes the rest of the backlog with it,
 /// as if it had adopted it all: nothing stays parked, and the organization's other
 /// endpoint is sent none of it.

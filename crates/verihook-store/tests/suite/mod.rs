@@ -1388,6 +1388,7 @@ macro_rules! store_suite {
             deleting_an_endpoint_drops_its_pending_deliveries,
             without_an_endpoint_events_wait_for_the_first,
             a_first_endpoint_adopts_a_large_backlog_a_slice_at_a_time,
+            adoptions_under_way_at_once_each_take_their_own,
             an_endpoint_deleted_during_its_adoption_drops_the_rest,
             the_next_due_time_leaves_out_saturated_endpoints,
             a_rotation_keeps_the_previous_secret_signing_until_its_overlap_ends,
