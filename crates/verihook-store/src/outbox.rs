@@ -102,8 +102,8 @@ pub enum Recorded {
     LeaseLost,
 }
 
-/// How many of an organization's events one slice of an adoption of parked deliveries
-/// looks at: tens of milliseconds of the writer.
+/// How many events one slice (or round) of an adoption of parked deliveries looks at:
+/// tens of milliseconds of the writer.
 pub const ADOPTION_SLICE: i64 = 5_000;
 
 /// How often a node looks for adoptions of parked deliveries left to take (after a restart
@@ -129,11 +129,12 @@ pub trait Outbox: Send + Sync + 'static {
     /// over the tick, so the caller must forget any next due time it knew, then wake its
     /// sender.
     async fn release_paced(&self) -> Result<u64, StoreError>;
-    /// Takes the next slice of the parked deliveries an organization's first endpoint
-    /// adopts, in a transaction of its own (the first slice came with the endpoint; a
-    /// larger backlog takes more, so that no one transaction holds the writer for long):
-    /// they are due at once. Answers whether any adoption is left. Called by every node,
-    /// again at once while it answers `true`, then about once a [`ADOPT_EVERY`].
+    /// Takes the next round of the parked deliveries that organizations' first endpoints
+    /// adopt, in a transaction of its own: at most [`ADOPTION_SLICE`] events, shared by
+    /// the adoptions under way (each endpoint's first slice came with it; a larger
+    /// backlog takes more, so that no one transaction holds the writer for long). What
+    /// it adopts is due at once. Answers whether an adoption was under way. Called by
+    /// every node, again at once while it answers `true`, then once an [`ADOPT_EVERY`].
     async fn adopt_parked(&self) -> Result<bool, StoreError>;
     /// Logs the attempts and moves their deliveries on, all in one transaction; answers,
     /// in order, what became of each.

@@ -196,11 +196,11 @@ pub(crate) const DELETE_ENDPOINT: &str = "\
 /// which no claim sees: as before endpoints existed, events stored before an organization
 /// sets its URL are sent once it does. Its first endpoint adopts those whose type its
 /// filter takes; the others are dropped. It does so a slice of the organization's events
-/// at a time (see `database::adoption`), each slice in a transaction of its own: the
-/// events from `$2` on, `$3` of them (`$1` the organization), of which this reads the
-/// last `seq` and how many there are.
+/// at a time, each slice in a transaction of its own (see `database::adoption`).
 pub(crate) const PARKED: i64 = 0;
 
+/// A slice of an organization's events (`$1`): `$3` of them from `$2` on, of which this
+/// reads the last `seq` and how many there are.
 pub(crate) const ADOPTION_SLICE: &str = "\
     SELECT MAX(seq) AS last, COUNT(*) AS n FROM (SELECT seq FROM events \
     WHERE organization_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3) s";
@@ -217,6 +217,7 @@ pub(crate) const DROP_PARKED: &str = "\
     DELETE FROM deliveries WHERE endpoint_seq = 0 AND event_seq IN ( \
         SELECT seq FROM events WHERE organization_id = $1 AND seq BETWEEN $2 AND $3)";
 
+/// Whether any adoption is under way (read on a reader before a round is written).
 pub(crate) const ANY_ADOPTION: &str = "\
     SELECT 1 AS one FROM endpoints WHERE adopt_from IS NOT NULL AND deleted_at IS NULL LIMIT 1";
 

@@ -286,9 +286,9 @@ impl DeliveryEngine {
         }
     }
 
-    /// Takes the parked deliveries that new endpoints adopt, a slice at a time, until none
+    /// Takes the parked deliveries that new endpoints adopt, a round at a time, until none
     /// is left; then looks again once an [`ADOPT_EVERY`] (for a restart's or another
-    /// node's). Each slice wakes the dispatcher through the store.
+    /// node's). Each round that adopts some wakes the dispatcher through the store.
     async fn adopt(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
             let wait = match self.outbox.adopt_parked().await {
