@@ -201,7 +201,7 @@ pub(crate) const PARKED: i64 = 0;
 
 /// A slice of an organization's events (`$1`): `$3` of them from `$2` on, of which this
 /// reads the last `seq` and how many there are.
-pub(crate) const ADOPTION_SLICE: &str = "\
+pub(crate) const ADOPTION_REACH: &str = "\
     SELECT MAX(seq) AS last, COUNT(*) AS n FROM (SELECT seq FROM events \
     WHERE organization_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3) s";
 

@@ -72,7 +72,7 @@ impl Adoption {
             Value::int(self.from),
             Value::int(share),
         ];
-        let found = conn.query(sql::ADOPTION_SLICE, &params).await?;
+        let found = conn.query(sql::ADOPTION_REACH, &params).await?;
         let found = found.first();
         let events = found.map(|r| r.int("n")).transpose()?.unwrap_or(0);
         let last = found.map(|r| r.opt_int("last")).transpose()?.flatten();
@@ -100,8 +100,7 @@ impl Adoption {
         }
         // An endpoint that takes every type has adopted them all.
         if self.disabled || !self.filter.is_empty() {
-            conn.execute(sql::DROP_PARKED, &[organization, from, to])
-                .await?;
+            drop_parked(conn, organization, from, to).await?;
         }
         Ok(adopted)
     }
@@ -176,11 +175,18 @@ pub(super) async fn abandon<C: Conn>(
     organization: &str,
     from: i64,
 ) -> Result<(), StoreError> {
-    let params = [
-        Value::text(organization),
-        Value::int(from),
-        Value::int(i64::MAX),
-    ];
-    conn.execute(sql::DROP_PARKED, &params).await?;
+    let (organization, from) = (Value::text(organization), Value::int(from));
+    drop_parked(conn, organization, from, Value::int(i64::MAX)).await
+}
+
+/// Drops the organization's parked deliveries of the events from `from` to `to`.
+async fn drop_parked<C: Conn>(
+    conn: &mut C,
+    organization: Value<'_>,
+    from: Value<'_>,
+    to: Value<'_>,
+) -> Result<(), StoreError> {
+    conn.execute(sql::DROP_PARKED, &[organization, from, to])
+        .await?;
     Ok(())
 }
