@@ -172,13 +172,15 @@ pub trait Outbox: Send + Sync + 'static {
     /// waits in the writer and runs after the next writes (a new customer's events, an
     /// outcome recorded, an endpoint's backlog let out, …), in their transaction. A new
     /// event is then leased at the commit that stores it, with no wake-up and no commit
-    /// of its own in between. `stop` ends the wait (time, a freed slot, shutdown).
-    /// `None` where the store cannot see every write after the claim (several writers);
-    /// the sender then waits on [`Outbox::work_signal`].
+    /// of its own in between. `stop` ends the wait (time, a freed slot, shutdown): with a
+    /// fresh request, which is claimed at once in the waiting claim's place (see
+    /// [`Ridden::Renewed`]), or with none, and the claim is taken back. `None` where the
+    /// store cannot see every write after the claim (several writers); the sender then
+    /// waits on [`Outbox::work_signal`].
     async fn claim_after_writes(
         &self,
         request: ClaimRequest,
-        stop: BoxFuture<'_, ()>,
+        stop: BoxFuture<'_, Option<ClaimRequest>>,
     ) -> Option<Ridden> {
         let _ = (request, stop);
         None
@@ -190,6 +192,9 @@ pub trait Outbox: Send + Sync + 'static {
 pub enum Ridden {
     /// It ran: what it claimed, perhaps nothing.
     Ran(Result<Vec<ClaimedDelivery>, StoreError>),
-    /// `stop` came first, and it was taken back unrun.
+    /// `stop` came first with a fresh request, which ran in its place, in one batch with
+    /// the writes waiting then: what that one claimed.
+    Renewed(Result<Vec<ClaimedDelivery>, StoreError>),
+    /// `stop` came first without one, and it was taken back unrun.
     Stopped,
 }

@@ -91,7 +91,7 @@ type SaveReply = oneshot::Sender<Result<(), StoreError>>;
 
 /// What a queue holds: a job, outcomes to record or a new customer to save (each merged
 /// with the batch's others of its kind), a claim of due deliveries (which makes nothing
-/// due, so a parked claim does not ride on it), a claim to park or take back (see
+/// due, so a parked claim does not ride on it), a claim to park, take back or renew (see
 /// [`Writer::park`]), or a wake-up for a runner waiting on the API lane (see [`Lane`]).
 enum Work<C> {
     Job(Job<C>, Shape),
@@ -100,6 +100,8 @@ enum Work<C> {
     Claim(Job<C>, Shape),
     Park(Job<C>, Shape),
     Unpark,
+    /// A claim to run in the next batch in place of the parked one, if that has not run.
+    Renew(Job<C>, Shape),
     Wake,
 }
 
@@ -245,7 +247,7 @@ impl<C> Queues<C> {
         let mut arrived = false;
         if batch
             .iter()
-            .any(|w| matches!(w, Work::Park(..) | Work::Unpark))
+            .any(|w| matches!(w, Work::Park(..) | Work::Unpark | Work::Renew(..)))
         {
             let mut rest = Vec::with_capacity(batch.len());
             for work in batch.drain(..) {
@@ -256,6 +258,14 @@ impl<C> Queues<C> {
                     }
                     // Dropped unrun: its caller hears that nothing was claimed.
                     Work::Unpark => self.parked = None,
+                    // Runs last in this batch, with whatever writes it holds. If the
+                    // parked claim ran first, the renewal is dropped unrun: its caller
+                    // has the parked one's answer.
+                    Work::Renew(claim, shape) => {
+                        if self.parked.take().is_some() {
+                            rest.push(Work::Claim(claim, shape));
+                        }
+                    }
                     work => rest.push(work),
                 }
             }
@@ -451,6 +461,25 @@ impl<C: Conn> Writer<C> {
     /// Takes the parked claim back if it has not run.
     pub(crate) async fn unpark(&self) -> Result<(), StoreError> {
         self.send(Lane::Delivery, Work::Unpark).await
+    }
+
+    /// Puts a fresh claim (`op`) in the parked one's place, to run now, in one batch with
+    /// the writes waiting (the outcomes of the attempts that freed the slots, mostly):
+    /// one commit, where taking the parked claim back and claiming anew cost two. If the
+    /// parked claim ran first, this one is dropped unrun (its answer `Err`, closed); if
+    /// not, the parked one's answer is `Err` and this one runs.
+    pub(crate) async fn renew<T, F>(
+        &self,
+        shape: Shape,
+        op: F,
+    ) -> Result<oneshot::Receiver<Result<T, StoreError>>, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut C) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
+    {
+        let (job, rx) = job(op);
+        self.send(Lane::Delivery, Work::Renew(job, shape)).await?;
+        Ok(rx)
     }
 }
 
@@ -689,7 +718,7 @@ fn sort<C: Conn>(batch: &mut Vec<Work<C>>, merged: Merged<C>) -> Sorted<C> {
             Work::Save(_, caller) if caller.is_closed() => {}
             Work::Save(change, caller) => saves.push((*change, caller)),
             // Parking orders were taken before (`Queues::ride`).
-            Work::Park(..) | Work::Unpark | Work::Wake => {}
+            Work::Park(..) | Work::Unpark | Work::Renew(..) | Work::Wake => {}
         }
     }
     // One new customer is a job like any other (on PostgreSQL, alone in its batch, one

@@ -47,7 +47,13 @@ impl Default for Limits {
     }
 }
 
-/// How long a dispatcher waiting on saturated endpoints gathers freed slots.
+/// What a claim took, or why it failed.
+type ClaimResult = Result<Vec<ClaimedDelivery>, verihook_store::StoreError>;
+
+/// How long a dispatcher waiting on saturated endpoints gathers freed slots before a
+/// claim of its own (one round trip and commit each). A claim waiting in the writer needs
+/// none: renewed, it runs in the writer's next batch, and what frees meanwhile waits for
+/// the one after (see [`DeliveryEngine::wait_for_work`]).
 const COALESCE: Duration = Duration::from_millis(2);
 /// How often due probes of failing endpoints are looked for (each endpoint's own probe
 /// waits 30 s doubling to 10 min; see the store).
@@ -231,7 +237,7 @@ impl DeliveryEngine {
                 continue;
             }
             let wanted = free.min(self.limits.batch);
-            let claimed = if found_all {
+            let (claimed, wanted) = if found_all {
                 let until = next_probe.saturating_duration_since(Instant::now());
                 let waited = self.wait_for_work(&shutdown, &work, wanted, running, until);
                 match waited.await {
@@ -242,7 +248,7 @@ impl DeliveryEngine {
                     }
                 }
             } else {
-                self.claim(wanted, running).await
+                (self.claim(wanted, running).await, wanted)
             };
             let claimed = match claimed {
                 Ok(claimed) => claimed,
@@ -324,11 +330,7 @@ impl DeliveryEngine {
     }
 
     #[instrument(level = "debug", skip_all, fields(wanted = wanted))]
-    async fn claim(
-        &self,
-        wanted: usize,
-        in_flight: Vec<(EndpointId, u32)>,
-    ) -> Result<Vec<ClaimedDelivery>, verihook_store::StoreError> {
+    async fn claim(&self, wanted: usize, in_flight: Vec<(EndpointId, u32)>) -> ClaimResult {
         let request = self.request(wanted, in_flight);
         let asked = request.in_flight.clone();
         let claimed = self.outbox.claim(request).await?;
@@ -369,8 +371,9 @@ impl DeliveryEngine {
     /// After a claim that took all that was due, waits until more may be: the next due
     /// time (at most `until`, when probes are next due), a freed slot of an endpoint at
     /// its limit, shutdown, or new writes. Where the store can, a claim rides on those
-    /// writes (run after them in their transaction, see `Outbox::claim_after_writes`):
-    /// its result. `None`: claim now.
+    /// writes (run after them in their transaction, see `Outbox::claim_after_writes`);
+    /// when the wait ends otherwise, a fresh claim (the slots counted anew) runs in its
+    /// place at once. Its result, with how many it wanted. `None`: claim now.
     async fn wait_for_work(
         &self,
         shutdown: &CancellationToken,
@@ -378,17 +381,32 @@ impl DeliveryEngine {
         wanted: usize,
         in_flight: Vec<(EndpointId, u32)>,
         until: Duration,
-    ) -> Option<Result<Vec<ClaimedDelivery>, verihook_store::StoreError>> {
+    ) -> Option<(ClaimResult, usize)> {
         // Read after the claim: the one that just filled an endpoint's slots must wait
         // on them, not on the polling interval.
         let saturated = self.saturated();
         let wait = self.until_next_due(&saturated).await.min(until);
         let slots_matter = !saturated.is_empty();
-        let stop = Box::pin(self.until_more_may_be_due(shutdown, wait, slots_matter));
+        // What the fresh claim asked with, should it run.
+        let renewed = Mutex::new(None);
+        let stop = Box::pin(async {
+            let at_once = Duration::ZERO;
+            self.until_more_may_be_due(shutdown, wait, slots_matter, at_once)
+                .await;
+            let (request, wanted) = self.renewal(shutdown)?;
+            let mut asked = renewed.lock().unwrap_or_else(PoisonError::into_inner);
+            *asked = Some((request.in_flight.clone(), wanted));
+            Some(request)
+        });
         let request = self.request(wanted, in_flight);
         let asked = request.in_flight.clone();
         match self.outbox.claim_after_writes(request, stop).await {
-            Some(Ridden::Ran(claimed)) => Some(claimed.inspect(|c| self.took(c, &asked))),
+            Some(Ridden::Ran(claimed)) => Some((claimed.inspect(|c| self.took(c, &asked)), wanted)),
+            Some(Ridden::Renewed(claimed)) => {
+                let renewed = renewed.into_inner().unwrap_or_else(PoisonError::into_inner);
+                let (asked, wanted) = renewed?;
+                Some((claimed.inspect(|c| self.took(c, &asked)), wanted))
+            }
             Some(Ridden::Stopped) => None,
             None => {
                 self.idle(shutdown, work, wait, slots_matter).await;
@@ -397,21 +415,35 @@ impl DeliveryEngine {
         }
     }
 
+    /// The claim to make now in place of one that waited for writes: `None` at shutdown,
+    /// or with no slot free (the dispatcher then waits for one).
+    fn renewal(&self, shutdown: &CancellationToken) -> Option<(ClaimRequest, usize)> {
+        if shutdown.is_cancelled() {
+            return None;
+        }
+        let (free, running) = self.capacity();
+        let wanted = free.min(self.limits.batch);
+        (wanted > 0).then(|| (self.request(wanted, running), wanted))
+    }
+
     /// Waits for what makes deliveries due besides new writes: time (`wait`), the pacer's
-    /// release, or a freed slot of a saturated endpoint (if `slots_matter`); or shutdown.
+    /// release, or a freed slot of a saturated endpoint (if `slots_matter`), then `gather`
+    /// for more to finish, so that one claim serves several slots instead of one each; or
+    /// shutdown.
     async fn until_more_may_be_due(
         &self,
         shutdown: &CancellationToken,
         wait: Duration,
         slots_matter: bool,
+        gather: Duration,
     ) {
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = self.released.notified() => {}
             () = self.unsaturated.notified(), if slots_matter => {
-                // Let a few more finish before claiming, so that one claim serves several
-                // slots instead of one each.
-                tokio::time::sleep(COALESCE).await;
+                if !gather.is_zero() {
+                    tokio::time::sleep(gather).await;
+                }
             }
             () = shutdown.cancelled() => {}
         }
@@ -501,7 +533,7 @@ impl DeliveryEngine {
         // New work cuts a freed slot's gathering short too: other endpoints lose no time.
         tokio::select! {
             () = work.notified() => {}
-            () = self.until_more_may_be_due(shutdown, wait, slots_matter) => {}
+            () = self.until_more_may_be_due(shutdown, wait, slots_matter, COALESCE) => {}
         }
     }
 

@@ -16,8 +16,34 @@ use async_trait::async_trait;
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 use verihook_core::{EndpointId, EventId, EventType, EventTypes, OrganizationId, Timestamp};
+
+/// A claim of due deliveries as the writer runs it.
+fn claim_job<B: Backend>(
+    request: ClaimRequest,
+) -> impl for<'c> FnOnce(&'c mut B::Conn) -> BoxFuture<'c, Result<Vec<ClaimedDelivery>, StoreError>>
+       + Send
+       + 'static {
+    move |conn| Box::pin(async move { B::claim(conn, &request).await })
+}
+
+/// A waiting claim's answer (`Err`: it was dropped unrun, taken back), as `ran` says it
+/// ran.
+type Answer = Result<Result<Vec<ClaimedDelivery>, StoreError>, oneshot::error::RecvError>;
+
+impl<B: Backend> Database<B> {
+    fn ridden(
+        &self,
+        answered: Answer,
+        ran: fn(Result<Vec<ClaimedDelivery>, StoreError>) -> Ridden,
+    ) -> Ridden {
+        match answered {
+            Ok(claimed) => ran(claimed.and_then(|c| self.secrets_opened(c))),
+            Err(_) => Ridden::Stopped,
+        }
+    }
+}
 
 #[async_trait]
 impl<B: Backend> Outbox for Database<B> {
@@ -25,9 +51,7 @@ impl<B: Backend> Outbox for Database<B> {
         let claimed = self
             .backend
             .writer()
-            .claim(B::CLAIM, move |conn| {
-                Box::pin(async move { B::claim(conn, &request).await })
-            })
+            .claim(B::CLAIM, claim_job::<B>(request))
             .await?;
         self.secrets_opened(claimed)
     }
@@ -35,37 +59,42 @@ impl<B: Backend> Outbox for Database<B> {
     async fn claim_after_writes(
         &self,
         request: ClaimRequest,
-        stop: BoxFuture<'_, ()>,
+        stop: BoxFuture<'_, Option<ClaimRequest>>,
     ) -> Option<Ridden> {
         if !B::ONE_WRITER {
             return None;
         }
         let writer = self.backend.writer();
-        let parked = writer.park(B::CLAIM, move |conn| {
-            Box::pin(async move { B::claim(conn, &request).await })
-        });
+        let parked = writer.park(B::CLAIM, claim_job::<B>(request));
         let mut answer = match parked.await {
             Ok(answer) => answer,
             Err(e) => return Some(Ridden::Ran(Err(e))),
         };
-        let answered = tokio::select! {
-            answered = &mut answer => answered,
-            () = stop => {
-                if let Err(e) = writer.unpark().await {
-                    return Some(Ridden::Ran(Err(e)));
-                }
-                // Answered at once if it ran (its commit came first) or was taken back.
-                match tokio::time::timeout(WRITE_DEADLINE, answer).await {
-                    Ok(answered) => answered,
-                    Err(_) => return Some(Ridden::Ran(Err(StoreError::Timeout(WRITE_DEADLINE)))),
-                }
-            }
+        let renewed = tokio::select! {
+            answered = &mut answer => return Some(self.ridden(answered, Ridden::Ran)),
+            fresh = stop => match fresh {
+                Some(request) => writer.renew(B::CLAIM, claim_job::<B>(request)).await.map(Some),
+                None => writer.unpark().await.map(|()| None),
+            },
         };
-        Some(match answered {
-            Ok(claimed) => Ridden::Ran(claimed.and_then(|c| self.secrets_opened(c))),
-            // Taken back unrun.
-            Err(_) => Ridden::Stopped,
-        })
+        let renewed = match renewed {
+            Ok(renewed) => renewed,
+            Err(e) => return Some(Ridden::Ran(Err(e))),
+        };
+        // Answered at once if it ran (its commit came first) or was taken back.
+        let Ok(answered) = tokio::time::timeout(WRITE_DEADLINE, answer).await else {
+            return Some(Ridden::Ran(Err(StoreError::Timeout(WRITE_DEADLINE))));
+        };
+        match (answered, renewed) {
+            (Ok(claimed), _) => Some(self.ridden(Ok(claimed), Ridden::Ran)),
+            (Err(_), None) => Some(Ridden::Stopped),
+            // Taken back: the fresh claim runs in its place.
+            (Err(_), Some(fresh)) => {
+                let answered = tokio::time::timeout(WRITE_DEADLINE, fresh).await;
+                let answered = answered.unwrap_or(Ok(Err(StoreError::Timeout(WRITE_DEADLINE))));
+                Some(self.ridden(answered, Ridden::Renewed))
+            }
+        }
     }
 
     async fn claim_probes(

@@ -1287,7 +1287,7 @@ pub async fn a_parked_claim_rides_the_next_writes_or_is_taken_back<B: Backend>()
     let org = with_webhook(&store).await;
     // A claim sees every write before it: nothing was missed.
     assert_nothing_due(&store, "no event yet").await;
-    let never = || Box::pin(std::future::pending::<()>());
+    let never = || Box::pin(std::future::pending::<Option<ClaimRequest>>());
     let ride = {
         let outbox = store.outbox.clone();
         tokio::spawn(async move { outbox.claim_after_writes(claim(10), never()).await })
@@ -1339,7 +1339,7 @@ pub async fn a_parked_claim_rides_the_next_writes_or_is_taken_back<B: Backend>()
     // No write at all: taken back when `stop` comes, unrun, nothing leased.
     let ridden = store
         .outbox
-        .claim_after_writes(claim(100), Box::pin(async {}))
+        .claim_after_writes(claim(100), Box::pin(async { None }))
         .await
         .expect("this store parks claims");
     assert!(matches!(ridden, Ridden::Stopped), "{ridden:?}");
@@ -1349,6 +1349,37 @@ pub async fn a_parked_claim_rides_the_next_writes_or_is_taken_back<B: Backend>()
         claimed.iter().any(|d| d.event.customer_id == later.id),
         "the taken-back claim leased nothing, and later events wait to be claimed"
     );
+}
+
+/// A parked claim whose wait ends with a fresh request gives way to it: the fresh claim
+/// runs at once, with its own limit, and the parked one never runs.
+pub async fn a_parked_claim_gives_way_to_a_fresh_one_when_its_wait_ends<B: Backend>() {
+    let b = B::fresh().await;
+    let store = b.store();
+    let org = with_webhook(&store).await;
+    for _ in 0..3 {
+        customer(&store, &org).await;
+    }
+    // A claim of none sees the writes: the next one parked waits for more.
+    assert!(store
+        .outbox
+        .claim(claim(0))
+        .await
+        .expect("claim")
+        .is_empty());
+    let fresh = Box::pin(async { Some(claim(100)) });
+    let Some(ridden) = store.outbox.claim_after_writes(claim(1), fresh).await else {
+        return; // This store has several writers: it parks no claim.
+    };
+    let Ridden::Renewed(Ok(claimed)) = ridden else {
+        panic!("the fresh claim ran in the parked one's place: {ridden:?}");
+    };
+    assert_eq!(
+        claimed.len(),
+        3,
+        "the fresh claim's limit, not the parked one's"
+    );
+    assert_nothing_due(&store, "both claims leasing would have leased twice").await;
 }
 
 /// One `#[tokio::test]` per suite function for a backend.
@@ -1380,6 +1411,7 @@ macro_rules! store_suite {
             lag_counts_only_organizations_below_their_limit,
             delivery_writes_are_answered_without_api_traffic,
             a_parked_claim_rides_the_next_writes_or_is_taken_back,
+            a_parked_claim_gives_way_to_a_fresh_one_when_its_wait_ends,
             the_outbox_and_attempt_log_survive_the_upgrade,
             endpoints_are_created_listed_changed_and_deleted,
             an_organization_has_at_most_fifty_endpoints,
