@@ -56,6 +56,16 @@ impl suite::Backend for Postgres {
         sqlx::raw_sql(sql).execute(&mut conn).await.expect("ran");
     }
 
+    async fn count(&self, sql: &str) -> i64 {
+        let mut conn = sqlx::PgConnection::connect(self.db.url())
+            .await
+            .expect("connected");
+        sqlx::query_scalar(sql)
+            .fetch_one(&mut conn)
+            .await
+            .expect("counted")
+    }
+
     async fn stored_bytes(&self) -> Vec<u8> {
         let mut conn = sqlx::PgConnection::connect(self.db.url())
             .await

@@ -51,6 +51,16 @@ impl suite::Backend for Sqlite {
         sqlx::raw_sql(sql).execute(&mut conn).await.expect("ran");
     }
 
+    async fn count(&self, sql: &str) -> i64 {
+        let mut conn = sqlx::SqliteConnection::connect(self.db.url())
+            .await
+            .expect("connected");
+        sqlx::query_scalar(sql)
+            .fetch_one(&mut conn)
+            .await
+            .expect("counted")
+    }
+
     async fn stored_bytes(&self) -> Vec<u8> {
         let path = self.db.url().trim_start_matches("sqlite://").to_owned();
         let conn = rusqlite::Connection::open(&path).expect("opened");

@@ -3,8 +3,8 @@
 //! and redelivery.
 
 use super::{
-    claim, claim_when_due, customer, force, new_customer, organization, outcome, with_webhook,
-    Backend, RecordOne,
+    assert_no_orphans, claim, claim_when_due, customer, force, new_customer, organization, outcome,
+    with_webhook, Backend, RecordOne,
 };
 use std::time::Duration;
 use verihook_core::endpoint::MAX_ENDPOINTS;
@@ -429,6 +429,7 @@ pub async fn deleting_an_endpoint_drops_its_pending_deliveries<B: Backend>() {
         .attempts
         .iter()
         .any(|a| a.endpoint_id.as_ref() == Some(&gone.id)));
+    assert_no_orphans(&b).await;
 }
 
 /// An organization with no endpoint: its events wait (pending, claimed by no one) for its
@@ -476,6 +477,7 @@ pub async fn without_an_endpoint_events_wait_for_the_first<B: Backend>() {
         2,
         "the third was dropped"
     );
+    assert_no_orphans(&b).await;
 }
 
 /// `n` customers of `org` stored at once (their writes share commits): `n` events.
@@ -565,6 +567,7 @@ pub async fn an_endpoint_deleted_during_its_adoption_drops_the_rest<B: Backend>(
     assert!(!store.outbox.adopt_parked().await.expect("looked"));
     assert!(to(&claim_all(&store).await, &second.id).is_empty());
     assert_eq!(store.outbox.size().await.expect("size"), 0);
+    assert_no_orphans(&b).await;
 }
 
 /// The next due time leaves out the endpoints a sender names (those at its limit), so a

@@ -1,8 +1,8 @@
 //! The lifecycle of a customer's data: sequence numbers, retention, erasure (CONTRACT §11).
 
 use super::{
-    attempt_next, claim, claim_when_due, customer, events_of, later, organization, outcome,
-    with_webhook, Backend, RecordOne,
+    assert_no_orphans, attempt_next, claim, claim_when_due, customer, events_of, later,
+    organization, outcome, with_webhook, Backend, RecordOne,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -232,6 +232,7 @@ pub async fn an_erasure_leaves_no_personal_data_and_emits_customer_deleted<B: Ba
         trail[0].erased_by, "apiKey",
         "a key the database does not know"
     );
+    assert_no_orphans(&b).await;
 }
 
 /// Expired events go with their attempts and failure records, at most a batch at a time;
@@ -307,4 +308,5 @@ pub async fn expired_events_are_purged_in_batches_but_pending_ones_stay<B: Backe
         .reclaim_space(100)
         .await
         .expect("space given back");
+    assert_no_orphans(&b).await;
 }

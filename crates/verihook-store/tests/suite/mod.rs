@@ -45,6 +45,8 @@ pub trait Backend: Sized {
     fn refuse_customer(&self, id: &str) -> impl Future<Output = ()>;
     /// Runs `sql` on the database (a test's shortcut past a wait, say).
     fn run_sql(&self, sql: &str) -> impl Future<Output = ()>;
+    /// Runs `sql`, a query of one count, on the database.
+    fn count(&self, sql: &str) -> impl Future<Output = i64>;
     /// Closes the store and opens the same database again.
     fn reopen(&mut self) -> impl Future<Output = ()>;
     /// Every byte the database keeps of its rows: SQLite's file after a checkpoint (and
@@ -58,6 +60,53 @@ pub trait Backend: Sized {
     fn upgraded_from_first_schema(seed: &str) -> impl Future<Output = Self>;
     /// How this backend's SQL writes the 32-byte API key digest `[7; 32]`.
     const DIGEST_LITERAL: &'static str;
+}
+
+/// Rows that refer to what is not there: what foreign keys would refuse. The outbox, the
+/// attempt log and the failed events have none on either backend, nor PostgreSQL's
+/// customers and events (migration 0005): the store's own writes keep these references
+/// (a change writes its events and their outbox rows together; an attempt or a failure
+/// is written under a lease on a row that exists; a purge takes an event's rows with
+/// it), and the tests that write and delete them check that they did.
+const ORPHANS: [(&str, &str); 6] = [
+    (
+        "customers of no organization",
+        "SELECT COUNT(*) FROM customers c \
+         WHERE NOT EXISTS (SELECT 1 FROM organizations o WHERE o.id = c.organization_id)",
+    ),
+    (
+        "events of no organization",
+        "SELECT COUNT(*) FROM events e \
+         WHERE NOT EXISTS (SELECT 1 FROM organizations o WHERE o.id = e.organization_id)",
+    ),
+    (
+        "deliveries of no event",
+        "SELECT COUNT(*) FROM deliveries d \
+         WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.seq = d.event_seq)",
+    ),
+    (
+        // Endpoint 0: parked, waiting for the organization's first endpoint.
+        "deliveries to no endpoint",
+        "SELECT COUNT(*) FROM deliveries d WHERE d.endpoint_seq <> 0 \
+         AND NOT EXISTS (SELECT 1 FROM endpoints en WHERE en.seq = d.endpoint_seq)",
+    ),
+    (
+        "attempts of no event",
+        "SELECT COUNT(*) FROM attempts a \
+         WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.seq = a.event_seq)",
+    ),
+    (
+        "failed events of no event",
+        "SELECT COUNT(*) FROM failed_events f \
+         WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.seq = f.event_seq)",
+    ),
+];
+
+/// Asserts that no row refers to what is not there (see [`ORPHANS`]).
+pub(crate) async fn assert_no_orphans<B: Backend>(b: &B) {
+    for (what, sql) in ORPHANS {
+        assert_eq!(b.count(sql).await, 0, "{what}");
+    }
 }
 
 pub(crate) async fn organization(store: &Storage) -> Organization {
